@@ -1,0 +1,98 @@
+"""Compile an `Agent` into a plain LangGraph `StateGraph` with the shape of DESIGN.md."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+from langchain_core.messages import AIMessage
+from langgraph.graph import END, START, StateGraph
+
+from tierflow.graphs.lint import lint
+from tierflow.graphs.names import ACT, OBSERVE, REMIND, ROUTE, guard_node, model_node
+from tierflow.graphs.shape import shape_of
+from tierflow.nodes.act import make_act_node
+from tierflow.nodes.guard import guard_outcome, make_guard_node
+from tierflow.nodes.model import TierModel, make_model_node
+from tierflow.nodes.observe import observe
+from tierflow.nodes.remind import make_remind_node
+from tierflow.nodes.route import make_route_node
+from tierflow.nodes.state import AgentInput, AgentState
+
+if TYPE_CHECKING:
+    from langgraph.checkpoint.base import BaseCheckpointSaver
+    from langgraph.graph.state import CompiledStateGraph
+
+    from tierflow.graphs.spec import Agent
+
+ModelOutcome = Literal["tool_calls", "answer", "limit"]
+
+
+def after_model(state: AgentState) -> ModelOutcome:
+    if state.get("status") == "failed":
+        return "limit"
+    messages = state.get("messages", [])
+    last = messages[-1] if messages else None
+    if isinstance(last, AIMessage) and (last.tool_calls or last.invalid_tool_calls):
+        return "tool_calls"
+    return "answer"
+
+
+def chosen_tier(state: AgentState) -> str:
+    route = state.get("route")
+    if route is None:
+        raise ValueError("route: no decision in state")
+    return route["tier"]
+
+
+def build_graph(agent: Agent) -> StateGraph[Any, Any, Any, Any]:
+    """The uncompiled `StateGraph` (nodes, edges, path maps) of `agent`."""
+    tools = agent.all_tools()
+    tier_names = [t.name for t in agent.tiers]
+    guards = [guard_node(g.name) for g in agent.guardrails]
+    builder: StateGraph[Any, Any, Any, Any] = StateGraph(AgentState, input_schema=AgentInput)
+
+    builder.add_node(REMIND, make_remind_node(agent.limits.max_steps))
+    builder.add_node(ROUTE, make_route_node(agent.router, set(tier_names)))
+    builder.add_node(ACT, make_act_node(tools, agent.limits.max_tool_calls_per_turn))
+    builder.add_node(OBSERVE, observe)
+    builder.add_edge(START, REMIND)
+    builder.add_edge(REMIND, ROUTE)
+    builder.add_conditional_edges(ROUTE, chosen_tier, {t: model_node(t) for t in tier_names})
+
+    first_guard = guards[0] if guards else END
+    for tier in agent.tiers:
+        node = model_node(tier.name)
+        builder.add_node(
+            node,
+            make_model_node(
+                tier.name,
+                model=TierModel(tier.name, tier.model, tools),
+                price=tier.price,
+                instructions=agent.instructions,
+                max_steps=agent.limits.max_steps,
+                answer_is_final=not guards,
+            ),
+        )
+        builder.add_conditional_edges(
+            node, after_model, {"tool_calls": ACT, "answer": first_guard, "limit": END}
+        )
+    builder.add_edge(ACT, OBSERVE)
+    builder.add_edge(OBSERVE, REMIND)
+
+    for index, guardrail in enumerate(agent.guardrails):
+        is_last = index == len(guards) - 1
+        builder.add_node(guards[index], make_guard_node(guardrail, is_last))
+        builder.add_conditional_edges(
+            guards[index],
+            guard_outcome,
+            {"pass": END if is_last else guards[index + 1], "reask": OBSERVE, "refuse": END},
+        )
+    return builder
+
+
+def compile_agent(
+    agent: Agent, checkpointer: BaseCheckpointSaver[Any] | None = None
+) -> CompiledStateGraph[Any, Any, Any, Any]:
+    builder = build_graph(agent)
+    lint(shape_of(builder))
+    return builder.compile(checkpointer=checkpointer, name=agent.name)

@@ -1,0 +1,58 @@
+"""Graph lint: the compiled shape keeps tierflow's promises, checked with networkx.
+
+- every node is reachable from START, and END is reachable from every node;
+- every path from a model node to END that carries an answer passes every guard node.
+A violation is a `SpecError` whose message includes the diagram.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from tierflow.errors import SpecError
+from tierflow.graphs.draw import mermaid
+from tierflow.graphs.names import GUARD_PREFIX, MODEL_PREFIX, NON_ANSWER_EXITS
+from tierflow.graphs.shape import Shape
+
+START, END = "__start__", "__end__"
+
+
+def to_networkx(shape: Shape) -> nx.MultiDiGraph:
+    """One networkx edge per outcome, so each keeps its own label."""
+    digraph = nx.MultiDiGraph()
+    digraph.add_nodes_from(shape.nodes)
+    for edge in shape.edges:
+        for label in (edge.label or "").split(" | "):
+            digraph.add_edge(edge.source, edge.target, label=label or None)
+    return digraph
+
+
+def problems(shape: Shape) -> list[str]:
+    digraph = to_networkx(shape)
+    found: list[str] = []
+    unreachable = set(digraph) - nx.descendants(digraph, START) - {START}
+    if unreachable:
+        found.append(f"unreachable from START: {sorted(unreachable)}")
+    stuck = set(digraph) - nx.ancestors(digraph, END) - {END}
+    if stuck:
+        found.append(f"cannot reach END: {sorted(stuck)}")
+    answers = nx.DiGraph()
+    answers.add_nodes_from(digraph)
+    answers.add_edges_from(
+        (u, v) for u, v, label in digraph.edges(data="label") if label not in NON_ANSWER_EXITS
+    )
+    models = [n for n in digraph if n.startswith(MODEL_PREFIX)]
+    for guard in (n for n in digraph if n.startswith(GUARD_PREFIX)):
+        bypass = answers.copy()
+        bypass.remove_node(guard)
+        leaking = [m for m in models if nx.has_path(bypass, m, END)]
+        if leaking:
+            found.append(f"an answer from {leaking} can reach END without passing {guard}")
+    return found
+
+
+def lint(shape: Shape) -> None:
+    """Raise `SpecError` (with the diagram) if the graph breaks a promise."""
+    found = problems(shape)
+    if found:
+        raise SpecError("graph", "; ".join(found) + "\n" + mermaid(shape))

@@ -1,0 +1,167 @@
+"""The declarative agent: data that validates on construction and serialises to JSON."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from langchain_core.language_models import BaseChatModel
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from tierflow.errors import SpecError
+from tierflow.guardrails.base import Guardrail
+from tierflow.models.price import Price
+from tierflow.models.resolve import parse_reference
+from tierflow.nodes.route import Router, RulesRouter
+from tierflow.nodes.tools import UPDATE_PLAN, Tool
+from tierflow.spec_model import SpecModel
+
+if TYPE_CHECKING:
+    from langgraph.checkpoint.base import BaseCheckpointSaver
+    from langgraph.graph.state import CompiledStateGraph
+
+NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class Tier(SpecModel):
+    """A model tier: a name, a model reference (or LangChain chat model), a price."""
+
+    name: str
+    model: str | BaseChatModel
+    price: Price
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        if not NAME.match(name):
+            raise ValueError(f"{name!r} must be lower-case letters, digits and _")
+        return name
+
+    @field_validator("model")
+    @classmethod
+    def _reference(cls, model: str | BaseChatModel) -> str | BaseChatModel:
+        if isinstance(model, str):
+            parse_reference(model)
+        return model
+
+    def spec(self) -> dict[str, Any]:
+        model = (
+            self.model
+            if isinstance(self.model, str)
+            else {
+                "class": type(self.model).__name__,
+                "model_name": getattr(self.model, "model_name", None),
+            }
+        )
+        return {"name": self.name, "model": model, "price": self.price.model_dump()}
+
+
+class Limits(SpecModel):
+    """Budgets of one request: model steps, and tool calls per model turn."""
+
+    max_steps: int = Field(default=20, gt=0)
+    max_tool_calls_per_turn: int = Field(default=8, gt=0)
+
+
+class Agent(SpecModel):
+    """A declared agent. `compile()` turns it into a LangGraph graph."""
+
+    spec_prefix: ClassVar[str | None] = ""
+
+    name: str
+    instructions: str
+    tiers: tuple[Tier, ...]
+    router: Any = None
+    tools: tuple[Tool, ...] = ()
+    guardrails: tuple[Any, ...] = ()
+    limits: Limits = Field(default_factory=Limits)
+    plan_tool: bool = True
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Agent:
+        if not self.name.strip():
+            raise SpecError("name", "must not be empty")
+        if len(self.tiers) < 2:
+            raise SpecError("tiers", f"declare at least two tiers (got {len(self.tiers)})")
+        _no_duplicates("tiers", [t.name for t in self.tiers])
+        if self.router is None:
+            object.__setattr__(self, "router", RulesRouter(default=self.tiers[0].name))
+        if not isinstance(self.router, Router):
+            raise SpecError("router", "must have name, tiers() and route(request, state)")
+        unknown = self.router.tiers() - {t.name for t in self.tiers}
+        if unknown:
+            raise SpecError(
+                "router",
+                f"routes to unknown tier(s) {sorted(unknown)}; declared: "
+                f"{[t.name for t in self.tiers]}",
+            )
+        tool_names = [t.name for t in self.tools]
+        _no_duplicates("tools", tool_names)
+        if self.plan_tool and UPDATE_PLAN in tool_names:
+            raise SpecError(f"tools.{UPDATE_PLAN}", "is built in; pick another name")
+        for index, guardrail in enumerate(self.guardrails):
+            if not isinstance(guardrail, Guardrail):
+                raise SpecError(
+                    f"guardrails.{index}",
+                    "must have name, max_reasks, refusal, check(candidate, context) and spec()",
+                )
+        _no_duplicates("guardrails", [g.name for g in self.guardrails])
+        return self
+
+    def tier(self, name: str) -> Tier:
+        for tier in self.tiers:
+            if tier.name == name:
+                return tier
+        raise KeyError(name)
+
+    def to_json(self) -> str:
+        """The whole declaration as stable, sorted JSON — diff two versions of an agent."""
+        router = self.router
+        router_spec = (
+            router.model_dump(mode="json")
+            if isinstance(router, BaseModel)
+            else {"name": router.name, "class": type(router).__name__}
+        )
+        document = {
+            "name": self.name,
+            "instructions": self.instructions,
+            "tiers": [t.spec() for t in self.tiers],
+            "router": router_spec,
+            "tools": [t.spec() for t in self.tools],
+            "guardrails": [g.spec() for g in self.guardrails],
+            "limits": self.limits.model_dump(),
+            "plan_tool": self.plan_tool,
+        }
+        return json.dumps(document, indent=2, sort_keys=True)
+
+    def with_models(self, **models: str | BaseChatModel) -> Agent:
+        """The same agent with other models on the named tiers (prices unchanged)."""
+        unknown = set(models) - {t.name for t in self.tiers}
+        if unknown:
+            raise SpecError("tiers", f"with_models: unknown tier(s) {sorted(unknown)}")
+        tiers = tuple(
+            Tier(name=t.name, model=models.get(t.name, t.model), price=t.price) for t in self.tiers
+        )
+        return self.model_copy(update={"tiers": tiers})
+
+    def all_tools(self) -> tuple[Tool, ...]:
+        """The declared tools plus the built-in `update_plan` when enabled."""
+        from tierflow.nodes.tools import update_plan_tool
+
+        return (*self.tools, update_plan_tool()) if self.plan_tool else self.tools
+
+    def compile(
+        self, checkpointer: BaseCheckpointSaver[Any] | None = None
+    ) -> CompiledStateGraph[Any, Any, Any, Any]:
+        """A plain LangGraph compiled graph of this agent."""
+        from tierflow.graphs.compile import compile_agent
+
+        return compile_agent(self, checkpointer)
+
+
+def _no_duplicates(field: str, names: list[str]) -> None:
+    repeated = sorted(n for n, count in Counter(names).items() if count > 1)
+    if repeated:
+        raise SpecError(field, f"duplicate name(s) {repeated}")

@@ -1,0 +1,33 @@
+"""Node functions of the compiled agent graph, the state they share, tools, routers."""
+
+from tierflow.nodes.route import Router, Rule, RulesRouter
+from tierflow.nodes.state import (
+    AgentInput,
+    AgentState,
+    GuardRecord,
+    ModelCall,
+    PlanStep,
+    RouteDecision,
+    Status,
+    ToolResult,
+)
+from tierflow.nodes.tools import UPDATE_PLAN, Tool, ToolContext, tool, update_plan_tool
+
+__all__ = [
+    "UPDATE_PLAN",
+    "AgentInput",
+    "AgentState",
+    "GuardRecord",
+    "ModelCall",
+    "PlanStep",
+    "RouteDecision",
+    "Router",
+    "Rule",
+    "RulesRouter",
+    "Status",
+    "Tool",
+    "ToolContext",
+    "ToolResult",
+    "tool",
+    "update_plan_tool",
+]

@@ -1,0 +1,108 @@
+"""The `model:<tier>` node: one model turn on one tier, with its usage and cost."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
+from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
+
+from tierflow.models.price import Price, usage_from_metadata
+from tierflow.models.resolve import resolve_model
+from tierflow.nodes.dual import dual_node
+from tierflow.nodes.state import AgentState, ModelCall
+from tierflow.nodes.tools import Tool
+
+
+@dataclass
+class TierModel:
+    """A tier's model, resolved on first use so that drawing or linting an agent never
+    needs an API key. Resolution is deterministic; the cache only saves the work."""
+
+    tier: str
+    reference: str | BaseChatModel
+    tools: Sequence[Tool]
+    _bound: Runnable[LanguageModelInput, BaseMessage] | None = field(default=None, repr=False)
+
+    def bound(self) -> Runnable[LanguageModelInput, BaseMessage]:
+        if self._bound is None:
+            chat = resolve_model(self.reference)
+            schemas = [t.openai_schema() for t in self.tools]
+            self._bound = chat.bind_tools(schemas) if schemas else chat
+        return self._bound
+
+    @property
+    def label(self) -> str:
+        if isinstance(self.reference, str):
+            return self.reference
+        return str(getattr(self.reference, "model_name", type(self.reference).__name__))
+
+
+def model_input(instructions: str, state: AgentState) -> list[BaseMessage]:
+    """Instructions, the stored history, then the reminder — the last thing read."""
+    return [
+        SystemMessage(instructions),
+        *state.get("messages", []),
+        SystemMessage(state.get("reminder", "")),
+    ]
+
+
+def make_model_node(
+    tier: str,
+    *,
+    model: TierModel,
+    price: Price,
+    instructions: str,
+    max_steps: int,
+    answer_is_final: bool,
+) -> RunnableLambda[Any, Any]:
+    """`answer_is_final`: no guardrails stand between this node and END, so an answer
+    without tool calls finishes the run here."""
+
+    def limit_reached(state: AgentState) -> dict[str, Any] | None:
+        if state.get("steps", 0) < max_steps:
+            return None
+        return {
+            "status": "failed",
+            "error": f"step limit reached: {max_steps} model steps without a final answer",
+        }
+
+    def record(state: AgentState, response: BaseMessage) -> dict[str, Any]:
+        if not isinstance(response, AIMessage):
+            raise TypeError(f"tier {tier!r}: model returned {type(response).__name__}")
+        usage = usage_from_metadata(response.usage_metadata)
+        step = state.get("steps", 0) + 1
+        call = ModelCall(
+            step=step,
+            tier=tier,
+            model=model.label,
+            usage=usage,
+            usage_source=str(response.response_metadata.get("usage_source", "provider")),
+            cost_usd=price.cost(usage),
+            tool_calls=[c["name"] for c in response.tool_calls],
+        )
+        update: dict[str, Any] = {"messages": [response], "steps": step, "calls": [call]}
+        has_calls = bool(response.tool_calls or response.invalid_tool_calls)
+        if not has_calls:
+            update["candidate"] = str(response.text)
+            if answer_is_final:
+                update |= {"status": "done", "answer": str(response.text)}
+        return update
+
+    def run(state: AgentState, config: RunnableConfig) -> dict[str, Any]:
+        stop = limit_reached(state)
+        if stop is not None:
+            return stop
+        return record(state, model.bound().invoke(model_input(instructions, state), config))
+
+    async def run_async(state: AgentState, config: RunnableConfig) -> dict[str, Any]:
+        stop = limit_reached(state)
+        if stop is not None:
+            return stop
+        response = await model.bound().ainvoke(model_input(instructions, state), config)
+        return record(state, response)
+
+    return dual_node(f"model.{tier}", run, run_async)

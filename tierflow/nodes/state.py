@@ -1,0 +1,89 @@
+"""The agent state: what every node reads and writes, checkpointed at every step.
+
+Everything here is plain data (TypedDicts, strings, numbers, LangChain messages), so it
+round-trips through LangGraph's serializer without custom types. The state lives with
+the nodes because the nodes are what read and write it; `tierflow.graphs` re-exports it.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, Literal
+
+from langchain_core.messages import AnyMessage
+from langgraph.graph.message import add_messages
+from typing_extensions import TypedDict
+
+from tierflow.models.price import TokenUsage
+
+Status = Literal["running", "done", "refused", "failed", "interrupted"]
+StepStatus = Literal["pending", "in_progress", "done"]
+
+
+class PlanStep(TypedDict):
+    step: str
+    status: StepStatus
+
+
+class RouteDecision(TypedDict):
+    """Which tier serves the request, who decided, and why."""
+
+    tier: str
+    router: str
+    reason: str
+    confidence: float
+
+
+class ModelCall(TypedDict):
+    """One model turn: its tier, the provider's usage, its cost, what it asked for."""
+
+    step: int
+    tier: str
+    model: str
+    usage: TokenUsage
+    usage_source: str
+    cost_usd: float
+    tool_calls: list[str]
+
+
+class ToolResult(TypedDict):
+    """The outcome of one tool call; `ok=False` results carry an actionable error."""
+
+    call_id: str
+    name: str
+    ok: bool
+    content: str
+
+
+class GuardRecord(TypedDict):
+    """One guardrail verdict on one candidate answer."""
+
+    guard: str
+    ok: bool
+    reason: str
+    step: int
+
+
+class AgentInput(TypedDict):
+    messages: Annotated[list[AnyMessage], add_messages]
+
+
+class AgentState(TypedDict, total=False):
+    messages: Annotated[list[AnyMessage], add_messages]
+    # The request being served: the id of the user's message and its text (the objective).
+    request_id: str
+    objective: str
+    plan: list[PlanStep]
+    reminder: str
+    route: RouteDecision | None
+    routes: Annotated[list[RouteDecision], operator.add]
+    steps: int
+    calls: Annotated[list[ModelCall], operator.add]
+    results: list[ToolResult]
+    candidate: str | None
+    feedback: str | None
+    reasks: dict[str, int]
+    verdicts: Annotated[list[GuardRecord], operator.add]
+    status: Status
+    answer: str | None
+    error: str | None

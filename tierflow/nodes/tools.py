@@ -1,0 +1,172 @@
+"""Tools: a function, a pydantic schema of its arguments, and how it may be run.
+
+`@tool` derives the schema from the function's signature at declaration time, so a
+tool whose arguments can't be described to a model fails when the agent is written,
+not when the model first calls it.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, get_type_hints, overload
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PydanticSchemaGenerationError,
+    PydanticUserError,
+    create_model,
+)
+from pydantic.errors import PydanticInvalidForJsonSchema
+
+from tierflow.errors import SpecError
+from tierflow.nodes.state import PlanStep
+
+UPDATE_PLAN = "update_plan"
+
+
+@dataclass(frozen=True)
+class ToolContext:
+    """What a tool may know about the call it serves. Declare a parameter of this type
+    to receive it; it is not part of the schema the model sees."""
+
+    thread_id: str
+    step: int
+    call_id: str
+    idempotency_key: str
+
+
+class Tool(BaseModel):
+    """A declared tool. Build it with `@tool`."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, extra="forbid")
+
+    name: str
+    description: str
+    fn: Callable[..., Any]
+    args_schema: type[BaseModel]
+    context_param: str | None = None
+    scope: str | None = None
+    side_effects: bool = False
+    timeout_s: float = Field(default=30.0, gt=0)
+
+    def openai_schema(self) -> dict[str, Any]:
+        """The tool as the OpenAI function-calling format describes it."""
+        return {
+            "type": "function",
+            "function": {
+                "name": self.name,
+                "description": self.description,
+                "parameters": self.args_schema.model_json_schema(),
+            },
+        }
+
+    def spec(self) -> dict[str, Any]:
+        """JSON-serialisable description (for `Agent.to_json`)."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "parameters": self.args_schema.model_json_schema(),
+            "scope": self.scope,
+            "side_effects": self.side_effects,
+            "timeout_s": self.timeout_s,
+        }
+
+    @property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.fn)
+
+
+@overload
+def tool(fn: Callable[..., Any], /) -> Tool: ...
+@overload
+def tool(
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    scope: str | None = None,
+    side_effects: bool = False,
+    timeout_s: float = 30.0,
+) -> Callable[[Callable[..., Any]], Tool]: ...
+def tool(
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    scope: str | None = None,
+    side_effects: bool = False,
+    timeout_s: float = 30.0,
+) -> Tool | Callable[[Callable[..., Any]], Tool]:
+    """Declare a tool from a typed function; its docstring is the description."""
+
+    def build(function: Callable[..., Any]) -> Tool:
+        tool_name = name or function.__name__
+        field = f"tools.{tool_name}"
+        text = description or inspect.getdoc(function) or ""
+        if not text.strip():
+            raise SpecError(field, "needs a description (a docstring or description=...)")
+        schema, context_param = _arguments_schema(function, tool_name)
+        return Tool(
+            name=tool_name,
+            description=text.strip(),
+            fn=function,
+            args_schema=schema,
+            context_param=context_param,
+            scope=scope,
+            side_effects=side_effects,
+            timeout_s=timeout_s,
+        )
+
+    return build if fn is None else build(fn)
+
+
+def _arguments_schema(
+    function: Callable[..., Any], tool_name: str
+) -> tuple[type[BaseModel], str | None]:
+    field = f"tools.{tool_name}"
+    try:
+        hints = get_type_hints(function)
+    except (NameError, TypeError) as error:
+        raise SpecError(field, f"type hints can't be resolved: {error}") from error
+    fields: dict[str, Any] = {}
+    context_param: str | None = None
+    for parameter in inspect.signature(function).parameters.values():
+        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            raise SpecError(
+                f"{field}.{parameter.name}",
+                "*args/**kwargs can't be described to a model; declare each argument",
+            )
+        hint = hints.get(parameter.name)
+        if hint is None:
+            raise SpecError(f"{field}.{parameter.name}", "has no type annotation")
+        if hint is ToolContext:
+            context_param = parameter.name
+            continue
+        default = ... if parameter.default is parameter.empty else parameter.default
+        fields[parameter.name] = (hint, default)
+    try:
+        schema: type[BaseModel] = create_model(
+            f"{tool_name}_arguments",
+            __config__=ConfigDict(extra="forbid"),
+            **fields,
+        )
+        schema.model_json_schema()
+    except (PydanticSchemaGenerationError, PydanticInvalidForJsonSchema, PydanticUserError) as e:
+        raise SpecError(field, f"arguments can't be described by a JSON schema: {e}") from e
+    return schema, context_param
+
+
+def _update_plan(steps: list[PlanStep]) -> list[PlanStep]:
+    """Set or revise your plan for this request: the full list of steps, each with a
+    status (pending, in_progress, done). The plan is shown back to you at every step.
+    Update it as you complete steps."""
+    return steps
+
+
+def update_plan_tool() -> Tool:
+    """The built-in tool through which a model sets the plan kept in state."""
+    return tool(name=UPDATE_PLAN)(_update_plan)
