@@ -83,7 +83,7 @@ class ScriptedChatModel(BaseChatModel):
             ToolCall(name=name, args=dict(args), id=f"call_{turn_key}_{position}")
             for position, (name, args) in enumerate(turn.calls)
         ]
-        usage, source = self._usage(messages, turn)
+        usage, source = self._usage(messages, turn, kwargs.get("tools", []))
         message = AIMessage(
             content=turn.text,
             tool_calls=calls,
@@ -114,11 +114,16 @@ class ScriptedChatModel(BaseChatModel):
         return scenario.turns[played], f"{digest}_{played}"
 
     @staticmethod
-    def _usage(messages: Sequence[BaseMessage], turn: Turn) -> tuple[UsageMetadata, str]:
+    def _usage(
+        messages: Sequence[BaseMessage], turn: Turn, tools: Sequence[Mapping[str, Any]]
+    ) -> tuple[UsageMetadata, str]:
         if turn.usage is not None:
             counts, source = turn.usage, "declared"
         else:
-            prompt_chars = sum(len(text_of(m)) + len(json.dumps(_calls_of(m))) for m in messages)
+            # The prompt a provider bills: every message, its tool calls, the tool schemas.
+            prompt_chars = len(json.dumps(list(tools))) + sum(
+                len(text_of(m)) + len(json.dumps(_calls_of(m))) for m in messages
+            )
             answer_chars = len(turn.text) + len(json.dumps([list(c) for c in turn.calls]))
             counts = TokenUsage(
                 input_tokens=max(1, prompt_chars // CHARS_PER_TOKEN),

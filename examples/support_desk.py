@@ -1,0 +1,244 @@
+"""support_desk: a customer-support agent for a small online shop.
+
+Two tiers: `fast` (GPT-4.1) answers simple questions; `reasoning` (GPT-5.2) takes refunds,
+damage and complaints. Tools read a real SQLite shop database (created deterministically
+by `shop.py` beside this file) and one tool writes refunds, exactly once per call.
+
+`agent` runs offline on scripted turns (the `SCENARIOS` below, replayed by
+`ScriptedChatModel`); `openai_agent` is the same agent on real OpenAI models.
+
+    tierflow demo
+    tierflow run examples/support_desk.py --input "What is your return window?"
+    tierflow draw examples/support_desk.py
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from tierflow import (
+    Agent,
+    Limits,
+    OutputSchema,
+    Price,
+    Rule,
+    RulesRouter,
+    Scenario,
+    ScriptedChatModel,
+    Tier,
+    ToolContext,
+    Turn,
+    tool,
+)
+
+
+def _load_shop() -> ModuleType:
+    # Loaded by path: this file is itself loaded by path (`tierflow run FILE`), so the
+    # examples folder is not on sys.path.
+    name = "tierflow_example_shop"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("shop.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+shop = _load_shop()
+
+
+def shop_db() -> Path:
+    """The shop database: `$TIERFLOW_SHOP_DB`, or `.tierflow/shop.db` under the cwd."""
+    path = Path(os.environ.get("TIERFLOW_SHOP_DB", ".tierflow/shop.db"))
+    return shop.ensure_shop_db(path)  # type: ignore[no-any-return]
+
+
+@tool
+def customer_orders(email: str) -> list[dict[str, Any]]:
+    """List a customer's orders, newest first, by the email address they used at checkout."""
+    return shop.customer_orders(shop_db(), email)  # type: ignore[no-any-return]
+
+
+@tool
+def order_details(order_id: int) -> dict[str, Any]:
+    """Everything about one order: customer, status, dates, carrier, tracking number,
+    items, total, and how much was already refunded."""
+    return shop.order_details(shop_db(), order_id)  # type: ignore[no-any-return]
+
+
+@tool
+def search_policies(query: str) -> list[dict[str, str]]:
+    """Search the shop's policies (returns, damaged items, shipping, warranty, tracking,
+    cancellation). Returns the best-matching articles."""
+    return shop.search_kb(query)  # type: ignore[no-any-return]
+
+
+@tool(scope="refunds:write", side_effects=True)
+def refund(order_id: int, amount_usd: float, reason: str, call: ToolContext) -> dict[str, Any]:
+    """Record a refund of `amount_usd` on an order, with the reason. Refunds above $200
+    are reviewed by a senior agent before the money is sent."""
+    return shop.refund(  # type: ignore[no-any-return]
+        shop_db(), order_id, amount_usd, reason, idempotency_key=call.idempotency_key
+    )
+
+
+class SupportAnswer(BaseModel):
+    """The final answer: what the customer reads, and what the agent did."""
+
+    answer: str = Field(description="the reply to the customer")
+    order_ids: list[int] = Field(description="orders the reply is about")
+    actions: list[str] = Field(description="what was done, e.g. 'refund recorded: $10 on 1001'")
+
+
+INSTRUCTIONS = """\
+You are the support desk of a small online shop. Answer the customer's request using the
+tools: look orders up instead of guessing, and quote policies from search_policies. Record
+refunds only when the policy allows them. For work with several steps, keep a plan with
+update_plan. Your final answer is a JSON object with the keys "answer", "order_ids" and
+"actions", and nothing else."""
+
+FAST = Price(input=2.00, cached_input=0.50, output=8.00)  # GPT-4.1, USD per 1M tokens
+REASONING = Price(input=1.75, cached_input=0.175, output=14.00)  # GPT-5.2
+
+ROUTER = RulesRouter(
+    rules=(
+        Rule(tier="reasoning", keywords=("refund", "damaged", "broken", "complaint", "chargeback")),
+        Rule(tier="reasoning", min_chars=600),
+    ),
+    default="fast",
+)
+
+# The offline demo: one request per scenario, in the order the demo runs them.
+DEMO_REQUESTS: tuple[tuple[str, str], ...] = (
+    ("simple policy question", "What is your return window?"),
+    (
+        "damaged item, refund",
+        "Hi, this is Alice Martin (alice@example.com). The espresso machine from order 1042 "
+        "arrived damaged. I'd like a refund for it.",
+    ),
+    ("tool error, corrected", "Where is my order #1007? It still hasn't arrived."),
+    ("answer fails the schema once", "Do you ship to Canada, and how fast is express shipping?"),
+)
+
+FAST_SCENARIOS = (
+    Scenario(
+        match="return window",
+        turns=(
+            Turn(calls=(("search_policies", {"query": "return window"}),)),
+            Turn(
+                text='{"answer": "You can return items within 30 days of delivery for a full '
+                "refund to your original payment method, as long as they are unused and in "
+                'their original packaging.", "order_ids": [], "actions": []}'
+            ),
+        ),
+    ),
+    Scenario(
+        match="order #1007",
+        turns=(
+            # The model mistypes the id; the tool's error tells it what to check.
+            Turn(calls=(("order_details", {"order_id": 1070}),)),
+            Turn(calls=(("order_details", {"order_id": 1007}),)),
+            Turn(
+                text='{"answer": "Your order 1007 (Trail Running Shoes) shipped with DHL on '
+                "2026-11-20. Its tracking number is DHL-558201; it has not been marked "
+                'delivered yet.", "order_ids": [1007], "actions": []}'
+            ),
+        ),
+    ),
+    Scenario(
+        match="ship to Canada",
+        turns=(
+            Turn(calls=(("search_policies", {"query": "shipping Canada express"}),)),
+            # Plain prose instead of the JSON object: the schema guard sends it back.
+            Turn(text="Yes! We ship to Canada. Express takes 1-2 business days for $9.90."),
+            Turn(
+                text='{"answer": "Yes, we ship to Canada. Express shipping takes 1-2 business '
+                "days and costs $9.90; orders to Canada may take 2 extra days.\", "
+                '"order_ids": [], "actions": []}'
+            ),
+        ),
+    ),
+)
+
+PLAN_STEPS = ("check order 1042", "check the damage policy", "record the refund", "answer")
+
+REASONING_SCENARIOS = (
+    Scenario(
+        match="arrived damaged",
+        turns=(
+            Turn(
+                calls=(
+                    (
+                        "update_plan",
+                        {
+                            "steps": [
+                                {"step": s, "status": "in_progress" if i < 2 else "pending"}
+                                for i, s in enumerate(PLAN_STEPS)
+                            ]
+                        },
+                    ),
+                    ("order_details", {"order_id": 1042}),
+                    ("search_policies", {"query": "damaged item refund"}),
+                ),
+                reasoning_tokens=412,
+            ),
+            Turn(
+                calls=(
+                    (
+                        "refund",
+                        {
+                            "order_id": 1042,
+                            "amount_usd": 349.00,
+                            "reason": "Espresso Machine Pro arrived damaged",
+                        },
+                    ),
+                    (
+                        "update_plan",
+                        {
+                            "steps": [
+                                {"step": s, "status": "done" if i < 3 else "in_progress"}
+                                for i, s in enumerate(PLAN_STEPS)
+                            ]
+                        },
+                    ),
+                ),
+                reasoning_tokens=268,
+            ),
+            Turn(
+                text='{"answer": "I am sorry the Espresso Machine Pro arrived damaged. I have '
+                "recorded a full refund of $349.00 for it on order 1042, to your original "
+                "payment method; you do not need to send it back. As the amount is above "
+                '$200, a senior agent reviews it before it is sent.", "order_ids": [1042], '
+                '"actions": ["refund recorded: $349.00 on order 1042"]}',
+                reasoning_tokens=150,
+            ),
+        ),
+    ),
+)
+
+openai_agent = Agent(
+    name="support_desk",
+    instructions=INSTRUCTIONS,
+    tiers=(
+        Tier(name="fast", model="openai:gpt-4.1", price=FAST),
+        Tier(name="reasoning", model="openai:gpt-5.2", price=REASONING),
+    ),
+    router=ROUTER,
+    tools=(customer_orders, order_details, search_policies, refund),
+    guardrails=(OutputSchema(SupportAnswer, max_reasks=2),),
+    limits=Limits(max_steps=12, max_tool_calls_per_turn=6),
+)
+
+agent = openai_agent.with_models(
+    fast=ScriptedChatModel(scenarios=FAST_SCENARIOS, model_name="scripted:gpt-4.1"),
+    reasoning=ScriptedChatModel(scenarios=REASONING_SCENARIOS, model_name="scripted:gpt-5.2"),
+)

@@ -1,0 +1,152 @@
+"""Run, resume and summarise agent threads on a checkpoint database.
+
+Every run streams with `durability="sync"`: a checkpoint is written before the next
+step starts, so a process killed mid-run loses at most the step in flight, and
+`resume()` continues from there. The runs table is updated at the start and the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from langchain_core.messages import HumanMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.types import StateSnapshot
+
+from tierflow.checkpoints import RunsTable, open_sqlite
+from tierflow.errors import CheckpointError, TierflowError
+from tierflow.graphs.load import load_agent
+from tierflow.graphs.spec import Agent
+from tierflow.models.price import TokenUsage
+from tierflow.nodes.state import GuardRecord, ModelCall, PlanStep, RouteDecision
+
+OnUpdate = Callable[[str, Mapping[str, Any]], None]
+
+
+class RunFailed(TierflowError):
+    """A run stopped on an error; its last checkpoint is intact and resumable."""
+
+
+@dataclass
+class RunReport:
+    """What a run produced, read from its latest checkpoint."""
+
+    thread: str
+    status: str
+    answer: str | None
+    objective: str
+    route: RouteDecision | None
+    routes: list[RouteDecision]
+    plan: list[PlanStep]
+    steps: list[ModelCall]
+    verdicts: list[GuardRecord]
+    usage: TokenUsage
+    cost_usd: float
+    error: str | None = None
+    tiers: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def report_from(thread: str, snapshot: StateSnapshot) -> RunReport:
+    values: Mapping[str, Any] = snapshot.values
+    calls: list[ModelCall] = list(values.get("calls", []))
+    usage = TokenUsage(
+        input_tokens=sum(c["usage"]["input_tokens"] for c in calls),
+        cached_tokens=sum(c["usage"]["cached_tokens"] for c in calls),
+        output_tokens=sum(c["usage"]["output_tokens"] for c in calls),
+        reasoning_tokens=sum(c["usage"]["reasoning_tokens"] for c in calls),
+    )
+    status = str(values.get("status", "running"))
+    if snapshot.interrupts:
+        status = "interrupted"
+    return RunReport(
+        thread=thread,
+        status=status,
+        answer=values.get("answer"),
+        objective=str(values.get("objective", "")),
+        route=values.get("route"),
+        routes=list(values.get("routes", [])),
+        plan=list(values.get("plan", [])),
+        steps=calls,
+        verdicts=list(values.get("verdicts", [])),
+        usage=usage,
+        cost_usd=sum(c["cost_usd"] for c in calls),
+        error=values.get("error"),
+        tiers=sorted({c["tier"] for c in calls}),
+    )
+
+
+class Runner:
+    """Runs one agent's threads on the database at `db`."""
+
+    def __init__(
+        self, agent: Agent, *, db: str | Path, source: str, on_update: OnUpdate | None = None
+    ) -> None:
+        self.agent = agent
+        self.db = Path(db)
+        self.source = source
+        self.on_update = on_update
+        self.runs = RunsTable(self.db)
+
+    def run(self, request: str, thread: str) -> RunReport:
+        """Send `request` to `thread` (new or existing) and run it to its end."""
+        if not request.strip():
+            raise TierflowError("the request is empty")
+        return self._drive(thread, request)
+
+    def resume(self, thread: str) -> RunReport:
+        """Continue `thread` from its last checkpoint (a no-op for a finished thread)."""
+        return self._drive(thread, None)
+
+    def _drive(self, thread: str, request: str | None) -> RunReport:
+        config: RunnableConfig = {"configurable": {"thread_id": thread}}
+        payload: dict[str, Any] | None = None
+        with open_sqlite(self.db, create=request is not None) as saver:
+            graph = self.agent.compile(checkpointer=saver)
+            if request is not None:
+                payload = {"messages": [HumanMessage(request)]}
+                self.runs.start(thread, agent=self.agent.name, source=self.source, request=request)
+            elif saver.get_tuple(config) is None:
+                raise CheckpointError(f"thread {thread!r} has no checkpoint in {self.db}")
+            try:
+                for chunk in graph.stream(
+                    payload, config, stream_mode="updates", durability="sync"
+                ):
+                    for node, update in chunk.items():
+                        if self.on_update is not None and isinstance(update, Mapping):
+                            self.on_update(node, update)
+            except Exception as error:
+                reason = f"{type(error).__name__}: {error}"
+                self.runs.update(thread, status="failed", error=reason)
+                raise RunFailed(
+                    f"thread {thread!r} failed: {reason} (the last checkpoint is kept; "
+                    f"`tierflow resume {thread}` continues from it)"
+                ) from error
+            report = report_from(thread, graph.get_state(config))
+        self.runs.update(
+            thread,
+            status=report.status,
+            answer=report.answer,
+            error=report.error,
+            tiers=report.tiers,
+            cost_usd=report.cost_usd,
+            **report.usage,
+        )
+        return report
+
+
+def resume_thread(thread: str, db: str | Path, on_update: OnUpdate | None = None) -> RunReport:
+    """Resume `thread`, loading its agent from the source recorded in the runs table."""
+    database = Path(db)
+    if not database.exists():
+        raise CheckpointError(f"no database at {database}")
+    row = RunsTable(database).get(thread)
+    if row is None:
+        raise CheckpointError(f"unknown thread {thread!r} in {database}")
+    agent, source = load_agent(row["source"])
+    return Runner(agent, db=database, source=source, on_update=on_update).resume(thread)
