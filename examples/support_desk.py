@@ -62,6 +62,15 @@ def shop_db() -> Path:
     return shop.ensure_shop_db(path)  # type: ignore[no-any-return]
 
 
+def prepare_demo(workdir: Path) -> None:
+    """Give the demo a fresh shop in `workdir`, so every demo run starts from the same
+    data (its refunds would otherwise exhaust what order 1042 can refund)."""
+    path = workdir / "demo-shop.db"
+    path.unlink(missing_ok=True)
+    os.environ["TIERFLOW_SHOP_DB"] = str(path)
+    shop.ensure_shop_db(path)
+
+
 @tool
 def customer_orders(email: str) -> list[dict[str, Any]]:
     """List a customer's orders, newest first, by the email address they used at checkout."""
@@ -162,7 +171,7 @@ FAST_SCENARIOS = (
             Turn(text="Yes! We ship to Canada. Express takes 1-2 business days for $9.90."),
             Turn(
                 text='{"answer": "Yes, we ship to Canada. Express shipping takes 1-2 business '
-                "days and costs $9.90; orders to Canada may take 2 extra days.\", "
+                'days and costs $9.90; orders to Canada may take 2 extra days.", '
                 '"order_ids": [], "actions": []}'
             ),
         ),
