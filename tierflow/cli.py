@@ -66,11 +66,12 @@ def run(
     as_json: JsonOption = False,
 ) -> None:
     """Run an agent on one request, checkpointing every step."""
+    if not text.strip():
+        raise TierflowError("the request is empty: pass the user's words with --input")
     agent, source = load_agent(agent_ref)
     thread_id = thread or uuid.uuid4().hex[:12]
-    printer = None if as_json else StepPrinter(out)
-    if not as_json:
-        out.print(f"[bold]{agent.name}[/] · thread [bold]{thread_id}[/] · db {db}")
+    header = f"[bold]{agent.name}[/] · thread [bold]{thread_id}[/] · db {db}"
+    printer = None if as_json else StepPrinter(out, header)
     report = Runner(agent, db=db, source=source, on_update=printer).run(text, thread_id)
     _emit(report, as_json)
 

@@ -34,11 +34,16 @@ def _call_text(name: str, args: Mapping[str, Any]) -> str:
 class StepPrinter:
     """Prints each node's update of a running graph as one or a few lines."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, header: str | None = None) -> None:
         self.console = console
+        # Printed with the first step, so a run that fails before starting prints nothing.
+        self.header = header
 
     def __call__(self, node: str, update: Mapping[str, Any]) -> None:
         out = self.console.print
+        if self.header is not None:
+            out(self.header)
+            self.header = None
         if node == ROUTE and update.get("route"):
             route = update["route"]
             out(

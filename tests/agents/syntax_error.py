@@ -1,0 +1,3 @@
+from tierflow import Agent
+
+agent = Agent(  # unclosed

@@ -1,0 +1,191 @@
+"""The `tierflow` command: happy paths and every error path, in process."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tierflow.cli import main
+
+AGENTS = Path(__file__).parent / "agents"
+CRASHY = str(AGENTS / "crashy.py")
+EXAMPLE = str(Path(__file__).parent.parent / "examples" / "support_desk.py")
+REQUEST = "Please run the long task."
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    def invoke(*args: str) -> Result:
+        monkeypatch.setattr(sys, "argv", ["tierflow", *args])
+        code = 0
+        try:
+            main()
+        except SystemExit as exit_:
+            code = int(exit_.code or 0)
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return invoke
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    return str(tmp_path / "runs.db")
+
+
+def one_line_error(result: Result, *fragments: str) -> None:
+    assert result.code == 1
+    assert result.out == ""
+    text = " ".join(result.err.split())
+    assert text.startswith("error:"), result.err
+    assert "Traceback" not in result.err
+    for fragment in fragments:
+        assert fragment in text, text
+
+
+def test_run_json_has_the_promised_keys(cli, db) -> None:  # type: ignore[no-untyped-def]
+    result = cli("run", CRASHY, "--input", REQUEST, "--thread", "t1", "--db", db, "--json")
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    assert {"thread", "status", "answer", "route", "steps", "usage", "cost_usd"} <= set(report)
+    assert report["thread"] == "t1"
+    assert report["status"] == "done"
+    assert report["answer"] == "Finished: did a, did b, gate open."
+    assert report["route"]["tier"] == "fast"
+    assert [s["step"] for s in report["steps"]] == [1, 2, 3, 4]
+    assert report["usage"]["input_tokens"] == sum(
+        s["usage"]["input_tokens"] for s in report["steps"]
+    )
+    assert report["cost_usd"] == pytest.approx(sum(s["cost_usd"] for s in report["steps"]))
+
+
+def test_run_prints_steps_and_runs_lists_the_thread(cli, db) -> None:  # type: ignore[no-untyped-def]
+    result = cli("run", CRASHY, "--input", REQUEST, "--thread", "t2", "--db", db)
+    assert result.code == 0, result.err
+    assert "route → fast" in result.out
+    assert "work" in result.out and "done" in result.out
+    listed = json.loads(cli("runs", "--db", db, "--json").out)
+    assert [(r["thread"], r["status"], r["agent"]) for r in listed] == [("t2", "done", "crashy")]
+    assert listed[0]["answer"] == "Finished: did a, did b, gate open."
+    assert listed[0]["tiers"] == ["fast"]
+    table = cli("runs", "--db", db)
+    assert table.code == 0 and "t2" in table.out
+
+
+def test_resume_of_a_finished_thread_reports_it_unchanged(cli, db) -> None:  # type: ignore[no-untyped-def]
+    first = json.loads(
+        cli("run", CRASHY, "--input", REQUEST, "--thread", "t", "--db", db, "--json").out
+    )
+    again = cli("resume", "t", "--db", db, "--json")
+    assert again.code == 0, again.err
+    assert json.loads(again.out) == first
+
+
+def test_draw_mermaid_and_ascii_show_the_tiers_and_the_guard(cli) -> None:  # type: ignore[no-untyped-def]
+    diagram = cli("draw", EXAMPLE, "--format", "mermaid")
+    assert diagram.code == 0, diagram.err
+    for label in ('"model:fast"', '"model:reasoning"', "act[act]", "observe[observe]"):
+        assert label in diagram.out
+    # The only edges into END come from the guard (its pass) or are non-answer exits.
+    into_end = re.findall(r"^\s+(\S+) -\. \"([^\"]+)\" \.-> __end__$", diagram.out, re.M)
+    assert ("guard_schema", "pass | refuse") in into_end
+    assert {label for _, label in into_end} == {"pass | refuse", "limit"}
+    art = cli("draw", EXAMPLE, "--format", "ascii")
+    assert art.code == 0 and "guard:schema" in art.out and "model:reasoning" in art.out
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (("run", "missing.py", "--input", "x"), ("no such file", "missing.py")),
+        (("run", str(AGENTS / "syntax_error.py"), "--input", "x"), ("syntax error",)),
+        (("run", f"{CRASHY}:nope", "--input", "x"), ("no attribute 'nope'",)),
+        (("run", f"{CRASHY}:not_an_agent", "--input", "x"), ("is a int, not a tierflow Agent",)),
+        (("run", str(AGENTS / "broken_spec.py"), "--input", "x"), ("tiers:", "at least two")),
+        (("run", CRASHY, "--input", "   "), ("request is empty",)),
+        (("draw", "missing.py"), ("no such file",)),
+        (("draw", str(AGENTS / "broken_spec.py")), ("tiers:",)),
+    ],
+)
+def test_bad_agent_files_and_input_fail_in_one_line(cli, db, args, fragments) -> None:  # type: ignore[no-untyped-def]
+    one_line_error(cli(*args, "--db", db) if args[0] == "run" else cli(*args), *fragments)
+    if args[0] == "run":
+        assert not Path(db).exists() or json.loads(cli("runs", "--db", db, "--json").out) == []
+
+
+def test_unknown_thread_and_missing_database(cli, db) -> None:  # type: ignore[no-untyped-def]
+    one_line_error(cli("resume", "nope", "--db", db), "no database")
+    one_line_error(cli("runs", "--db", db), "no database")
+    assert not Path(db).exists(), "a read command must not create a database"
+    cli("run", CRASHY, "--input", REQUEST, "--thread", "kept", "--db", db, "--json")
+    one_line_error(cli("resume", "nope", "--db", db), "unknown thread 'nope'")
+
+
+def test_unreadable_database_is_reported_and_left_untouched(cli, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    bad = tmp_path / "notes.db"
+    bad.write_bytes(b"this is not a database, just some bytes " * 100)
+    before = bad.read_bytes()
+    one_line_error(cli("runs", "--db", str(bad)), "not a readable SQLite database")
+    one_line_error(cli("resume", "t", "--db", str(bad)), "not a readable SQLite database")
+    one_line_error(
+        cli("run", CRASHY, "--input", REQUEST, "--db", str(bad)), "not a readable SQLite database"
+    )
+    assert bad.read_bytes() == before
+
+
+def test_failures_leave_the_existing_thread_intact_and_resumable(cli, db) -> None:  # type: ignore[no-untyped-def]
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    first = cli("run", CRASHY, "--input", REQUEST, "--thread", "t", "--db", db, "--json")
+    assert first.code == 0
+
+    def history() -> list[str]:
+        with SqliteSaver.from_conn_string(db) as saver:
+            return [c.config["configurable"]["checkpoint_id"] for c in saver.list(None)]
+
+    before = history()
+    one_line_error(cli("resume", "other", "--db", db), "unknown thread")
+    one_line_error(cli("run", str(AGENTS / "broken_spec.py"), "--input", "x", "--db", db), "tiers:")
+    one_line_error(cli("run", CRASHY, "--input", "", "--thread", "t", "--db", db), "empty")
+    assert history() == before
+    again = cli("resume", "t", "--db", db, "--json")
+    assert again.code == 0 and json.loads(again.out)["status"] == "done"
+
+
+def test_a_model_failure_marks_the_run_failed_and_keeps_its_checkpoints(cli, db) -> None:  # type: ignore[no-untyped-def]
+    # The scripted model has no scenario for this request: the first model call fails.
+    result = cli("run", CRASHY, "--input", "unscripted", "--thread", "f", "--db", db, "--json")
+    one_line_error(result, "thread 'f' failed", "no scenario matches", "tierflow resume f")
+    rows = json.loads(cli("runs", "--db", db, "--json").out)
+    assert rows[0]["status"] == "failed"
+    assert "no scenario matches" in rows[0]["error"]
+    # Its checkpoints stay: resuming retries the step that failed (and fails the same way).
+    one_line_error(cli("resume", "f", "--db", db, "--json"), "no scenario matches")
+
+
+def test_demo_runs_every_scenario_and_prints_the_cost_table(cli, db, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.chdir(tmp_path)
+    result = cli("demo", "--db", db)
+    assert result.code == 0, result.err
+    text = " ".join(result.out.split())
+    assert text.count("done · thread demo-") == 4
+    assert "route → reasoning" in text and "route → fast" in text
+    assert "calls 3: update_plan" in text  # several tool calls in one turn
+    assert "order_details failed: ShopError: No order with id 1070" in text
+    assert "guard:schema fail" in text and "guard:schema pass" in text
+    assert "cost per tier" in text and "all on reasoning" in text
+    runs = json.loads(cli("runs", "--db", db, "--json").out)
+    assert [r["status"] for r in runs] == ["done"] * 4
+    assert sorted({t for r in runs for t in r["tiers"]}) == ["fast", "reasoning"]

@@ -1,0 +1,5 @@
+"""`python -m tierflow` is the `tierflow` command."""
+
+from tierflow.cli import main
+
+main()
