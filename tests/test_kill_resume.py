@@ -44,9 +44,9 @@ def test_sigkill_then_resume_reaches_the_same_answer_with_the_plan_intact(
     Path(env["CRASHY_LOG"]).unlink()
 
     killed_env = {**env, "CRASHY_GATE": str(tmp_path / "gate.flag")}
+    command = [sys.executable, "-m", "tierflow", "run", str(AGENT), "--input", REQUEST]
     with subprocess.Popen(
-        [sys.executable, "-m", "tierflow", "run", str(AGENT), "--input", REQUEST]
-        + ["--thread", "killed", "--db", db, "--json"],
+        [*command, "--thread", "killed", "--db", db, "--json"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
