@@ -177,6 +177,8 @@ def test_a_model_failure_marks_the_run_failed_and_keeps_its_checkpoints(cli, db)
 
 def test_demo_runs_every_scenario_and_prints_the_cost_table(cli, db, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.chdir(tmp_path)
+    # The demo points the example at a fresh shop through this variable; restore it after.
+    monkeypatch.setenv("TIERFLOW_SHOP_DB", str(tmp_path / "unused.db"))
     result = cli("demo", "--db", db)
     assert result.code == 0, result.err
     text = " ".join(result.out.split())
