@@ -10,15 +10,16 @@ import pytest
 
 from tierflow import CheckpointError, checkpoints
 from tierflow.checkpoints import RunsTable
+from tierflow.checkpoints.sqlite import BUSY_TIMEOUT_MS
 
 
 def test_open_gives_a_wal_sqlite_saver_that_closes_with_its_context(tmp_path: Path) -> None:
     path = tmp_path / "nested" / "runs.db"
     with checkpoints.open(path) as saver:
         assert saver.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert saver.conn.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
+        assert saver.conn.execute("PRAGMA busy_timeout").fetchone()[0] == BUSY_TIMEOUT_MS
         tables = {r[0] for r in saver.conn.execute("SELECT name FROM sqlite_master")}
-        assert {"checkpoints", "writes"} <= tables
+        assert {"checkpoints", "channel_values", "writes", "blobs", "runs"} <= tables
     with pytest.raises(sqlite3.ProgrammingError):
         saver.conn.execute("SELECT 1")
 

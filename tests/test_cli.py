@@ -146,13 +146,13 @@ def test_unreadable_database_is_reported_and_left_untouched(cli, tmp_path) -> No
 
 
 def test_failures_leave_the_existing_thread_intact_and_resumable(cli, db) -> None:  # type: ignore[no-untyped-def]
-    from langgraph.checkpoint.sqlite import SqliteSaver
+    from tierflow import checkpoints
 
     first = cli("run", CRASHY, "--input", REQUEST, "--thread", "t", "--db", db, "--json")
     assert first.code == 0
 
     def history() -> list[str]:
-        with SqliteSaver.from_conn_string(db) as saver:
+        with checkpoints.open(db) as saver:
             return [c.config["configurable"]["checkpoint_id"] for c in saver.list(None)]
 
     before = history()

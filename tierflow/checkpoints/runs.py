@@ -16,27 +16,11 @@ from typing import Any, TypedDict
 
 import sqlite_utils
 
-from tierflow.checkpoints.sqlite import connect
+from tierflow.checkpoints.schema import RUNS_COLUMNS as COLUMNS
+from tierflow.checkpoints.sqlite import open_database
 from tierflow.errors import CheckpointError
 
 RUNS = "runs"
-COLUMNS: dict[str, type] = {
-    "thread": str,
-    "agent": str,
-    "source": str,
-    "request": str,
-    "status": str,
-    "started_at": str,
-    "updated_at": str,
-    "answer": str,
-    "tiers": str,
-    "input_tokens": int,
-    "cached_tokens": int,
-    "output_tokens": int,
-    "reasoning_tokens": int,
-    "cost_usd": float,
-    "error": str,
-}
 
 
 class RunRow(TypedDict):
@@ -69,13 +53,18 @@ class RunsTable:
         self.clock = clock
 
     @contextmanager
-    def _db(self) -> Iterator[sqlite_utils.Database]:
-        conn = connect(self.path)
+    def _db(self, *, write: bool = False) -> Iterator[sqlite_utils.Database]:
+        # Writes take the write lock up front: a read-then-write transaction could not
+        # wait for another process's writer and would fail with "database is locked".
+        conn = open_database(self.path)
         try:
-            db = sqlite_utils.Database(conn)
-            if not db[RUNS].exists():
-                db.table(RUNS).create(COLUMNS, pk="thread", if_not_exists=True)
-            yield db
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield sqlite_utils.Database(conn, execute_plugins=False)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
         except sqlite3.DatabaseError as error:
             raise CheckpointError(f"{self.path}: runs table unusable ({error})") from error
         finally:
@@ -84,7 +73,7 @@ class RunsTable:
     def start(self, thread: str, *, agent: str, source: str, request: str) -> None:
         """Record a run (or a new request on an existing thread) as running."""
         now = self.clock()
-        with self._db() as db:
+        with self._db(write=True) as db:
             existing = _row(db, thread)
             started = existing["started_at"] if existing else now
             db.table(RUNS).upsert(
@@ -108,7 +97,7 @@ class RunsTable:
             raise ValueError(f"unknown runs columns {sorted(unknown)}")
         if "tiers" in values:
             values["tiers"] = json.dumps(values["tiers"])
-        with self._db() as db:
+        with self._db(write=True) as db:
             if _row(db, thread) is None:
                 raise CheckpointError(f"unknown thread {thread!r} in {self.path}")
             db.table(RUNS).update(thread, {**values, "updated_at": self.clock()})

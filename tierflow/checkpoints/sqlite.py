@@ -1,53 +1,98 @@
-"""The SQLite checkpoint store: LangGraph's `SqliteSaver` on a WAL database file.
+"""Opening the SQLite checkpoint file: refuse what isn't ours before writing anything.
 
-One file holds the checkpoints and tierflow's runs table. `open()` checks the file is a
-SQLite database before anything writes to it, so a wrong path is an error, not a new
-table in somebody else's database file.
+`open_database` reads the file read-only first: a file that is not SQLite, is damaged,
+belongs to something else, or carries a newer schema is a `CheckpointError`, and the
+file is left exactly as it was. Only then is it opened for writing, switched to WAL with
+a busy timeout (several processes may write one file), and migrated.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
+from enum import Enum
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
-from langgraph.checkpoint.sqlite import SqliteSaver
+import sqlite_utils
 
+from tierflow.checkpoints.schema import SCHEMA_TABLE, SCHEMA_VERSION, migrate
 from tierflow.errors import CheckpointError
 
-BUSY_TIMEOUT_MS = 5000
+SQLITE_HEADER = b"SQLite format 3\x00"
+BUSY_TIMEOUT_MS = 30_000
+# The layout tierflow 0.1 wrote: LangGraph's SqliteSaver tables and the runs table.
+LEGACY_TABLES = frozenset({"checkpoints", "writes", "runs"})
+LEGACY_CHECKPOINT_COLUMNS = frozenset({"thread_id", "checkpoint_ns", "checkpoint_id", "checkpoint"})
 
 
-class SqliteStore(SqliteSaver):
-    """A `SqliteSaver` that owns its connection: use it as a context manager."""
+class FileKind(Enum):
+    MISSING = "missing"
+    EMPTY = "empty"
+    CURRENT = "current"  # tierflow's schema, this version or an older one
+    LEGACY = "legacy"
 
-    path: Path
 
-    def close(self) -> None:
-        self.conn.close()
+def inspect_file(path: Path) -> tuple[FileKind, int]:
+    """What the file at `path` is, and its schema version; read-only.
 
-    def __enter__(self) -> Self:
-        return self
+    Raises `CheckpointError` for a file tierflow must not write to."""
+    if not path.exists():
+        return FileKind.MISSING, 0
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a directory, not a checkpoint database")
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(len(SQLITE_HEADER))
+    except OSError as error:
+        raise CheckpointError(f"cannot read {path}: {error.strerror}") from error
+    if not header:
+        return FileKind.EMPTY, 0
+    if header != SQLITE_HEADER:
+        raise CheckpointError(f"{path} is not a readable SQLite database (no SQLite header)")
+    try:
+        uri = f"{path.resolve().as_uri()}?mode=ro"
+        with closing(sqlite3.connect(uri, uri=True)) as conn:
+            tables = {
+                name
+                for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                if not name.startswith("sqlite_")
+            }
+            if SCHEMA_TABLE in tables:
+                row = conn.execute("SELECT max(version) FROM tierflow_schema").fetchone()
+                return _current(path, int(row[0] or 0))
+            if not tables:
+                return FileKind.EMPTY, 0
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(checkpoints)")}
+    except sqlite3.DatabaseError as error:
+        raise CheckpointError(f"{path} is a damaged SQLite database ({error})") from error
+    if tables <= LEGACY_TABLES and (
+        "checkpoints" not in tables or columns >= LEGACY_CHECKPOINT_COLUMNS
+    ):
+        return FileKind.LEGACY, 0
+    raise CheckpointError(
+        f"{path} is not a tierflow checkpoint database (it holds {', '.join(sorted(tables))})"
+    )
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
+
+def _current(path: Path, version: int) -> tuple[FileKind, int]:
+    if version > SCHEMA_VERSION:
+        raise CheckpointError(
+            f"{path} has checkpoint schema v{version}, newer than this tierflow's "
+            f"v{SCHEMA_VERSION}: upgrade tierflow to open it"
+        )
+    return FileKind.CURRENT, version
 
 
 def connect(path: Path) -> sqlite3.Connection:
-    """A connection with WAL and a busy timeout, checked to be a readable SQLite file."""
+    """A connection in autocommit mode (transactions are explicit), WAL, busy timeout."""
     try:
-        conn = sqlite3.connect(path, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
+        conn = sqlite3.connect(
+            path, check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000
+        )
     except sqlite3.Error as error:
         raise CheckpointError(f"cannot open database {path}: {error}") from error
     try:
-        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
         conn.execute("PRAGMA journal_mode = WAL")
     except sqlite3.DatabaseError as error:
         conn.close()
@@ -55,22 +100,40 @@ def connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def open_sqlite(path: str | Path, *, create: bool = True) -> SqliteStore:
-    """The checkpoint saver for the SQLite file at `path`.
+def open_database(path: str | Path, *, create: bool = True) -> sqlite3.Connection:
+    """A checked, migrated connection to the checkpoint file at `path`.
 
     `create=False` refuses a missing file instead of creating an empty database (for
-    commands that only read or resume).
-    """
+    commands that only read or resume)."""
     target = Path(path)
-    if not create and not target.exists():
-        raise CheckpointError(f"no database at {target}")
-    if create:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    store = SqliteStore(connect(target))
-    store.path = target
+    kind, version = inspect_file(target)
+    if kind is FileKind.MISSING:
+        if not create:
+            raise CheckpointError(f"no database at {target}")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise CheckpointError(f"cannot create {target.parent}: {error.strerror}") from error
+    if kind is FileKind.LEGACY:
+        raise CheckpointError(
+            f"{target} was written by tierflow 0.1 (LangGraph's SqliteSaver layout); "
+            "open it with langgraph.checkpoint.sqlite.SqliteSaver or start a new file"
+        )
+    conn = connect(target)
+    if kind is FileKind.CURRENT and version == SCHEMA_VERSION:
+        return conn
     try:
-        store.setup()
-    except sqlite3.DatabaseError as error:
-        store.close()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            migrate(sqlite_utils.Database(conn, execute_plugins=False))
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    except sqlite3.Error as error:
+        conn.close()
         raise CheckpointError(f"{target}: cannot set up checkpoint tables ({error})") from error
-    return store
+    except BaseException:
+        conn.close()
+        raise
+    return conn
