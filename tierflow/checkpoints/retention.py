@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import sqlite3
 from collections import defaultdict
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
-from tierflow.checkpoints import blobs
+from tierflow.checkpoints import blobs, codec
 from tierflow.errors import CheckpointError
 
 if TYPE_CHECKING:
@@ -50,6 +50,14 @@ def _lanes(conn: sqlite3.Connection, thread_ids: Sequence[str] | None) -> list[t
     return lanes
 
 
+def _bodies(conn: sqlite3.Connection, store: SqliteStore, lane: int) -> Iterator[codec.Body]:
+    rows = conn.execute(
+        "SELECT checkpoint_id, ts, type, payload FROM checkpoints WHERE thread = ?", (lane,)
+    ).fetchall()
+    for checkpoint_id, ts, type_, payload in rows:
+        yield codec.unpack(store.serde, type_, payload, checkpoint_id, ts)
+
+
 def delete_threads(conn: sqlite3.Connection, thread_ids: Sequence[str]) -> None:
     lanes = [lane for lane, _ in _lanes(conn, thread_ids)]
     for lane in lanes:
@@ -76,18 +84,17 @@ def keep(
     doomed: dict[int, list[int]] = {}
     for lane, thread_id in _lanes(conn, thread_ids):
         rows = conn.execute(
-            "SELECT id, ts, type, payload FROM checkpoints WHERE thread = ? "
-            "ORDER BY checkpoint_id DESC",
-            (lane,),
+            "SELECT id, ts FROM checkpoints WHERE thread = ? ORDER BY checkpoint_id DESC", (lane,)
         ).fetchall()
+        cutoff = None if older_than is None else int(older_than * 1e6)
         old = [
             row_id
-            for row_id, ts, _, _ in rows[max(keep_last, 1) :]
-            if older_than is None or ts is None or ts < older_than
+            for row_id, ts in rows[max(keep_last, 1) :]
+            if cutoff is None or ts is None or ts < cutoff
         ]
         if not old:
             continue
-        if any(DELTA_MARK in store._unpack(t, p)[1] for _, _, t, p in rows):
+        if any(DELTA_MARK in body.metadata for body in _bodies(conn, store, lane)):
             raise CheckpointError(
                 f"thread {thread_id!r} uses a DeltaChannel, whose values are rebuilt from "
                 "older checkpoints: it can't be pruned"
@@ -120,7 +127,7 @@ def delete_checkpoints(
     values nothing kept refers to (blobs are the caller's to collect)."""
     doomed = set(row_ids)
     checkpoint_ids = [
-        cid
+        codec.pack_id(cid)
         for row_id, cid in conn.execute(
             "SELECT id, checkpoint_id FROM checkpoints WHERE thread = ?", (lane,)
         )
@@ -135,19 +142,13 @@ def delete_checkpoints(
             f"DELETE FROM tasks WHERE thread = ? AND checkpoint_id IN ({marks})", [lane, *chunk]
         )
     blobs.delete_ids(conn, "DELETE FROM checkpoints WHERE id IN ({})", sorted(doomed))
-    orphans = conn.execute(
-        "SELECT c.id, c.type, c.payload FROM checkpoints c "
-        "WHERE c.thread = ? AND c.parent IS NOT NULL "
-        "AND NOT EXISTS (SELECT 1 FROM checkpoints p WHERE p.id = c.parent)",
+    # Kept checkpoints whose parent is gone become roots. (A payload names its parent
+    # only when it had no row to link to; such a checkpoint keeps that name.)
+    conn.execute(
+        "UPDATE checkpoints SET parent = NULL WHERE thread = ? AND parent IS NOT NULL "
+        "AND NOT EXISTS (SELECT 1 FROM checkpoints p WHERE p.id = checkpoints.parent)",
         (lane,),
-    ).fetchall()
-    for row_id, type_, payload in orphans:
-        body, meta, _ = store._unpack(type_, payload)
-        new_type, new_payload = store._pack([body, meta, None])
-        conn.execute(
-            "UPDATE checkpoints SET parent = NULL, type = ?, payload = ? WHERE id = ?",
-            (new_type, new_payload, row_id),
-        )
+    )
     collect_values(conn, store, lane)
 
 
@@ -155,10 +156,8 @@ def collect_values(conn: sqlite3.Connection, store: SqliteStore, lane: int) -> N
     """Delete the channel values of one namespace that no checkpoint of it refers to,
     directly or as the base a referenced list version extends."""
     referenced: set[tuple[str, str]] = set()
-    for type_, payload in conn.execute(
-        "SELECT type, payload FROM checkpoints WHERE thread = ?", (lane,)
-    ):
-        body: dict[str, Any] = store._unpack(type_, payload)[0]
+    for decoded in _bodies(conn, store, lane):
+        body = decoded.checkpoint
         inline = body["channel_values"]
         referenced.update(
             (channel, str(version))
@@ -242,7 +241,7 @@ def copy_thread(
             "WHERE thread = :target AND base IS NULL",
             names,
         )
-        kept = f"SELECT checkpoint_id FROM checkpoints WHERE id IN ({chosen})"
+        kept = f"SELECT pack_id(checkpoint_id) FROM checkpoints WHERE id IN ({chosen})"
         conn.execute(
             "INSERT INTO tasks (thread, checkpoint_id, task_id, task_path) "
             "SELECT :target, checkpoint_id, task_id, task_path FROM tasks "

@@ -18,11 +18,9 @@ import builtins
 import random
 import sqlite3
 import threading
-import zlib
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Generic, NamedTuple, Self, TypeVar, cast
@@ -41,7 +39,7 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from tierflow.checkpoints import blobs, retention, values
+from tierflow.checkpoints import blobs, codec, retention, values
 from tierflow.checkpoints.values import Base, Loader
 from tierflow.errors import CheckpointError
 
@@ -76,6 +74,25 @@ class Lru(Generic[K, V]):
             del self.data[key]
 
 
+# The columns `Row` reads, from `checkpoints c`, its `threads t` and its parent `p`.
+ROW_COLUMNS = (
+    "c.id, c.thread, t.thread_id, t.checkpoint_ns, c.checkpoint_id, p.checkpoint_id, "
+    "c.ts, c.type, c.payload"
+)
+
+
+class Row(NamedTuple):
+    id: int
+    thread: int
+    thread_id: str
+    namespace: str
+    checkpoint_id: str
+    parent_id: str | None
+    ts: int | None
+    type: str
+    payload: bytes
+
+
 class Written(NamedTuple):
     task_path: str
     task_id: str
@@ -88,13 +105,6 @@ def _inline(value: Any) -> bool:
     if value is None or isinstance(value, bool | int | float):
         return True
     return isinstance(value, str) and len(value) <= INLINE_TEXT
-
-
-def _timestamp(ts: Any) -> float | None:
-    try:
-        return datetime.fromisoformat(str(ts)).timestamp()
-    except ValueError:
-        return None
 
 
 class SqliteStore(BaseCheckpointSaver[str]):
@@ -113,6 +123,7 @@ class SqliteStore(BaseCheckpointSaver[str]):
         # version's new items are likely to be.
         self._bases: Lru[tuple[str, str, str], Base] = Lru(1024)
         self._writes: Lru[tuple[str, str, str], list[Written]] = Lru(256)
+        self._deletions = 0  # bumped by every delete through this saver
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -173,9 +184,7 @@ class SqliteStore(BaseCheckpointSaver[str]):
         parent_id: str | None = configurable.get("checkpoint_id")
         channel_values = checkpoint["channel_values"]
         inline = {k: v for k, v in channel_values.items() if _inline(v)}
-        body = {**checkpoint, "channel_values": inline}
         meta = get_serializable_checkpoint_metadata(config, metadata)
-        payload_type, payload = self._pack([body, meta, parent_id])
         with self.lock:
             writes = self._writes.get((thread_id, namespace, parent_id or ""))
             planned = [
@@ -201,6 +210,10 @@ class SqliteStore(BaseCheckpointSaver[str]):
                         (thread, parent_id),
                     ).fetchone()
                     parent = found[0] if found else None
+                # The parent's id is kept in the payload only when there is no row to link.
+                payload_type, payload, ts = codec.pack(
+                    self.serde, checkpoint, inline, meta, None if parent else parent_id
+                )
                 step = meta.get("step")
                 conn.execute(
                     "INSERT INTO checkpoints "
@@ -215,7 +228,7 @@ class SqliteStore(BaseCheckpointSaver[str]):
                         parent,
                         meta.get("run_id"),
                         step if isinstance(step, int) else None,
-                        _timestamp(checkpoint["ts"]),
+                        ts,
                         payload_type,
                         payload,
                     ),
@@ -298,11 +311,11 @@ class SqliteStore(BaseCheckpointSaver[str]):
                 conn.execute(
                     "INSERT INTO tasks (thread, checkpoint_id, task_id, task_path) "
                     "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                    (thread, checkpoint_id, task_id, task_path),
+                    (thread, codec.pack_id(checkpoint_id), codec.pack_id(task_id), task_path),
                 )
                 task = conn.execute(
                     "SELECT id FROM tasks WHERE thread = ? AND checkpoint_id = ? AND task_id = ?",
-                    (thread, checkpoint_id, task_id),
+                    (thread, codec.pack_id(checkpoint_id), codec.pack_id(task_id)),
                 ).fetchone()[0]
                 for idx, channel, _, blob in encoded:
                     conn.execute(
@@ -326,21 +339,23 @@ class SqliteStore(BaseCheckpointSaver[str]):
         checkpoint_id = get_checkpoint_id(config)
         with self.lock, self.transaction(write=False) as conn:
             query = (
-                "SELECT c.id, c.thread, c.checkpoint_id, c.type, c.payload FROM checkpoints c "
-                "JOIN threads t ON t.id = c.thread WHERE t.thread_id = ? AND t.checkpoint_ns = ?"
+                f"SELECT {ROW_COLUMNS} FROM checkpoints c JOIN threads t ON t.id = c.thread "
+                "LEFT JOIN checkpoints p ON p.id = c.parent "
+                "WHERE t.thread_id = ? AND t.checkpoint_ns = ?"
             )
             if checkpoint_id is None:
-                row = conn.execute(
+                found_row = conn.execute(
                     query + " ORDER BY c.checkpoint_id DESC LIMIT 1", (thread_id, namespace)
                 ).fetchone()
             else:
-                row = conn.execute(
+                found_row = conn.execute(
                     query + " AND c.checkpoint_id = ?", (thread_id, namespace, checkpoint_id)
                 ).fetchone()
-            if row is None:
+            if found_row is None:
                 return None
+            row = Row(*found_row)
             loader = Loader(conn, self.serde)
-            found, list_rows = self._tuple(conn, loader, thread_id, namespace, row)
+            found, list_rows = self._tuple(conn, loader, row, self._unpack(row))
         # What a run resumes from is what its next step will extend.
         channel_values = found.checkpoint["channel_values"]
         versions = found.checkpoint["channel_versions"]
@@ -351,7 +366,7 @@ class SqliteStore(BaseCheckpointSaver[str]):
             )
         if found.pending_writes:
             self._writes.put(
-                (thread_id, namespace, str(row[2])),
+                (thread_id, namespace, str(row.checkpoint_id)),
                 [Written("", t, i, c, v) for i, (t, c, v) in enumerate(found.pending_writes)],
             )
         return found
@@ -381,6 +396,8 @@ class SqliteStore(BaseCheckpointSaver[str]):
             params.append(before_id)
         remaining = limit
         cursor: tuple[str, int] | None = None
+        loader: Loader | None = None
+        seen: tuple[int, int] | None = None
         while remaining is None or remaining > 0:
             page_where = list(where)
             page_params = list(params)
@@ -388,20 +405,26 @@ class SqliteStore(BaseCheckpointSaver[str]):
                 page_where.append("(c.checkpoint_id < ? OR (c.checkpoint_id = ? AND c.thread < ?))")
                 page_params += [cursor[0], cursor[0], cursor[1]]
             query = (
-                "SELECT c.id, c.thread, c.checkpoint_id, c.type, c.payload, "
-                "t.thread_id, t.checkpoint_ns FROM checkpoints c JOIN threads t ON t.id = c.thread"
+                f"SELECT {ROW_COLUMNS} FROM checkpoints c JOIN threads t ON t.id = c.thread "
+                "LEFT JOIN checkpoints p ON p.id = c.parent"
                 + (" WHERE " + " AND ".join(page_where) if page_where else "")
                 + " ORDER BY c.checkpoint_id DESC, c.thread DESC LIMIT ?"
             )
             page: list[CheckpointTuple] = []
             with self.lock, self.transaction(write=False) as conn:
-                rows = conn.execute(query, [*page_params, LIST_PAGE]).fetchall()
-                # A loader per page: row ids it remembers are only trusted within one read.
-                loader = Loader(conn, self.serde)
+                rows = [Row(*r) for r in conn.execute(query, [*page_params, LIST_PAGE])]
+                # The loader's memory of rows and blobs (by id) carries over to the next
+                # page only if nothing was committed meanwhile that could have deleted
+                # (and so freed for reuse) an id: by another connection, or by this one.
+                now = (conn.execute("PRAGMA data_version").fetchone()[0], self._deletions)
+                if loader is None or now != seen:
+                    loader = Loader(conn, self.serde)
+                loader.conn, seen = conn, now
                 for row in rows:
-                    if filter and not _matches(self._unpack(row[3], row[4])[1], filter):
+                    body = self._unpack(row)
+                    if filter and not _matches(body.metadata, filter):
                         continue
-                    page.append(self._tuple(conn, loader, row[5], row[6], row[:5])[0])
+                    page.append(self._tuple(conn, loader, row, body)[0])
                     if remaining is not None and len(page) >= remaining:
                         break
             yield from page
@@ -409,25 +432,21 @@ class SqliteStore(BaseCheckpointSaver[str]):
                 remaining -= len(page)
             if len(rows) < LIST_PAGE:
                 return
-            cursor = (rows[-1][2], rows[-1][1])
+            cursor = (rows[-1].checkpoint_id, rows[-1].thread)
 
     def _tuple(
-        self,
-        conn: sqlite3.Connection,
-        loader: Loader,
-        thread_id: str,
-        namespace: str,
-        row: Sequence[Any],
+        self, conn: sqlite3.Connection, loader: Loader, row: Row, decoded: codec.Body
     ) -> tuple[CheckpointTuple, dict[str, int]]:
-        _, thread, checkpoint_id, payload_type, payload = row
-        body, meta, parent_id = self._unpack(payload_type, payload)
+        body, meta = decoded.checkpoint, decoded.metadata
+        parent_id = decoded.parent_id or row.parent_id
+        thread_id, namespace, checkpoint_id = row.thread_id, row.namespace, row.checkpoint_id
         inline: dict[str, Any] = body["channel_values"]
         wanted = {
             channel: str(version)
             for channel, version in body["channel_versions"].items()
             if channel not in inline
         }
-        loaded, list_rows = loader.load(thread, wanted)
+        loaded, list_rows = loader.load(row.thread, wanted)
         checkpoint = cast(Checkpoint, {**body, "channel_values": {**inline, **loaded}})
         return (
             CheckpointTuple(
@@ -435,7 +454,7 @@ class SqliteStore(BaseCheckpointSaver[str]):
                 checkpoint=checkpoint,
                 metadata=meta,
                 parent_config=_config(thread_id, namespace, parent_id) if parent_id else None,
-                pending_writes=self._pending_writes(conn, thread, checkpoint_id),
+                pending_writes=self._pending_writes(conn, row.thread, checkpoint_id),
             ),
             list_rows,
         )
@@ -446,26 +465,20 @@ class SqliteStore(BaseCheckpointSaver[str]):
         rows = conn.execute(
             "SELECT t.task_path, t.task_id, w.idx, w.channel, w.blob FROM tasks t "
             "JOIN writes w ON w.task = t.id WHERE t.thread = ? AND t.checkpoint_id = ?",
-            (thread, checkpoint_id),
+            (thread, codec.pack_id(checkpoint_id)),
         ).fetchall()
         if not rows:
             return []
         raw = blobs.load(conn, (row[4] for row in rows))
         # LangGraph applies a superstep's writes in `writes_sort_key` order.
-        ordered = sorted(rows, key=lambda row: (row[0], row[1], row[2]))
+        found = [(path, codec.unpack_id(task), idx, ch, blob) for path, task, idx, ch, blob in rows]
         return [
-            (task_id, ch, self.serde.loads_typed(raw[blob])) for _, task_id, _, ch, blob in ordered
+            (task_id, ch, self.serde.loads_typed(raw[blob]))
+            for _, task_id, _, ch, blob in sorted(found, key=lambda w: w[:3])
         ]
 
-    def _pack(self, value: Any) -> tuple[str, bytes]:
-        type_, data = self.serde.dumps_typed(value)
-        return type_, zlib.compress(data, 6)
-
-    def _unpack(
-        self, type_: str, payload: bytes
-    ) -> tuple[dict[str, Any], CheckpointMetadata, str | None]:
-        body, meta, parent_id = self.serde.loads_typed((type_, zlib.decompress(payload)))
-        return body, meta, parent_id
+    def _unpack(self, row: Row) -> codec.Body:
+        return codec.unpack(self.serde, row.type, row.payload, row.checkpoint_id, row.ts)
 
     # -- deleting and copying (retention.py holds the SQL) -----------------------
 
@@ -481,6 +494,7 @@ class SqliteStore(BaseCheckpointSaver[str]):
                 retention.delete_runs(conn, self, [str(r) for r in run_ids])
             self._bases.data.clear()
             self._writes.data.clear()
+            self._deletions += 1
 
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         with self.lock, self.transaction(write=True) as conn:
@@ -516,9 +530,11 @@ class SqliteStore(BaseCheckpointSaver[str]):
                 deleted = retention.keep(conn, self, thread_ids, keep_last, older_than)
             self._bases.data.clear()
             self._writes.data.clear()
+            self._deletions += 1
         return deleted
 
     def _forget(self, thread_id: str) -> None:
+        self._deletions += 1
         self._bases.forget(thread_id)
         self._writes.forget(thread_id)
 

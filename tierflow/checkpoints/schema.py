@@ -10,8 +10,8 @@ The tables, and why they look the way they do (docs/checkpoints.md has the long 
 - `threads`: one row per (thread id, checkpoint namespace), so every other table keys
   on a small integer instead of repeating the thread's text id.
 - `checkpoints`: one row per checkpoint; `payload` is the checkpoint without its large
-  channel values (small scalars stay inline), its metadata and its parent id, serialised
-  and zlib-compressed. `parent` links to the parent's row for walks in SQL.
+  channel values (small scalars stay inline) and its metadata, serialised and
+  zlib-compressed (`codec.py`). `parent` links to the parent's row.
 - `channel_values`: one row per (thread, channel, version): a channel's value is stored
   once per version, never again per checkpoint. A list value is stored as a delta:
   `prefix` items of its `base` version, then the items of its `segments`.
@@ -67,7 +67,7 @@ def _v1_tables(db: sqlite_utils.Database) -> None:
             "parent": int,
             "run_id": str,
             "step": int,
-            "ts": float,
+            "ts": int,  # microseconds since the epoch
             "type": str,
             "payload": bytes,
         },

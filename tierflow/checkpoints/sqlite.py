@@ -15,6 +15,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from tierflow.checkpoints.codec import pack_id
 from tierflow.checkpoints.schema import SCHEMA_TABLE, SCHEMA_VERSION, migrate
 from tierflow.errors import CheckpointError
 
@@ -91,6 +92,8 @@ def connect(path: Path) -> sqlite3.Connection:
         )
     except sqlite3.Error as error:
         raise CheckpointError(f"cannot open database {path}: {error}") from error
+    # Task rows store ids packed (`codec.pack_id`); SQL that compares them uses this.
+    conn.create_function("pack_id", 1, pack_id, deterministic=True)
     try:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
         conn.execute("PRAGMA journal_mode = WAL")

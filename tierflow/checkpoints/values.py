@@ -167,13 +167,18 @@ class Loader:
             return {}, {}
         pairs = list(versions.items())
         marks = ",".join(["(?, ?)"] * len(pairs))
+        # A join from the wanted pairs, so each is one index lookup (a row-value `IN`
+        # would scan the thread's values).
         query = (
-            "SELECT channel, id, kind, base, prefix, segments FROM channel_values "
-            f"WHERE thread = ? AND (channel, version) IN (VALUES {marks})"
+            f"WITH wanted(channel, version) AS (VALUES {marks}) "
+            "SELECT v.channel, v.id, v.kind, v.base, v.prefix, v.segments FROM wanted "
+            "JOIN channel_values v ON v.thread = ? AND v.channel = wanted.channel "
+            "AND v.version = wanted.version"
         )
-        params: list[Any] = [thread]
+        params: list[Any] = []
         for channel, version in pairs:
             params += [channel, version]
+        params.append(thread)
         found: dict[str, int] = {}
         for channel, row_id, kind, base, prefix, segments in self.conn.execute(query, params):
             self.rows[row_id] = Row(kind, base, prefix or 0, blobs.unpack_ids(segments))
