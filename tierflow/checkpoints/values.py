@@ -202,7 +202,8 @@ class Loader:
             if start is None or start in self.rows:
                 continue
             query = (
-                "WITH RECURSIVE chain(id) AS (SELECT ? UNION ALL "
+                # UNION, not UNION ALL: a damaged file with a cycle of bases ends the walk.
+                "WITH RECURSIVE chain(id) AS (SELECT ? UNION "
                 "SELECT v.base FROM channel_values v JOIN chain ON v.id = chain.id "
                 "WHERE v.base IS NOT NULL) "
                 "SELECT v.id, v.kind, v.base, v.prefix, v.segments "
@@ -217,7 +218,9 @@ class Loader:
         wanted: set[int] = set()
         for head in heads:
             row_id: int | None = head
-            while row_id is not None and row_id in self.rows and row_id not in self.lists:
+            visited: set[int] = set()
+            while row_id in self.rows and row_id not in self.lists and row_id not in visited:
+                visited.add(row_id)
                 row = self.rows[row_id]
                 wanted.update(s for s in row.segments if s not in self.raw)
                 row_id = row.base if row.kind == LIST else None
@@ -240,11 +243,13 @@ class Loader:
 
     def _build(self, head: int) -> None:
         chain: list[int] = []
+        visited: set[int] = set()
         row_id: int | None = head
         while row_id is not None and row_id not in self.lists:
-            if row_id not in self.rows:
+            if row_id not in self.rows or row_id in visited:
                 raise CheckpointError(f"channel value {head} lost the version {row_id} it extends")
             chain.append(row_id)
+            visited.add(row_id)
             row_id = self.rows[row_id].base
         if row_id is None:
             current: list[Any] = []
