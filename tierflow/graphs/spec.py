@@ -12,8 +12,9 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from tierflow.errors import SpecError
 from tierflow.guardrails.base import Guardrail
+from tierflow.models.openai import OpenAIModel
 from tierflow.models.price import Price
-from tierflow.models.resolve import parse_reference
+from tierflow.models.resolve import ModelReference, parse_reference
 from tierflow.nodes.route import Router, RulesRouter
 from tierflow.nodes.tools import UPDATE_PLAN, Tool
 from tierflow.spec_model import SpecModel
@@ -26,10 +27,11 @@ NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 class Tier(SpecModel):
-    """A model tier: a name, a model reference (or LangChain chat model), a price."""
+    """A model tier: a name, a model (a `provider:model` reference, an `OpenAIModel`,
+    or a LangChain chat model), a price."""
 
     name: str
-    model: str | BaseChatModel
+    model: str | OpenAIModel | BaseChatModel
     price: Price
 
     @field_validator("name")
@@ -41,21 +43,24 @@ class Tier(SpecModel):
 
     @field_validator("model")
     @classmethod
-    def _reference(cls, model: str | BaseChatModel) -> str | BaseChatModel:
+    def _reference(cls, model: ModelReference) -> ModelReference:
         if isinstance(model, str):
             parse_reference(model)
         return model
 
     def spec(self) -> dict[str, Any]:
-        model = (
-            self.model
-            if isinstance(self.model, str)
-            else {
+        model: str | dict[str, Any]
+        if isinstance(self.model, str):
+            model = self.model
+        elif isinstance(self.model, OpenAIModel):
+            model = {"openai": self.model.model_dump(mode="json")}
+        else:
+            model = {
                 "class": type(self.model).__name__,
                 "model_name": getattr(self.model, "model_name", None),
             }
-        )
-        return {"name": self.name, "model": model, "price": self.price.model_dump()}
+        price = self.price.model_dump(exclude_none=True)
+        return {"name": self.name, "model": model, "price": price}
 
 
 class Limits(SpecModel):
@@ -136,7 +141,7 @@ class Agent(SpecModel):
         }
         return json.dumps(document, indent=2, sort_keys=True)
 
-    def with_models(self, **models: str | BaseChatModel) -> Agent:
+    def with_models(self, **models: ModelReference) -> Agent:
         """The same agent with other models on the named tiers (prices unchanged)."""
         unknown = set(models) - {t.name for t in self.tiers}
         if unknown:

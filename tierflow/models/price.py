@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from typing_extensions import TypedDict
 
 from tierflow.spec_model import SpecModel
 
 PER_MILLION = 1_000_000
+SERVICE_TIERS = ("priority", "flex")  # the service tiers with their own prices
 
 
 class TokenUsage(TypedDict):
@@ -27,11 +28,31 @@ class TokenUsage(TypedDict):
 
 
 class Price(SpecModel):
-    """USD per million tokens. Reasoning tokens are billed as output."""
+    """USD per million tokens. Reasoning tokens are billed as output.
+
+    `priority` and `flex` are the prices of OpenAI's service tiers of those names, when
+    they differ: a call the provider reports as served on one is priced at it (a call
+    on an undeclared service tier is priced at the base price).
+    """
 
     input: float = Field(ge=0)
     cached_input: float = Field(ge=0)
     output: float = Field(ge=0)
+    priority: Price | None = None
+    flex: Price | None = None
+
+    @model_validator(mode="after")
+    def _flat(self) -> Price:
+        for name in SERVICE_TIERS:
+            nested = getattr(self, name)
+            if nested is not None and (nested.priority or nested.flex):
+                raise ValueError(f"the {name} price can't have service-tier prices of its own")
+        return self
+
+    def for_service_tier(self, service_tier: str | None) -> Price:
+        """The price that applies to a call served on `service_tier`."""
+        declared = {"priority": self.priority, "flex": self.flex}.get(service_tier or "")
+        return declared or self
 
     def cost(self, usage: TokenUsage) -> float:
         """Cost in USD of one call with this usage."""
@@ -42,6 +63,21 @@ class Price(SpecModel):
             + cached * self.cached_input
             + usage["output_tokens"] * self.output
         ) / PER_MILLION
+
+
+def service_tier_of(metadata: Mapping[str, Any] | None) -> str | None:
+    """ "priority" or "flex" when the usage says the call was served on that service tier
+    (langchain-openai then prefixes the detail keys: `priority_cache_read`, …)."""
+    if not metadata:
+        return None
+    details = [
+        metadata.get("input_token_details") or {},
+        metadata.get("output_token_details") or {},
+    ]
+    for tier in SERVICE_TIERS:
+        if any(key == tier or key.startswith(f"{tier}_") for d in details for key in d):
+            return tier
+    return None
 
 
 def usage_from_metadata(metadata: Mapping[str, Any] | None) -> TokenUsage:

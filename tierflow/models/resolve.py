@@ -1,15 +1,18 @@
-"""Turn a tier's model reference into a LangChain chat model."""
+"""Turn a tier's model reference into a LangChain chat model and its retry policy."""
 
 from __future__ import annotations
 
-import os
 import re
 
 from langchain_core.language_models import BaseChatModel
 
 from tierflow.errors import ModelError
+from tierflow.models.openai import OpenAIModel
+from tierflow.models.retry import NO_RETRY, RetryPolicy
 
 MODEL_REFERENCE = re.compile(r"^(?P<provider>[a-z][a-z0-9_-]*):(?P<model>\S+)$")
+
+ModelReference = str | BaseChatModel | OpenAIModel
 
 
 def parse_reference(reference: str) -> tuple[str, str]:
@@ -23,31 +26,47 @@ def parse_reference(reference: str) -> tuple[str, str]:
     return found["provider"], found["model"]
 
 
-def resolve_model(reference: str | BaseChatModel) -> BaseChatModel:
+def openai_model(reference: ModelReference) -> OpenAIModel | None:
+    """The `OpenAIModel` a reference stands for (`openai:MODEL` or the object itself)."""
+    if isinstance(reference, OpenAIModel):
+        return reference
+    if isinstance(reference, str):
+        provider, model = parse_reference(reference)
+        if provider == "openai":
+            return OpenAIModel.from_reference(model)
+        raise ModelError(
+            f"model {reference!r}: provider {provider!r} has no built-in factory; pass a "
+            "LangChain chat model object as the tier's model instead"
+        )
+    return None
+
+
+def resolve_model(reference: ModelReference) -> BaseChatModel:
     """A chat model for `reference`.
 
-    `openai:` references use langchain-openai's `ChatOpenAI`, which reads
-    `OPENAI_API_KEY` and `OPENAI_BASE_URL` (any OpenAI-compatible server). For any other
-    provider, declare the tier with a LangChain chat model object.
+    `openai:` references and `OpenAIModel`s use langchain-openai's `ChatOpenAI` (key
+    from `OPENAI_API_KEY` or the configured variable; `OPENAI_BASE_URL` for any
+    OpenAI-compatible server). For any other provider, declare the tier with a
+    LangChain chat model object.
     """
-    if isinstance(reference, BaseChatModel):
-        return reference
-    provider, model = parse_reference(reference)
-    if provider == "openai":
-        if not os.environ.get("OPENAI_API_KEY") and not os.environ.get("OPENAI_BASE_URL"):
-            raise ModelError(
-                f"model {reference!r} needs OPENAI_API_KEY (or OPENAI_BASE_URL for an "
-                "OpenAI-compatible server); run offline with the scripted model instead"
-            )
-        from langchain_openai import ChatOpenAI
+    config = openai_model(reference)
+    if config is not None:
+        return config.chat_model()
+    assert isinstance(reference, BaseChatModel)
+    return reference
 
-        return ChatOpenAI(
-            model=model,
-            base_url=os.environ.get("OPENAI_BASE_URL") or None,
-            api_key=os.environ.get("OPENAI_API_KEY") or "not-needed",
-            stream_usage=True,
-        )
-    raise ModelError(
-        f"model {reference!r}: provider {provider!r} has no built-in factory; pass a "
-        "LangChain chat model object as the tier's model instead"
-    )
+
+def retry_policy(reference: ModelReference) -> RetryPolicy:
+    """How tierflow retries calls to this model. A chat model object passed in by the
+    user is not retried by tierflow: its own client decides."""
+    config = openai_model(reference)
+    return config.retry_policy() if config is not None else NO_RETRY
+
+
+def model_label(reference: ModelReference) -> str:
+    """The model's name as runs and cost records show it."""
+    if isinstance(reference, str):
+        return reference
+    if isinstance(reference, OpenAIModel):
+        return reference.model
+    return str(getattr(reference, "model_name", type(reference).__name__))

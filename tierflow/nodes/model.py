@@ -6,12 +6,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.language_models import LanguageModelInput
 from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
+from langgraph.config import get_stream_writer
 
-from tierflow.models.price import Price, usage_from_metadata
-from tierflow.models.resolve import resolve_model
+from tierflow.models.price import Price, service_tier_of, usage_from_metadata
+from tierflow.models.resolve import (
+    ModelReference,
+    model_label,
+    openai_model,
+    resolve_model,
+    retry_policy,
+)
+from tierflow.models.retry import RetryNotice, RetryPolicy, acall_with_retries, call_with_retries
 from tierflow.nodes.dual import dual_node
 from tierflow.nodes.state import AgentState, ModelCall
 from tierflow.nodes.tools import Tool
@@ -23,7 +31,7 @@ class TierModel:
     needs an API key. Resolution is deterministic; the cache only saves the work."""
 
     tier: str
-    reference: str | BaseChatModel
+    reference: ModelReference
     tools: Sequence[Tool]
     _bound: Runnable[LanguageModelInput, BaseMessage] | None = field(default=None, repr=False)
 
@@ -36,9 +44,20 @@ class TierModel:
 
     @property
     def label(self) -> str:
-        if isinstance(self.reference, str):
-            return self.reference
-        return str(getattr(self.reference, "model_name", type(self.reference).__name__))
+        return model_label(self.reference)
+
+    @property
+    def retry(self) -> RetryPolicy:
+        return retry_policy(self.reference)
+
+    def where(self) -> str:
+        """`tier 'fast' (gpt-4.1 at …)`: who failed, in an error message."""
+        config = openai_model(self.reference)
+        return f"tier {self.tier!r} ({config.label if config else self.label})"
+
+    def auth_hint(self) -> str:
+        config = openai_model(self.reference)
+        return f"the key is read from ${config.api_key_env}" if config else ""
 
 
 def model_input(instructions: str, state: AgentState) -> list[BaseMessage]:
@@ -74,6 +93,7 @@ def make_model_node(
         if not isinstance(response, AIMessage):
             raise TypeError(f"tier {tier!r}: model returned {type(response).__name__}")
         usage = usage_from_metadata(response.usage_metadata)
+        service_tier = service_tier_of(response.usage_metadata)
         step = state.get("steps", 0) + 1
         call = ModelCall(
             step=step,
@@ -81,9 +101,11 @@ def make_model_node(
             model=model.label,
             usage=usage,
             usage_source=str(response.response_metadata.get("usage_source", "provider")),
-            cost_usd=price.cost(usage),
+            cost_usd=price.for_service_tier(service_tier).cost(usage),
             tool_calls=[c["name"] for c in response.tool_calls],
         )
+        if service_tier is not None:
+            call["service_tier"] = service_tier
         update: dict[str, Any] = {"messages": [response], "steps": step, "calls": [call]}
         has_calls = bool(response.tool_calls or response.invalid_tool_calls)
         if not has_calls:
@@ -92,17 +114,36 @@ def make_model_node(
                 update |= {"status": "done", "answer": str(response.text)}
         return update
 
+    def report_retry(notice: RetryNotice) -> None:
+        # Seen by `stream_mode="custom"` (and `tierflow run --stream`); a no-op otherwise.
+        get_stream_writer()({"event": "retry", "node": f"model.{tier}", **notice})
+
     def run(state: AgentState, config: RunnableConfig) -> dict[str, Any]:
         stop = limit_reached(state)
         if stop is not None:
             return stop
-        return record(state, model.bound().invoke(model_input(instructions, state), config))
+        messages = model_input(instructions, state)
+        response = call_with_retries(
+            lambda: model.bound().invoke(messages, config),
+            model.retry,
+            label=model.where(),
+            auth_hint=model.auth_hint(),
+            on_retry=report_retry,
+        )
+        return record(state, response)
 
     async def run_async(state: AgentState, config: RunnableConfig) -> dict[str, Any]:
         stop = limit_reached(state)
         if stop is not None:
             return stop
-        response = await model.bound().ainvoke(model_input(instructions, state), config)
+        messages = model_input(instructions, state)
+        response = await acall_with_retries(
+            lambda: model.bound().ainvoke(messages, config),
+            model.retry,
+            label=model.where(),
+            auth_hint=model.auth_hint(),
+            on_retry=report_retry,
+        )
         return record(state, response)
 
     return dual_node(f"model.{tier}", run, run_async)

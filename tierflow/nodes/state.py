@@ -8,7 +8,7 @@ the nodes because the nodes are what read and write it; `tierflow.graphs` re-exp
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NotRequired
 
 from langchain_core.messages import AnyMessage
 from langgraph.graph.message import add_messages
@@ -44,6 +44,8 @@ class ModelCall(TypedDict):
     usage_source: str
     cost_usd: float
     tool_calls: list[str]
+    # "priority" or "flex" when the provider served the call on that service tier.
+    service_tier: NotRequired[str]
 
 
 class ToolResult(TypedDict):

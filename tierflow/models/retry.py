@@ -1,0 +1,230 @@
+"""Retrying a model call on transient provider errors, with backoff that honours
+`Retry-After`.
+
+tierflow retries here rather than inside the OpenAI client (which it builds with
+`max_retries=0`) for three reasons: a connection dropped mid-stream surfaces while the
+response is read, after the client's own retry loop has returned; each retry is
+reported (`on_retry`) so a streaming run can show it; and the delays are computed by
+one function that tests can read.
+
+Transient: what LangChain marks `is_retryable` (rate limits, 5xx, connection errors,
+timeouts), plus HTTP 408 and 409, unless the server says `x-should-retry: false`.
+Anything else a provider reports (400, 401, 403, 404, …) fails at once. Either way the
+caller gets a `ModelError` with one line saying what happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http import HTTPStatus
+from typing import Any, TypeVar
+
+import openai
+from langchain_core.exceptions import ModelError as LangChainModelError
+from typing_extensions import TypedDict
+
+from tierflow.errors import ModelError
+
+T = TypeVar("T")
+RETRYABLE_STATUS = frozenset({408, 409, 429})
+AUTH_STATUS = frozenset({401, 403})
+JITTER = 0.25  # a backoff delay is shortened by up to this fraction, at random
+REASON_CHARS = 240
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently to retry. `backoff_s` is the first delay; it doubles
+    per retry up to `max_backoff_s`. A server's `Retry-After` replaces the backoff, up
+    to `max_retry_after_s`; asking for longer fails the call instead of waiting."""
+
+    max_retries: int = 0
+    backoff_s: float = 0.5
+    max_backoff_s: float = 8.0
+    max_retry_after_s: float = 120.0
+
+
+NO_RETRY = RetryPolicy()
+
+
+class RetryNotice(TypedDict):
+    """One retry about to happen, as reported to `on_retry`."""
+
+    retry: int  # 1 for the first retry
+    max_retries: int
+    delay_s: float
+    retry_after_s: float | None  # what the server asked for, if it did
+    reason: str
+
+
+OnRetry = Callable[[RetryNotice], None]
+
+
+def is_provider_error(error: BaseException) -> bool:
+    return isinstance(error, LangChainModelError | openai.OpenAIError)
+
+
+def status_of(error: BaseException) -> int | None:
+    status = getattr(error, "status_code", None)
+    return status if isinstance(status, int) else None
+
+
+def _headers(error: BaseException) -> Mapping[str, str]:
+    response = getattr(error, "response", None)
+    headers = getattr(response, "headers", None)
+    return headers if isinstance(headers, Mapping) else {}
+
+
+def is_transient(error: BaseException) -> bool:
+    should_retry = _headers(error).get("x-should-retry")
+    if should_retry in ("true", "false"):
+        return should_retry == "true"
+    if isinstance(error, LangChainModelError) and error.is_retryable:
+        return True
+    if isinstance(error, openai.APIConnectionError):  # includes timeouts
+        return True
+    status = status_of(error)
+    return status is not None and (status in RETRYABLE_STATUS or status >= 500)
+
+
+def retry_after_s(error: BaseException, now: Callable[[], datetime] | None = None) -> float | None:
+    """Seconds the server asked to wait (`retry-after-ms`, or `Retry-After` as seconds
+    or an HTTP date), or None."""
+    headers = _headers(error)
+    for name, divisor in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            return max(0.0, float(value) / divisor)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    current = now() if now is not None else datetime.now(UTC)
+    return max(0.0, (when - current).total_seconds())
+
+
+def describe(error: BaseException) -> str:
+    """One line: what the provider said or what happened to the connection."""
+    status = status_of(error)
+    if status is not None:
+        body = getattr(error, "body", None)
+        message = body.get("message") if isinstance(body, Mapping) else None
+        text = str(message or getattr(error, "message", "") or error)
+        try:
+            phrase = HTTPStatus(status).phrase
+        except ValueError:
+            phrase = "error"
+        reason = f"HTTP {status} {phrase}: {text}"
+    elif isinstance(error, openai.APITimeoutError):
+        reason = "the request timed out"
+    elif isinstance(error, openai.APIConnectionError | LangChainModelError):
+        cause = error.__cause__
+        detail = f" ({type(cause).__name__}: {cause})" if cause is not None else ""
+        reason = f"connection failed or dropped{detail}"
+    else:
+        reason = f"{type(error).__name__}: {error}"
+    flat = " ".join(reason.split())
+    return flat if len(flat) <= REASON_CHARS else flat[: REASON_CHARS - 1] + "…"
+
+
+def backoff_s(policy: RetryPolicy, retry: int, draw: Callable[[], float] = random.random) -> float:
+    """The delay before retry number `retry` (1-based) when the server gave none."""
+    delay = min(policy.backoff_s * 2.0 ** (retry - 1), policy.max_backoff_s)
+    return delay * (1 - JITTER * draw())
+
+
+def next_step(
+    error: BaseException, policy: RetryPolicy, retry: int, label: str, auth_hint: str = ""
+) -> RetryNotice | ModelError | None:
+    """After `error`, before retry number `retry` (1-based): the retry to make, the
+    `ModelError` to raise instead, or None for an error that is not a provider's (it
+    propagates unchanged)."""
+    if not is_provider_error(error):
+        return None
+    reason = describe(error)
+    if not is_transient(error):
+        hint = f"; {auth_hint}" if auth_hint and status_of(error) in AUTH_STATUS else ""
+        return ModelError(f"{label}: {reason} (not retried{hint})")
+    if retry > policy.max_retries:
+        attempts = policy.max_retries + 1
+        plural = "attempt" if attempts == 1 else "attempts"
+        return ModelError(f"{label}: {reason} (gave up after {attempts} {plural})")
+    asked = retry_after_s(error)
+    if asked is not None and asked > policy.max_retry_after_s:
+        return ModelError(
+            f"{label}: {reason} (the server asked to retry after {asked:g}s, longer than "
+            f"the {policy.max_retry_after_s:g}s tierflow waits)"
+        )
+    return RetryNotice(
+        retry=retry,
+        max_retries=policy.max_retries,
+        delay_s=asked if asked is not None else backoff_s(policy, retry),
+        retry_after_s=asked,
+        reason=reason,
+    )
+
+
+def call_with_retries(
+    call: Callable[[], T],
+    policy: RetryPolicy,
+    *,
+    label: str,
+    auth_hint: str = "",
+    on_retry: OnRetry | None = None,
+    sleep: Callable[[float], Any] = time.sleep,
+) -> T:
+    """`call()`, retried on transient provider errors; provider errors become a
+    `ModelError` naming `label` (e.g. the tier and model)."""
+    retry = 0
+    while True:
+        try:
+            return call()
+        except Exception as error:
+            retry += 1
+            step = next_step(error, policy, retry, label, auth_hint)
+            if step is None:
+                raise
+            if isinstance(step, ModelError):
+                raise step from error
+        if on_retry is not None:
+            on_retry(step)
+        sleep(step["delay_s"])
+
+
+async def acall_with_retries(
+    call: Callable[[], Awaitable[T]],
+    policy: RetryPolicy,
+    *,
+    label: str,
+    auth_hint: str = "",
+    on_retry: OnRetry | None = None,
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+) -> T:
+    """The async twin of `call_with_retries`."""
+    retry = 0
+    while True:
+        try:
+            return await call()
+        except Exception as error:
+            retry += 1
+            step = next_step(error, policy, retry, label, auth_hint)
+            if step is None:
+                raise
+            if isinstance(step, ModelError):
+                raise step from error
+        if on_retry is not None:
+            on_retry(step)
+        await sleep(step["delay_s"])
