@@ -242,13 +242,6 @@ def test_sync_tool_timeout_returns_under_ainvoke(scripted_agent: Callable[..., S
     assert blocker.waited == [True]  # the run returned while the tool was still blocked
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "act's sync path runs asyncio.run(...), whose shutdown joins the default executor: "
-        "graph.invoke waits for a timed-out sync tool's thread to finish"
-    ),
-)
 def test_sync_tool_timeout_returns_under_invoke(scripted_agent: Callable[..., Scripted]) -> None:
     blocker = Blocker()
     scripted = scripted_agent(
@@ -260,7 +253,25 @@ def test_sync_tool_timeout_returns_under_invoke(scripted_agent: Callable[..., Sc
         blocker.release.set()
     assert "block timed out after 0.05s" in tool_messages(values)[0].content
     assert blocker.finished.wait(5)
-    assert blocker.waited == [True]  # fails today: the tool waited out its 5 s first
+    assert blocker.waited == [True]  # invoke returned while the tool was still blocked
+
+
+def test_invoke_from_inside_a_running_event_loop(scripted_agent: Callable[..., Scripted]) -> None:
+    scripted = scripted_agent(
+        [Turn(calls=(("lookup", {"order_id": 1}),)), Turn(text="found")], tools=(lookup,)
+    )
+    graph = scripted.graph()
+
+    async def notebook_cell() -> dict[str, Any]:
+        return graph.invoke(REQUEST, thread())
+
+    outcome: dict[str, Any] = {}
+    try:
+        outcome["values"] = asyncio.run(notebook_cell())
+    except RuntimeError as error:
+        outcome["error"] = str(error)
+    assert "error" not in outcome, outcome["error"]
+    assert outcome["values"]["answer"] == "found"
 
 
 # --- ToolContext ------------------------------------------------------------------------

@@ -191,6 +191,15 @@ def test_tool_without_docstring() -> None:
     assert "description" in error.problem
 
 
+def test_tool_with_non_positive_timeout() -> None:
+    def find(query: str) -> None:
+        """Find things."""
+
+    error = spec_error(lambda: tool(timeout_s=0)(find))
+    assert error.field.startswith("tools.")
+    assert "timeout_s" in str(error)
+
+
 # --- JSON form --------------------------------------------------------------------------
 
 
@@ -283,3 +292,12 @@ def test_with_models_unknown_tier() -> None:
 def test_with_models_checks_the_new_reference() -> None:
     error = spec_error(lambda: full_agent().with_models(fast="gpt-5"))
     assert error.field == "tier.model"
+
+
+def test_tool_name_must_be_one_a_provider_accepts() -> None:
+    def find(query: str) -> None:
+        """Find things."""
+
+    error = spec_error(lambda: tool(name="find things!")(find))
+    assert error.field == "tools.find things!.name"
+    assert "pattern" in error.problem

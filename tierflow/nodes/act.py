@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from langchain_core.messages import AIMessage, InvalidToolCall, ToolCall
@@ -38,20 +41,50 @@ def render(value: Any) -> str:
     return json.dumps(value, default=str, ensure_ascii=False)
 
 
-async def call_tool(tool: Tool, args: Mapping[str, Any], context: ToolContext) -> ToolResult:
-    def failed(message: str) -> ToolResult:
-        return ToolResult(call_id=context.call_id, name=tool.name, ok=False, content=message)
+Prepared = tuple[Tool, dict[str, Any], ToolContext]
 
+
+def prepare(tool: Tool, args: Mapping[str, Any], context: ToolContext) -> Prepared | ToolResult:
+    """Validated keyword arguments for the call, or the error result if they don't fit."""
     try:
         parsed = tool.args_schema.model_validate(dict(args))
     except ValidationError as error:
-        return failed(
+        return _failed(
+            tool,
+            context,
             f"Invalid arguments for {tool.name}: {describe_validation_error(error)}. "
-            "Fix the arguments and call the tool again."
+            "Fix the arguments and call the tool again.",
         )
     kwargs = {name: getattr(parsed, name) for name in type(parsed).model_fields}
     if tool.context_param is not None:
         kwargs[tool.context_param] = context
+    return tool, kwargs, context
+
+
+def _failed(tool: Tool, context: ToolContext, message: str) -> ToolResult:
+    return ToolResult(call_id=context.call_id, name=tool.name, ok=False, content=message)
+
+
+def _timed_out(tool: Tool, context: ToolContext) -> ToolResult:
+    return _failed(
+        tool,
+        context,
+        f"{tool.name} timed out after {tool.timeout_s:g}s. Try again later, or with a "
+        "narrower request.",
+    )
+
+
+def _raised(tool: Tool, context: ToolContext, error: BaseException) -> ToolResult:
+    return _failed(tool, context, f"{tool.name} failed: {type(error).__name__}: {error}")
+
+
+def _returned(tool: Tool, context: ToolContext, value: Any) -> ToolResult:
+    return ToolResult(call_id=context.call_id, name=tool.name, ok=True, content=render(value))
+
+
+async def execute_async(prepared: Prepared) -> ToolResult:
+    """Run one call on the event loop (async tools) or in a thread (sync tools)."""
+    tool, kwargs, context = prepared
     try:
         if tool.is_async:
             value = await asyncio.wait_for(tool.fn(**kwargs), tool.timeout_s)
@@ -59,13 +92,43 @@ async def call_tool(tool: Tool, args: Mapping[str, Any], context: ToolContext) -
             # A thread can't be cancelled: on timeout the call is abandoned, not stopped.
             value = await asyncio.wait_for(asyncio.to_thread(tool.fn, **kwargs), tool.timeout_s)
     except TimeoutError:
-        return failed(
-            f"{tool.name} timed out after {tool.timeout_s:g}s. Try again later, or with a "
-            "narrower request."
-        )
+        return _timed_out(tool, context)
     except Exception as error:  # noqa: BLE001 — any tool failure is an observation for the model
-        return failed(f"{tool.name} failed: {type(error).__name__}: {error}")
-    return ToolResult(call_id=context.call_id, name=tool.name, ok=True, content=render(value))
+        return _raised(tool, context, error)
+    return _returned(tool, context, value)
+
+
+def _call_blocking(tool: Tool, kwargs: dict[str, Any]) -> Any:
+    if tool.is_async:
+        # A worker thread has no running loop, so this works even when the caller's
+        # thread has one (graph.invoke from a notebook cell).
+        return asyncio.run(tool.fn(**kwargs))
+    return tool.fn(**kwargs)
+
+
+def execute_all_blocking(calls: Sequence[Prepared]) -> list[ToolResult]:
+    """Run calls concurrently in threads, each under its own deadline; return without
+    waiting for a call that timed out (its thread is abandoned, not joined)."""
+    if not calls:
+        return []
+    pool = ThreadPoolExecutor(max_workers=len(calls), thread_name_prefix="tierflow-act")
+    try:
+        started = time.monotonic()
+        futures = [pool.submit(_call_blocking, tool, kwargs) for tool, kwargs, _ in calls]
+        results = []
+        for (tool, _, context), future in zip(calls, futures, strict=True):
+            remaining = max(0.0, started + tool.timeout_s - time.monotonic())
+            try:
+                value = future.result(timeout=remaining)
+            except FutureTimeout:
+                results.append(_timed_out(tool, context))
+            except Exception as error:  # noqa: BLE001 — an observation, as in execute_async
+                results.append(_raised(tool, context, error))
+            else:
+                results.append(_returned(tool, context, value))
+        return results
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _unknown(call: ToolCall, tools: Mapping[str, Tool]) -> ToolResult:
@@ -104,7 +167,11 @@ def _over_limit(call: ToolCall, limit: int) -> ToolResult:
 def make_act_node(tools: Sequence[Tool], max_calls_per_turn: int) -> RunnableLambda[Any, Any]:
     by_name = {t.name: t for t in tools}
 
-    async def run_async(state: AgentState, config: RunnableConfig) -> dict[str, Any]:
+    def plan_calls(
+        state: AgentState, config: RunnableConfig
+    ) -> tuple[list[ToolCall], list[Prepared | ToolResult], list[ToolResult]]:
+        """The turn's calls: those to run (prepared, or already an error) and the
+        results of those that won't run (over the limit, unparseable)."""
         messages = state.get("messages", [])
         last = messages[-1] if messages else None
         if not isinstance(last, AIMessage):
@@ -113,11 +180,12 @@ def make_act_node(tools: Sequence[Tool], max_calls_per_turn: int) -> RunnableLam
         step = state.get("steps", 0)
         calls = list(last.tool_calls)
         runnable, refused = calls[:max_calls_per_turn], calls[max_calls_per_turn:]
-
-        async def one(call: ToolCall) -> ToolResult:
+        work: list[Prepared | ToolResult] = []
+        for call in runnable:
             tool = by_name.get(call["name"])
             if tool is None:
-                return _unknown(call, by_name)
+                work.append(_unknown(call, by_name))
+                continue
             call_id = call["id"] or f"{call['name']}-{step}"
             context = ToolContext(
                 thread_id=thread_id,
@@ -125,19 +193,35 @@ def make_act_node(tools: Sequence[Tool], max_calls_per_turn: int) -> RunnableLam
                 call_id=call_id,
                 idempotency_key=idempotency_key(thread_id, step, call_id),
             )
-            return await call_tool(tool, call["args"], context)
+            work.append(prepare(tool, call["args"], context))
+        skipped = [_over_limit(call, max_calls_per_turn) for call in refused]
+        skipped += [_invalid(call) for call in last.invalid_tool_calls]
+        return runnable, work, skipped
 
-        results = list(await asyncio.gather(*(one(call) for call in runnable)))
-        results += [_over_limit(call, max_calls_per_turn) for call in refused]
-        results += [_invalid(call) for call in last.invalid_tool_calls]
-        update: dict[str, Any] = {"results": results}
+    def update(
+        runnable: list[ToolCall], results: list[ToolResult], skipped: list[ToolResult]
+    ) -> dict[str, Any]:
+        written: dict[str, Any] = {"results": results + skipped}
         plan = _plan_from(runnable, results)
         if plan is not None:
-            update["plan"] = plan
-        return update
+            written["plan"] = plan
+        return written
+
+    async def run_async(state: AgentState, config: RunnableConfig) -> dict[str, Any]:
+        runnable, work, skipped = plan_calls(state, config)
+
+        async def one(item: Prepared | ToolResult) -> ToolResult:
+            return await execute_async(item) if isinstance(item, tuple) else item
+
+        results = list(await asyncio.gather(*(one(item) for item in work)))
+        return update(runnable, results, skipped)
 
     def run(state: AgentState, config: RunnableConfig) -> dict[str, Any]:
-        return asyncio.run(run_async(state, config))
+        runnable, work, skipped = plan_calls(state, config)
+        prepared = [item for item in work if isinstance(item, tuple)]
+        done = iter(execute_all_blocking(prepared))
+        results = [next(done) if isinstance(item, tuple) else item for item in work]
+        return update(runnable, results, skipped)
 
     return dual_node("act", run, run_async)
 

@@ -24,6 +24,7 @@ from pydantic.errors import PydanticInvalidForJsonSchema
 
 from tierflow.errors import SpecError
 from tierflow.nodes.state import PlanStep
+from tierflow.spec_model import SpecModel
 
 UPDATE_PLAN = "update_plan"
 
@@ -39,12 +40,10 @@ class ToolContext:
     idempotency_key: str
 
 
-class Tool(BaseModel):
+class Tool(SpecModel):
     """A declared tool. Build it with `@tool`."""
 
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, extra="forbid")
-
-    name: str
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")  # what OpenAI accepts
     description: str
     fn: Callable[..., Any]
     args_schema: type[BaseModel]
@@ -110,16 +109,19 @@ def tool(
         if not text.strip():
             raise SpecError(field, "needs a description (a docstring or description=...)")
         schema, context_param = _arguments_schema(function, tool_name)
-        return Tool(
-            name=tool_name,
-            description=text.strip(),
-            fn=function,
-            args_schema=schema,
-            context_param=context_param,
-            scope=scope,
-            side_effects=side_effects,
-            timeout_s=timeout_s,
-        )
+        try:
+            return Tool(
+                name=tool_name,
+                description=text.strip(),
+                fn=function,
+                args_schema=schema,
+                context_param=context_param,
+                scope=scope,
+                side_effects=side_effects,
+                timeout_s=timeout_s,
+            )
+        except SpecError as error:
+            raise SpecError(f"{field}.{error.field.removeprefix('tool.')}", error.problem) from None
 
     return build if fn is None else build(fn)
 
