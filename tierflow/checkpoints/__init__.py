@@ -1,17 +1,24 @@
 """Checkpoint stores and the runs table.
 
 `open(target)` is the entry point: a SQLite file path gives tierflow's own normalised
-saver (`SqliteStore`), a `postgresql://` URL gives LangGraph's Postgres saver. Both are
-context managers that own their connection.
+saver (`SqliteStore`), a `postgresql://` URL gives LangGraph's Postgres saver (needs
+`tierflow[postgres]`). Both are context managers that own their connection; the runs
+table lives in the same database. `history.py` has time travel and retention for both.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tierflow.checkpoints.runs import RunRow, RunsTable
 from tierflow.checkpoints.saver import SqliteStore
 from tierflow.checkpoints.sqlite import open_database
+from tierflow.checkpoints.targets import is_postgres
+from tierflow.errors import CheckpointError
+
+if TYPE_CHECKING:
+    from tierflow.checkpoints.postgres import PostgresStore
 
 
 def open_sqlite(path: str | Path, *, create: bool = True) -> SqliteStore:
@@ -22,6 +29,17 @@ def open_sqlite(path: str | Path, *, create: bool = True) -> SqliteStore:
     return SqliteStore(open_database(target, create=create), target)
 
 
-open = open_sqlite  # the documented entry: `tierflow.checkpoints.open(path)`
+def open(target: str | Path, *, create: bool = True) -> SqliteStore | PostgresStore:
+    """The checkpoint saver for `target`: a SQLite file path or a `postgresql://` URL."""
+    if not is_postgres(target):
+        return open_sqlite(target, create=create)
+    try:
+        from tierflow.checkpoints.postgres import open_postgres
+    except ImportError as error:
+        raise CheckpointError(
+            f"a postgresql:// database needs tierflow[postgres] ({error.name} is missing)"
+        ) from error
+    return open_postgres(str(target))
+
 
 __all__ = ["RunRow", "RunsTable", "SqliteStore", "open", "open_sqlite"]

@@ -63,6 +63,18 @@ def load(conn: sqlite3.Connection, ids: Iterable[int]) -> dict[int, tuple[str, b
     return found
 
 
+def sizes(conn: sqlite3.Connection, ids: Iterable[int]) -> dict[int, int]:
+    """The stored (compressed) size of each blob in `ids`."""
+    wanted = sorted(set(ids))
+    found: dict[int, int] = {}
+    for start in range(0, len(wanted), PARAMS_PER_QUERY):
+        chunk = wanted[start : start + PARAMS_PER_QUERY]
+        marks = ",".join("?" * len(chunk))
+        query = f"SELECT id, length(data) FROM blobs WHERE id IN ({marks})"
+        found.update(conn.execute(query, chunk).fetchall())
+    return found
+
+
 def pack_ids(ids: list[int]) -> bytes:
     return ormsgpack.packb(ids)
 

@@ -1,7 +1,7 @@
 """The runs table: one row per thread, what it is, where it stands, what it cost.
 
-It lives in the checkpoint database (sqlite-utils manages the schema), so a thread's
-checkpoints and its summary are in one file and travel together.
+It lives in the checkpoint database — the SQLite file (sqlite-utils) or the Postgres
+database — so a thread's checkpoints and its summary are stored, and travel, together.
 """
 
 from __future__ import annotations
@@ -12,12 +12,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, Protocol, TypedDict
 
 import sqlite_utils
 
 from tierflow.checkpoints.schema import RUNS_COLUMNS as COLUMNS
 from tierflow.checkpoints.sqlite import open_database
+from tierflow.checkpoints.targets import describe, is_postgres
 from tierflow.errors import CheckpointError
 
 RUNS = "runs"
@@ -45,15 +46,20 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-class RunsTable:
-    """Read and write the runs table of the database at `path`."""
+class Rows(Protocol):
+    """Where the rows live: what `RunsTable` needs of a database."""
 
-    def __init__(self, path: str | Path, *, clock: Callable[[], str] = utc_now) -> None:
-        self.path = Path(path)
-        self.clock = clock
+    def upsert(self, thread: str, values: dict[str, Any], *, only_existing: bool) -> bool: ...
+
+    def rows(self, thread: str | None = None) -> list[dict[str, Any]]: ...
+
+
+class SqliteRows:
+    def __init__(self, path: Path) -> None:
+        self.path = path
 
     @contextmanager
-    def _db(self, *, write: bool = False) -> Iterator[sqlite_utils.Database]:
+    def _db(self, *, write: bool) -> Iterator[sqlite_utils.Database]:
         # Writes take the write lock up front: a read-then-write transaction could not
         # wait for another process's writer and would fail with "database is locked".
         conn = open_database(self.path)
@@ -70,25 +76,56 @@ class RunsTable:
         finally:
             conn.close()
 
+    def upsert(self, thread: str, values: dict[str, Any], *, only_existing: bool) -> bool:
+        with self._db(write=True) as db:
+            table = db.table(RUNS)
+            if only_existing:
+                if not list(table.rows_where("thread = ?", [thread])):
+                    return False
+                table.update(thread, values)
+            else:
+                table.upsert({"thread": thread, **values}, pk="thread")
+            return True
+
+    def rows(self, thread: str | None = None) -> list[dict[str, Any]]:
+        with self._db(write=False) as db:
+            if thread is None:
+                return list(db.table(RUNS).rows_where(order_by="started_at, thread"))
+            return list(db.table(RUNS).rows_where("thread = ?", [thread]))
+
+
+class RunsTable:
+    """Read and write the runs table of the database at `target` (a SQLite file path or
+    a `postgresql://` URL)."""
+
+    def __init__(self, target: str | Path, *, clock: Callable[[], str] = utc_now) -> None:
+        self.target = target
+        self.clock = clock
+        self.store: Rows
+        if is_postgres(target):
+            from tierflow.checkpoints.postgres import PostgresRuns  # needs tierflow[postgres]
+
+            self.store = PostgresRuns(str(target))
+        else:
+            self.store = SqliteRows(Path(target))
+
     def start(self, thread: str, *, agent: str, source: str, request: str) -> None:
         """Record a run (or a new request on an existing thread) as running."""
         now = self.clock()
-        with self._db(write=True) as db:
-            existing = _row(db, thread)
-            started = existing["started_at"] if existing else now
-            db.table(RUNS).upsert(
-                {
-                    "thread": thread,
-                    "agent": agent,
-                    "source": source,
-                    "request": request,
-                    "status": "running",
-                    "started_at": started,
-                    "updated_at": now,
-                    "error": None,
-                },
-                pk="thread",
-            )
+        existing = self.get(thread)
+        self.store.upsert(
+            thread,
+            {
+                "agent": agent,
+                "source": source,
+                "request": request,
+                "status": "running",
+                "started_at": existing["started_at"] if existing else now,
+                "updated_at": now,
+                "error": None,
+            },
+            only_existing=False,
+        )
 
     def update(self, thread: str, **values: Any) -> None:
         """Set columns of an existing run; `tiers` is stored as a JSON list."""
@@ -97,24 +134,17 @@ class RunsTable:
             raise ValueError(f"unknown runs columns {sorted(unknown)}")
         if "tiers" in values:
             values["tiers"] = json.dumps(values["tiers"])
-        with self._db(write=True) as db:
-            if _row(db, thread) is None:
-                raise CheckpointError(f"unknown thread {thread!r} in {self.path}")
-            db.table(RUNS).update(thread, {**values, "updated_at": self.clock()})
+        if not self.store.upsert(
+            thread, {**values, "updated_at": self.clock()}, only_existing=True
+        ):
+            raise CheckpointError(f"unknown thread {thread!r} in {describe(self.target)}")
 
     def get(self, thread: str) -> RunRow | None:
-        with self._db() as db:
-            return _row(db, thread)
+        rows = self.store.rows(thread)
+        return _decode(rows[0]) if rows else None
 
     def all(self) -> list[RunRow]:
-        with self._db() as db:
-            rows = db[RUNS].rows_where(order_by="started_at, thread")
-            return [_decode(row) for row in rows]
-
-
-def _row(db: sqlite_utils.Database, thread: str) -> RunRow | None:
-    rows = list(db[RUNS].rows_where("thread = ?", [thread]))
-    return _decode(rows[0]) if rows else None
+        return [_decode(row) for row in self.store.rows()]
 
 
 def _decode(row: dict[str, Any]) -> RunRow:

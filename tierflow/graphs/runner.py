@@ -14,9 +14,11 @@ from typing import Any
 
 from langchain_core.messages import HumanMessage
 from langchain_core.runnables import RunnableConfig
-from langgraph.types import StateSnapshot
+from langgraph.types import StateSnapshot, StreamMode
 
-from tierflow.checkpoints import RunsTable, open_sqlite
+from tierflow import checkpoints
+from tierflow.checkpoints import RunsTable
+from tierflow.checkpoints.targets import describe, is_postgres
 from tierflow.errors import CheckpointError, TierflowError
 from tierflow.graphs.load import load_agent
 from tierflow.graphs.spec import Agent
@@ -24,6 +26,8 @@ from tierflow.models.price import TokenUsage
 from tierflow.nodes.state import GuardRecord, ModelCall, PlanStep, RouteDecision
 
 OnUpdate = Callable[[str, Mapping[str, Any]], None]
+# `(mode, chunk)` of LangGraph's "messages" (model tokens) and "custom" (retries) modes.
+OnStream = Callable[[str, Any], None]
 
 
 class RunFailed(TierflowError):
@@ -85,12 +89,19 @@ class Runner:
     """Runs one agent's threads on the database at `db`."""
 
     def __init__(
-        self, agent: Agent, *, db: str | Path, source: str, on_update: OnUpdate | None = None
+        self,
+        agent: Agent,
+        *,
+        db: str | Path,
+        source: str,
+        on_update: OnUpdate | None = None,
+        on_stream: OnStream | None = None,
     ) -> None:
         self.agent = agent
-        self.db = Path(db)
+        self.db = db if is_postgres(db) else Path(db)  # a SQLite file or a postgresql:// URL
         self.source = source
         self.on_update = on_update
+        self.on_stream = on_stream
         self.runs = RunsTable(self.db)
 
     def run(self, request: str, thread: str) -> RunReport:
@@ -106,17 +117,24 @@ class Runner:
     def _drive(self, thread: str, request: str | None) -> RunReport:
         config: RunnableConfig = {"configurable": {"thread_id": thread}}
         payload: dict[str, Any] | None = None
-        with open_sqlite(self.db, create=request is not None) as saver:
+        with checkpoints.open(self.db, create=request is not None) as saver:
             graph = self.agent.compile(checkpointer=saver)
             if request is not None:
                 payload = {"messages": [HumanMessage(request)]}
                 self.runs.start(thread, agent=self.agent.name, source=self.source, request=request)
             elif saver.get_tuple(config) is None:
-                raise CheckpointError(f"thread {thread!r} has no checkpoint in {self.db}")
+                raise CheckpointError(f"thread {thread!r} has no checkpoint in {describe(self.db)}")
+            modes: list[StreamMode] = ["updates"]
+            if self.on_stream is not None:
+                modes += ["messages", "custom"]
             try:
-                for chunk in graph.stream(
-                    payload, config, stream_mode="updates", durability="sync"
+                for mode, chunk in graph.stream(
+                    payload, config, stream_mode=modes, durability="sync"
                 ):
+                    if mode != "updates":
+                        if self.on_stream is not None:
+                            self.on_stream(mode, chunk)
+                        continue
                     for node, update in chunk.items():
                         if self.on_update is not None and isinstance(update, Mapping):
                             self.on_update(node, update)
@@ -140,13 +158,22 @@ class Runner:
         return report
 
 
-def resume_thread(thread: str, db: str | Path, on_update: OnUpdate | None = None) -> RunReport:
-    """Resume `thread`, loading its agent from the source recorded in the runs table."""
-    database = Path(db)
-    if not database.exists():
+def resume_thread(
+    thread: str,
+    db: str | Path,
+    on_update: OnUpdate | None = None,
+    *,
+    on_stream: OnStream | None = None,
+    provider: str | None = None,
+) -> RunReport:
+    """Resume `thread`, loading its agent from the source recorded in the runs table
+    (with the provider recorded there, unless `provider` names another)."""
+    database = db if is_postgres(db) else Path(db)
+    if isinstance(database, Path) and not database.exists():
         raise CheckpointError(f"no database at {database}")
     row = RunsTable(database).get(thread)
     if row is None:
-        raise CheckpointError(f"unknown thread {thread!r} in {database}")
-    agent, source = load_agent(row["source"])
-    return Runner(agent, db=database, source=source, on_update=on_update).resume(thread)
+        raise CheckpointError(f"unknown thread {thread!r} in {describe(database)}")
+    agent, source = load_agent(row["source"], provider)
+    runner = Runner(agent, db=database, source=source, on_update=on_update, on_stream=on_stream)
+    return runner.resume(thread)

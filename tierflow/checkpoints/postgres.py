@@ -1,0 +1,319 @@
+"""PostgreSQL: LangGraph's own Postgres saver, with tierflow's runs table beside it.
+
+`open_postgres(url)` gives a `PostgresSaver` that owns its connection (a context
+manager, like `SqliteStore`); `open_postgres_async(url)` the `AsyncPostgresSaver`.
+LangGraph's saver stores one blob per channel version; it has no copy or keep-last
+pruning, so forks and retention are done here in SQL on its tables (`checkpoints`,
+`checkpoint_blobs`, `checkpoint_writes`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from types import TracebackType
+from typing import Any, Self
+
+import psycopg
+from langgraph.checkpoint.postgres import PostgresSaver
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from psycopg import sql
+from psycopg.rows import DictRow, dict_row
+
+from tierflow.checkpoints.schema import RUNS_COLUMNS
+from tierflow.checkpoints.targets import redact
+from tierflow.errors import CheckpointError
+
+SQL_TYPES = {str: "TEXT", int: "BIGINT", float: "DOUBLE PRECISION"}
+SCHEMA_VERSION = 1
+
+
+def connect(url: str) -> psycopg.Connection[DictRow]:
+    try:
+        return psycopg.Connection.connect(
+            url, autocommit=True, prepare_threshold=0, row_factory=dict_row
+        )
+    except psycopg.Error as error:
+        reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+        raise CheckpointError(f"cannot connect to {redact(url)}: {reason}") from error
+
+
+def setup_tierflow_tables(conn: psycopg.Connection[DictRow]) -> None:
+    """The runs table (and its schema version) in the checkpoint database."""
+    columns = ", ".join(
+        f"{name} {SQL_TYPES[kind]}{' PRIMARY KEY' if name == 'thread' else ''}"
+        for name, kind in RUNS_COLUMNS.items()
+    )
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('tierflow_schema'))")
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS tierflow_schema (version INTEGER PRIMARY KEY, "
+            "applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+        )
+        row = conn.execute("SELECT max(version) AS v FROM tierflow_schema").fetchone()
+        found = int(row["v"] or 0) if row else 0
+        if found > SCHEMA_VERSION:
+            raise CheckpointError(
+                f"the database has tierflow schema v{found}, newer than this tierflow's "
+                f"v{SCHEMA_VERSION}: upgrade tierflow to open it"
+            )
+        if found < 1:
+            conn.execute(f"CREATE TABLE IF NOT EXISTS runs ({columns})")
+            conn.execute("INSERT INTO tierflow_schema (version) VALUES (1)")
+
+
+class PostgresStore(PostgresSaver):
+    """LangGraph's `PostgresSaver` owning its connection: use it as a context manager."""
+
+    url: str
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def open_postgres(url: str) -> PostgresStore:
+    conn = connect(url)
+    try:
+        store = PostgresStore(conn)
+        store.url = url
+        store.setup()
+        setup_tierflow_tables(conn)
+    except psycopg.Error as error:
+        conn.close()
+        raise CheckpointError(
+            f"{redact(url)}: cannot set up checkpoint tables ({error})"
+        ) from error
+    except BaseException:
+        conn.close()
+        raise
+    return store
+
+
+@asynccontextmanager
+async def open_postgres_async(url: str) -> AsyncIterator[AsyncPostgresSaver]:
+    with connect(url) as conn:  # the tables, once, synchronously
+        PostgresSaver(conn).setup()
+        setup_tierflow_tables(conn)
+    async with AsyncPostgresSaver.from_conn_string(url) as saver:
+        yield saver
+
+
+@contextmanager
+def cursor(store: PostgresStore) -> Iterator[psycopg.Cursor[DictRow]]:
+    """A cursor in one transaction; psycopg errors become `CheckpointError`."""
+    conn: psycopg.Connection[DictRow] = store.conn  # type: ignore[assignment]
+    try:
+        with store.lock, conn.transaction(), conn.cursor() as cur:
+            yield cur
+    except psycopg.Error as error:
+        raise CheckpointError(f"{redact(store.url)}: {error}") from error
+
+
+def thread_exists(store: PostgresStore, thread: str) -> bool:
+    with cursor(store) as cur:
+        cur.execute("SELECT 1 FROM checkpoints WHERE thread_id = %s LIMIT 1", (thread,))
+        return cur.fetchone() is not None
+
+
+def history_rows(store: PostgresStore, thread: str) -> list[dict[str, Any]]:
+    """The root namespace's checkpoints, oldest first, with what the history needs."""
+    with cursor(store) as cur:
+        cur.execute(
+            "SELECT checkpoint_id, parent_checkpoint_id AS parent, checkpoint->>'ts' AS ts, "
+            "metadata->>'step' AS step, metadata->>'source' AS source, "
+            "octet_length(checkpoint::text) + octet_length(metadata::text) AS size, "
+            "checkpoint->'channel_versions' AS versions FROM checkpoints "
+            "WHERE thread_id = %s AND checkpoint_ns = '' ORDER BY checkpoint_id",
+            (thread,),
+        )
+        rows = cur.fetchall()
+        cur.execute(
+            "SELECT channel, version, coalesce(octet_length(blob), 0) AS size "
+            "FROM checkpoint_blobs WHERE thread_id = %s AND checkpoint_ns = ''",
+            (thread,),
+        )
+        blob_sizes = {(r["channel"], r["version"]): int(r["size"]) for r in cur.fetchall()}
+        cur.execute(
+            "SELECT DISTINCT checkpoint_id, task_path FROM checkpoint_writes "
+            "WHERE thread_id = %s AND checkpoint_ns = ''",
+            (thread,),
+        )
+        paths: dict[str, list[str]] = {}
+        for r in cur.fetchall():
+            paths.setdefault(r["checkpoint_id"], []).append(r["task_path"])
+    versions_of = {r["checkpoint_id"]: r["versions"] or {} for r in rows}
+    found = []
+    for r in rows:
+        before = versions_of.get(r["parent"], {})
+        new = [(c, v) for c, v in r["versions"].items() if before.get(c) != v]
+        found.append(
+            {
+                "checkpoint_id": r["checkpoint_id"],
+                "step": int(r["step"]) if r["step"] is not None else None,
+                "source": r["source"] or "",
+                "ts": r["ts"] or "",
+                "size": int(r["size"]) + sum(blob_sizes.get(key, 0) for key in new),
+                "task_paths": paths.get(r["parent"], []),
+            }
+        )
+    return found
+
+
+def fork(store: PostgresStore, thread: str, checkpoint_id: str, new_thread: str) -> int:
+    """Copy `checkpoint_id` of `thread` and its ancestors to `new_thread`, with the
+    ancestors' writes and every blob they refer to. Returns checkpoints copied."""
+    chain = (
+        "WITH RECURSIVE chain AS ("
+        "SELECT checkpoint_id, parent_checkpoint_id FROM checkpoints "
+        "WHERE thread_id = %(thread)s AND checkpoint_ns = '' AND checkpoint_id = %(at)s "
+        "UNION SELECT c.checkpoint_id, c.parent_checkpoint_id FROM checkpoints c "
+        "JOIN chain ON c.checkpoint_id = chain.parent_checkpoint_id "
+        "WHERE c.thread_id = %(thread)s AND c.checkpoint_ns = '') "
+    )
+    names = {"thread": thread, "at": checkpoint_id, "new": new_thread}
+    with cursor(store) as cur:
+        cur.execute(
+            chain + "INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, "
+            "parent_checkpoint_id, type, checkpoint, metadata) "
+            "SELECT %(new)s, '', c.checkpoint_id, c.parent_checkpoint_id, c.type, c.checkpoint, "
+            "c.metadata FROM checkpoints c JOIN chain USING (checkpoint_id) "
+            "WHERE c.thread_id = %(thread)s AND c.checkpoint_ns = ''",
+            names,
+        )
+        copied = cur.rowcount
+        # The fork point's own pending writes stay behind: its tasks run again.
+        cur.execute(
+            chain + "INSERT INTO checkpoint_writes (thread_id, checkpoint_ns, checkpoint_id, "
+            "task_id, task_path, idx, channel, type, blob) "
+            "SELECT %(new)s, '', w.checkpoint_id, w.task_id, w.task_path, w.idx, w.channel, "
+            "w.type, w.blob FROM checkpoint_writes w JOIN chain USING (checkpoint_id) "
+            "WHERE w.thread_id = %(thread)s AND w.checkpoint_ns = '' "
+            "AND w.checkpoint_id <> %(at)s",
+            names,
+        )
+        cur.execute(
+            "INSERT INTO checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, blob) "
+            "SELECT DISTINCT %(new)s, '', b.channel, b.version, b.type, b.blob "
+            "FROM checkpoints c "
+            "CROSS JOIN LATERAL jsonb_each_text(c.checkpoint->'channel_versions') v "
+            "JOIN checkpoint_blobs b ON b.thread_id = %(thread)s AND b.checkpoint_ns = '' "
+            "AND b.channel = v.key AND b.version = v.value "
+            "WHERE c.thread_id = %(new)s AND c.checkpoint_ns = '' "
+            "ON CONFLICT DO NOTHING",
+            names,
+        )
+    return copied
+
+
+def keep(
+    store: PostgresStore,
+    thread_ids: Sequence[str] | None,
+    keep_last: int,
+    older_than: float | None,
+) -> int:
+    """Delete all but each namespace's `keep_last` newest checkpoints, sparing those
+    not older than `older_than` (Unix time); then writes and blobs nothing kept uses."""
+    with cursor(store) as cur:
+        cur.execute(
+            "SELECT thread_id, checkpoint_ns, checkpoint_id FROM ("
+            "SELECT thread_id, checkpoint_ns, checkpoint_id, checkpoint->>'ts' AS ts, "
+            "row_number() OVER (PARTITION BY thread_id, checkpoint_ns "
+            "ORDER BY checkpoint_id DESC) AS newest FROM checkpoints "
+            "WHERE %(all)s OR thread_id = ANY(%(threads)s)) ranked "
+            "WHERE newest > %(keep)s AND (%(cutoff)s::float8 IS NULL "
+            "OR ts IS NULL OR extract(epoch FROM ts::timestamptz) < %(cutoff)s::float8)",
+            {
+                "all": thread_ids is None,
+                "threads": list(thread_ids or []),
+                "keep": max(keep_last, 1),
+                "cutoff": older_than,
+            },
+        )
+        doomed: dict[tuple[str, str], list[str]] = {}
+        for r in cur.fetchall():
+            doomed.setdefault((r["thread_id"], r["checkpoint_ns"]), []).append(r["checkpoint_id"])
+        for (thread, namespace), ids in doomed.items():
+            lane = {"thread": thread, "ns": namespace, "ids": ids}
+            cur.execute(
+                "DELETE FROM checkpoint_writes WHERE thread_id = %(thread)s "
+                "AND checkpoint_ns = %(ns)s AND checkpoint_id = ANY(%(ids)s)",
+                lane,
+            )
+            cur.execute(
+                "DELETE FROM checkpoints WHERE thread_id = %(thread)s "
+                "AND checkpoint_ns = %(ns)s AND checkpoint_id = ANY(%(ids)s)",
+                lane,
+            )
+            cur.execute(
+                "UPDATE checkpoints SET parent_checkpoint_id = NULL WHERE thread_id = %(thread)s "
+                "AND checkpoint_ns = %(ns)s AND parent_checkpoint_id = ANY(%(ids)s)",
+                lane,
+            )
+            cur.execute(
+                "DELETE FROM checkpoint_blobs b WHERE b.thread_id = %(thread)s "
+                "AND b.checkpoint_ns = %(ns)s AND NOT EXISTS (SELECT 1 FROM checkpoints c "
+                "WHERE c.thread_id = b.thread_id AND c.checkpoint_ns = b.checkpoint_ns "
+                "AND c.checkpoint->'channel_versions'->>b.channel = b.version)",
+                lane,
+            )
+    return sum(len(ids) for ids in doomed.values())
+
+
+class PostgresRuns:
+    """The runs table in a Postgres database (same columns and API as `RunsTable`)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    @contextmanager
+    def _cursor(self) -> Iterator[psycopg.Cursor[DictRow]]:
+        with connect(self.url) as conn:
+            try:
+                setup_tierflow_tables(conn)
+                with conn.transaction(), conn.cursor() as cur:
+                    yield cur
+            except psycopg.Error as error:
+                raise CheckpointError(
+                    f"{redact(self.url)}: runs table unusable ({error})"
+                ) from error
+
+    def upsert(self, thread: str, values: dict[str, Any], *, only_existing: bool) -> bool:
+        """Set `values` on the row of `thread` (creating it unless `only_existing`);
+        whether a row was written."""
+        columns = [sql.Identifier(name) for name in values]
+        with self._cursor() as cur:
+            if only_existing:
+                statement = sql.SQL("UPDATE runs SET {} WHERE thread = %s").format(
+                    sql.SQL(", ").join(sql.SQL("{} = %s").format(c) for c in columns)
+                )
+                cur.execute(statement, [*values.values(), thread])
+                return cur.rowcount > 0
+            statement = sql.SQL(
+                "INSERT INTO runs (thread, {}) VALUES (%s, {}) "
+                "ON CONFLICT (thread) DO UPDATE SET {}"
+            ).format(
+                sql.SQL(", ").join(columns),
+                sql.SQL(", ").join(sql.Placeholder() * len(columns)),
+                sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(c) for c in columns),
+            )
+            cur.execute(statement, [thread, *values.values()])
+            return True
+
+    def rows(self, thread: str | None = None) -> list[dict[str, Any]]:
+        with self._cursor() as cur:
+            if thread is None:
+                cur.execute("SELECT * FROM runs ORDER BY started_at, thread")
+            else:
+                cur.execute("SELECT * FROM runs WHERE thread = %s", (thread,))
+            return [dict(r) for r in cur.fetchall()]
