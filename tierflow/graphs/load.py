@@ -1,4 +1,5 @@
-"""Load an `Agent` declared in a Python file: `path/to/file.py[:attribute]`."""
+"""Load an `Agent` declared in a Python file: `path/to/file.py[:attribute]`, optionally
+with a provider file that says which model serves each tier."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ from pathlib import Path
 
 from tierflow.errors import LoadError, TierflowError
 from tierflow.graphs.spec import Agent
+from tierflow.models.providers import find_provider, load_provider
 
 DEFAULT_ATTRIBUTE = "agent"
+# How a source records its provider file, so that a resumed run uses the same models.
+PROVIDER_MARK = " provider="
 
 
 def split_reference(reference: str) -> tuple[Path, str]:
@@ -22,8 +26,35 @@ def split_reference(reference: str) -> tuple[Path, str]:
     return Path(path), attribute
 
 
-def load_agent(reference: str) -> tuple[Agent, str]:
-    """The agent and its canonical source (`/absolute/file.py:attr`) for the runs table."""
+def load_agent(reference: str, provider: str | None = None) -> tuple[Agent, str]:
+    """The agent and its canonical source (`/absolute/file.py:attr`, followed by
+    ` provider=/absolute/file.toml` when a provider serves its tiers) for the runs table.
+
+    `provider` is a provider file or a name in `providers/` beside the agent file. A
+    source recorded with a provider loads with it again, unless `provider` overrides it."""
+    if PROVIDER_MARK in reference:
+        reference, recorded = reference.split(PROVIDER_MARK, 1)
+        provider = provider or recorded
+    agent, source = _load(reference)
+    if provider is None:
+        return agent, source
+    provider_file = find_provider(provider, split_reference(reference)[0])
+    return with_provider(agent, provider_file), f"{source}{PROVIDER_MARK}{provider_file}"
+
+
+def with_provider(agent: Agent, provider_file: Path) -> Agent:
+    """`agent` with every tier served by the model its provider file declares."""
+    models = load_provider(provider_file)
+    tiers = [t.name for t in agent.tiers]
+    missing = sorted(set(tiers) - set(models))
+    extra = sorted(set(models) - set(tiers))
+    if missing or extra:
+        problem = f"no [tiers.NAME] for {missing}" if missing else f"unknown tier(s) {extra}"
+        raise LoadError(f"{provider_file}: {problem}; {agent.name!r} has tiers {tiers}")
+    return agent.with_models(**models)
+
+
+def _load(reference: str) -> tuple[Agent, str]:
     path, attribute = split_reference(reference)
     if not path.is_file():
         raise LoadError(f"no such file: {path}")

@@ -131,13 +131,12 @@ class Runner:
                 for mode, chunk in graph.stream(
                     payload, config, stream_mode=modes, durability="sync"
                 ):
-                    if mode != "updates":
-                        if self.on_stream is not None:
-                            self.on_stream(mode, chunk)
-                        continue
-                    for node, update in chunk.items():
-                        if self.on_update is not None and isinstance(update, Mapping):
-                            self.on_update(node, update)
+                    if mode == "updates" and isinstance(chunk, Mapping):
+                        for node, update in chunk.items():
+                            if self.on_update is not None and isinstance(update, Mapping):
+                                self.on_update(node, update)
+                    elif self.on_stream is not None:
+                        self.on_stream(mode, chunk)
             except Exception as error:
                 reason = f"{type(error).__name__}: {error}"
                 self.runs.update(thread, status="failed", error=reason)
