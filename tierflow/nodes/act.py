@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
@@ -83,14 +84,14 @@ def _returned(tool: Tool, context: ToolContext, value: Any) -> ToolResult:
 
 
 async def execute_async(prepared: Prepared) -> ToolResult:
-    """Run one call on the event loop (async tools) or in a thread (sync tools)."""
+    """Run one call on the event loop (async tools) or in a daemon thread (sync tools)."""
     tool, kwargs, context = prepared
     try:
         if tool.is_async:
             value = await asyncio.wait_for(tool.fn(**kwargs), tool.timeout_s)
         else:
-            # A thread can't be cancelled: on timeout the call is abandoned, not stopped.
-            value = await asyncio.wait_for(asyncio.to_thread(tool.fn, **kwargs), tool.timeout_s)
+            running = asyncio.wrap_future(start_in_thread(tool, kwargs))
+            value = await asyncio.wait_for(running, tool.timeout_s)
     except TimeoutError:
         return _timed_out(tool, context)
     except Exception as error:  # noqa: BLE001 — any tool failure is an observation for the model
@@ -98,37 +99,51 @@ async def execute_async(prepared: Prepared) -> ToolResult:
     return _returned(tool, context, value)
 
 
-def _call_blocking(tool: Tool, kwargs: dict[str, Any]) -> Any:
-    if tool.is_async:
-        # A worker thread has no running loop, so this works even when the caller's
-        # thread has one (graph.invoke from a notebook cell).
-        return asyncio.run(tool.fn(**kwargs))
-    return tool.fn(**kwargs)
+def start_in_thread(tool: Tool, kwargs: dict[str, Any]) -> Future[Any]:
+    """Start one call in a daemon thread.
+
+    A thread can't be cancelled, so a call that times out is abandoned, not stopped.
+    Daemon threads (not an executor's, which are joined at exit, nor asyncio's default
+    executor, which `asyncio.run` joins) keep an abandoned call from holding up the run
+    or the process.
+    """
+    future: Future[Any] = Future()
+
+    def work() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            if tool.is_async:
+                # A fresh loop in this thread: works even when the caller's thread runs
+                # one (graph.invoke from a notebook cell); the timeout cancels the coroutine.
+                value = asyncio.run(asyncio.wait_for(tool.fn(**kwargs), tool.timeout_s))
+            else:
+                value = tool.fn(**kwargs)
+        except BaseException as error:  # noqa: BLE001 — handed to the waiting caller
+            future.set_exception(error)
+        else:
+            future.set_result(value)
+
+    threading.Thread(target=work, name=f"tierflow-tool-{tool.name}", daemon=True).start()
+    return future
 
 
 def execute_all_blocking(calls: Sequence[Prepared]) -> list[ToolResult]:
-    """Run calls concurrently in threads, each under its own deadline; return without
-    waiting for a call that timed out (its thread is abandoned, not joined)."""
-    if not calls:
-        return []
-    pool = ThreadPoolExecutor(max_workers=len(calls), thread_name_prefix="tierflow-act")
-    try:
-        started = time.monotonic()
-        futures = [pool.submit(_call_blocking, tool, kwargs) for tool, kwargs, _ in calls]
-        results = []
-        for (tool, _, context), future in zip(calls, futures, strict=True):
-            remaining = max(0.0, started + tool.timeout_s - time.monotonic())
-            try:
-                value = future.result(timeout=remaining)
-            except FutureTimeout:
-                results.append(_timed_out(tool, context))
-            except Exception as error:  # noqa: BLE001 — an observation, as in execute_async
-                results.append(_raised(tool, context, error))
-            else:
-                results.append(_returned(tool, context, value))
-        return results
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+    """Run calls concurrently in threads, each under its own deadline."""
+    started = time.monotonic()
+    futures = [start_in_thread(tool, kwargs) for tool, kwargs, _ in calls]
+    results = []
+    for (tool, _, context), future in zip(calls, futures, strict=True):
+        remaining = max(0.0, started + tool.timeout_s - time.monotonic())
+        try:
+            value = future.result(timeout=remaining)
+        except (FutureTimeout, TimeoutError):
+            results.append(_timed_out(tool, context))
+        except Exception as error:  # noqa: BLE001 — an observation, as in execute_async
+            results.append(_raised(tool, context, error))
+        else:
+            results.append(_returned(tool, context, value))
+    return results
 
 
 def _unknown(call: ToolCall, tools: Mapping[str, Tool]) -> ToolResult:
