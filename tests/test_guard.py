@@ -11,6 +11,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import BaseModel
 
 from tierflow import OutputSchema, Turn, Verdict
+from tierflow.guardrails import OnFail
 from tierflow.models.messages import OBSERVATION_NAME
 
 REQUEST = {"messages": [HumanMessage("what is the status of order 7?")]}
@@ -28,11 +29,12 @@ class Banned:
 
     word: str
     name: str = "banned"
+    on_fail: OnFail = "reask"
     max_reasks: int = 1
     refusal: str = "I can't say that."
     checked: list[str] = field(default_factory=list)
 
-    def check(self, candidate: str, context: Mapping[str, Any]) -> Verdict:
+    def check(self, candidate: str, context: Mapping[str, Any] | None = None) -> Verdict:
         self.checked.append(candidate)
         if self.word in candidate:
             return Verdict(ok=False, reason=f"do not mention {self.word!r}")
@@ -160,7 +162,7 @@ def test_a_guard_sees_the_run_state(scripted_agent: Callable[..., Scripted]) -> 
     contexts: list[Mapping[str, Any]] = []
 
     class Spy(Banned):
-        def check(self, candidate: str, context: Mapping[str, Any]) -> Verdict:
+        def check(self, candidate: str, context: Mapping[str, Any] | None = None) -> Verdict:
             contexts.append(context)
             return super().check(candidate, context)
 

@@ -110,7 +110,8 @@ class Agent(SpecModel):
             if not isinstance(guardrail, Guardrail):
                 raise SpecError(
                     f"guardrails.{index}",
-                    "must have name, max_reasks, refusal, check(candidate, context) and spec()",
+                    "must have name, on_fail, max_reasks, refusal, check(candidate, context) "
+                    "and spec()",
                 )
         _no_duplicates("guardrails", [g.name for g in self.guardrails])
         return self

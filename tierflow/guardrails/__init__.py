@@ -1,6 +1,6 @@
-"""Deterministic guardrails: checks that gate every terminal edge."""
+"""Deterministic guardrails: checks that gate every terminal edge and risky tool call."""
 
-from tierflow.guardrails.base import Guardrail, Verdict
+from tierflow.guardrails.base import ON_FAIL_POLICIES, Guardrail, GuardrailBase, OnFail, Verdict
 from tierflow.guardrails.schema import OutputSchema
 
-__all__ = ["Guardrail", "OutputSchema", "Verdict"]
+__all__ = ["ON_FAIL_POLICIES", "Guardrail", "GuardrailBase", "OnFail", "OutputSchema", "Verdict"]

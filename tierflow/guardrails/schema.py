@@ -8,33 +8,37 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from tierflow.guardrails.base import Verdict
+from tierflow.guardrails.base import GuardrailBase, OnFail, Verdict
 
 # Models often wrap JSON in a Markdown fence; the fence is not part of the answer.
 FENCE = re.compile(r"^\s*```(?:json)?\s*\n(?P<body>.*)\n\s*```\s*$", re.DOTALL)
 
 
-class OutputSchema:
+def unfence(candidate: str) -> tuple[str, bool]:
+    """The candidate without a surrounding Markdown code fence, and whether it had one."""
+    fenced = FENCE.match(candidate)
+    return (fenced["body"], True) if fenced else (candidate, False)
+
+
+class OutputSchema(GuardrailBase):
     """Gate the final answer on `model`."""
+
+    kind = "output_schema"
 
     def __init__(
         self,
         model: type[BaseModel],
         *,
         name: str = "schema",
+        on_fail: OnFail = "reask",
         max_reasks: int = 2,
         refusal: str = "Sorry, I couldn't produce a well-formed answer to this request.",
     ) -> None:
-        if max_reasks < 0:
-            raise ValueError("max_reasks must be >= 0")
+        super().__init__(name=name, on_fail=on_fail, max_reasks=max_reasks, refusal=refusal)
         self.model = model
-        self.name = name
-        self.max_reasks = max_reasks
-        self.refusal = refusal
 
-    def check(self, candidate: str, context: Mapping[str, Any]) -> Verdict:
-        fenced = FENCE.match(candidate)
-        body = fenced["body"] if fenced else candidate
+    def check(self, candidate: str, context: Mapping[str, Any] | None = None) -> Verdict:
+        body, fenced = unfence(candidate)
         try:
             self.model.model_validate_json(body)
         except ValidationError as error:
@@ -53,10 +57,5 @@ class OutputSchema:
             ok=True, reason=f"valid {self.model.__name__}", fixed=body if fenced else None
         )
 
-    def spec(self) -> dict[str, Any]:
-        return {
-            "kind": "output_schema",
-            "name": self.name,
-            "max_reasks": self.max_reasks,
-            "schema": self.model.model_json_schema(),
-        }
+    def describe(self) -> dict[str, Any]:
+        return {"schema": self.model.model_json_schema()}
