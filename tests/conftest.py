@@ -1,8 +1,11 @@
-"""Shared helpers: a scripted model that records its inputs, and an agent factory."""
+"""Shared helpers: a scripted model that records its inputs, an agent factory, and the
+network guard that fails any test reaching beyond this machine."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import ipaddress
+import socket
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,3 +83,69 @@ def scripted_agent() -> Callable[..., Scripted]:
 
 def thread(thread_id: str = "t1") -> dict[str, Any]:
     return {"configurable": {"thread_id": thread_id}}
+
+
+# --- the network guard -------------------------------------------------------------------
+# Tests talk to servers on 127.0.0.1 only. Every connection and every name lookup goes
+# through these checks; one aimed elsewhere is refused *and* recorded, and the test fails
+# at teardown even if the code under test swallowed the refusal (an HTTP client retrying
+# and reporting "connection error", say).
+
+LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain"})
+
+
+def _is_local_host(host: Any) -> bool:
+    if host is None or (isinstance(host, str) and host.lower() in LOCAL_NAMES):
+        return True
+    try:
+        return ipaddress.ip_address(str(host).split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _is_local_address(address: Any) -> bool:
+    if isinstance(address, str | bytes):  # an AF_UNIX path
+        return True
+    return isinstance(address, tuple) and _is_local_host(address[0])
+
+
+def _is_ip_literal(host: Any) -> bool:
+    try:
+        ipaddress.ip_address(str(host))
+    except ValueError:
+        return False
+    return True
+
+
+@pytest.fixture(autouse=True)
+def network_guard(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Yields the list of refused attempts; it must be empty when the test ends."""
+    refused: list[str] = []
+    connect, connect_ex = socket.socket.connect, socket.socket.connect_ex
+    getaddrinfo = socket.getaddrinfo
+
+    def refuse(what: str) -> OSError:
+        refused.append(what)
+        return ConnectionRefusedError(f"tierflow tests never leave 127.0.0.1: refused {what}")
+
+    def guarded_connect(self: socket.socket, address: Any) -> None:
+        if not _is_local_address(address):
+            raise refuse(f"connect to {address!r}")
+        connect(self, address)
+
+    def guarded_connect_ex(self: socket.socket, address: Any) -> int:
+        if not _is_local_address(address):
+            raise refuse(f"connect to {address!r}")
+        return connect_ex(self, address)
+
+    def guarded_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        # An IP literal needs no lookup; `connect` judges where it points.
+        if not (_is_local_host(host) or _is_ip_literal(host)):
+            raise socket.gaierror(str(refuse(f"name lookup of {host!r}")))
+        return getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded_connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", guarded_connect_ex)
+    monkeypatch.setattr(socket, "getaddrinfo", guarded_getaddrinfo)
+    yield refused
+    assert not refused, f"a test tried to leave 127.0.0.1: {refused}"

@@ -1,4 +1,4 @@
-"""The `tierflow` command: demo, run, resume, runs, draw.
+"""The `tierflow` command: demo, run, resume, runs, draw; history, fork, inspect, prune.
 
 Every `TierflowError` becomes one line on stderr and exit status 1; nothing that is
 already checkpointed is touched by a failing command.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 import uuid
 from enum import StrEnum
 from pathlib import Path
@@ -18,7 +19,10 @@ import typer
 from rich.console import Console
 
 import tierflow
+from tierflow import checkpoints, timeline
 from tierflow.checkpoints import RunsTable
+from tierflow.checkpoints import history as checkpoint_history
+from tierflow.checkpoints.targets import is_postgres
 from tierflow.console import StepPrinter, cost_table, print_report, runs_table
 from tierflow.errors import CheckpointError, LoadError, TierflowError
 from tierflow.graphs import build_graph, shape_of
@@ -26,8 +30,9 @@ from tierflow.graphs.draw import ascii_art, mermaid
 from tierflow.graphs.load import load_agent
 from tierflow.graphs.runner import Runner, RunReport, resume_thread
 from tierflow.nodes.state import ModelCall
+from tierflow.stream_printer import StreamPrinter
 
-DEFAULT_DB = Path(".tierflow/runs.db")
+DEFAULT_DB = ".tierflow/runs.db"
 DEMO_FILE = Path(tierflow.__file__).resolve().parent.parent / "examples" / "support_desk.py"
 
 app = typer.Typer(
@@ -39,7 +44,10 @@ app = typer.Typer(
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
-DbOption = Annotated[Path, typer.Option("--db", help="Checkpoint and runs database (SQLite file).")]
+DbOption = Annotated[
+    str,
+    typer.Option("--db", help="Checkpoint and runs database: SQLite file or postgresql:// URL."),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object, nothing else.")]
 
 
@@ -57,22 +65,50 @@ def _emit(report: RunReport, as_json: bool) -> None:
         raise typer.Exit(1)
 
 
+ProviderOption = Annotated[
+    str | None,
+    typer.Option(
+        "--provider",
+        help="Which model serves each tier: a provider .toml file, or NAME for "
+        "providers/NAME.toml beside the agent file (e.g. openai).",
+    ),
+]
+StreamOption = Annotated[
+    bool, typer.Option("--stream", help="Show tokens, tool calls and retries as they happen.")
+]
+
+
+def _printers(header: str | None, as_json: bool, stream: bool) -> dict[str, Any]:
+    """The `Runner` callbacks that print a run as it happens."""
+    if as_json and stream:
+        raise TierflowError("--stream and --json can't be combined: --json prints one object")
+    if as_json:
+        return {}
+    if stream:
+        printer = StreamPrinter(out, header)
+        return {"on_update": printer.on_update, "on_stream": printer.on_stream}
+    return {"on_update": StepPrinter(out, header)}
+
+
 @app.command()
-def run(
+def run(  # noqa: PLR0917 — typer maps each option to a parameter
     agent_ref: Annotated[str, typer.Argument(metavar="FILE[:ATTR]", help="Agent to run.")],
     text: Annotated[str, typer.Option("--input", "-i", help="The user's request.")],
     thread: Annotated[str | None, typer.Option(help="Thread id (new or existing).")] = None,
     db: DbOption = DEFAULT_DB,
     as_json: JsonOption = False,
+    provider: ProviderOption = None,
+    stream: StreamOption = False,
 ) -> None:
     """Run an agent on one request, checkpointing every step."""
     if not text.strip():
         raise TierflowError("the request is empty: pass the user's words with --input")
-    agent, source = load_agent(agent_ref)
+    _printers(None, as_json, stream)  # a bad combination fails before anything runs
+    agent, source = load_agent(agent_ref, provider)
     thread_id = thread or uuid.uuid4().hex[:12]
     header = f"[bold]{agent.name}[/] · thread [bold]{thread_id}[/] · db {db}"
-    printer = None if as_json else StepPrinter(out, header)
-    report = Runner(agent, db=db, source=source, on_update=printer).run(text, thread_id)
+    printers = _printers(header, as_json, stream)
+    report = Runner(agent, db=db, source=source, **printers).run(text, thread_id)
     _emit(report, as_json)
 
 
@@ -81,17 +117,25 @@ def resume(
     thread: Annotated[str, typer.Argument(help="Thread to continue.")],
     db: DbOption = DEFAULT_DB,
     as_json: JsonOption = False,
+    provider: Annotated[
+        str | None,
+        typer.Option(
+            "--provider",
+            help="Continue on another provider than the one the run was started with.",
+        ),
+    ] = None,
+    stream: StreamOption = False,
 ) -> None:
     """Continue a thread from its last checkpoint (after a crash or an interrupt)."""
-    printer = None if as_json else StepPrinter(out)
-    report = resume_thread(thread, db, on_update=printer)
+    printers = _printers(None, as_json, stream)
+    report = resume_thread(thread, db, provider=provider, **printers)
     _emit(report, as_json)
 
 
 @app.command()
 def runs(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
     """List the runs recorded in the database."""
-    if not db.exists():
+    if not is_postgres(db) and not Path(db).exists():
         raise CheckpointError(f"no database at {db}")
     rows = RunsTable(db).all()
     if as_json:
@@ -121,7 +165,7 @@ def demo(db: DbOption = DEFAULT_DB) -> None:
     agent, source = load_agent(str(DEMO_FILE))
     module = sys.modules[_module_of(agent)]
     requests: tuple[tuple[str, str], ...] = module.DEMO_REQUESTS
-    module.prepare_demo(db.parent)
+    module.prepare_demo(Path(DEFAULT_DB if is_postgres(db) else db).parent)
     batch = uuid.uuid4().hex[:6]
     runner = Runner(agent, db=db, source=source, on_update=StepPrinter(out))
     calls: list[ModelCall] = []
@@ -139,6 +183,88 @@ def demo(db: DbOption = DEFAULT_DB) -> None:
         f"[dim]Offline replay: token counts are {', '.join(sources)} by the scripted model, "
         f"priced at the tiers' real prices. Runs are in {db} (`tierflow runs`).[/]"
     )
+
+
+ThreadArgument = Annotated[str, typer.Argument(help="The thread.")]
+
+
+@app.command("history")
+def history_command(
+    thread: ThreadArgument, db: DbOption = DEFAULT_DB, as_json: JsonOption = False
+) -> None:
+    """List a thread's checkpoints: step, node, time and the bytes each added."""
+    with checkpoints.open(db, create=False) as store:
+        entries = checkpoint_history.history(store, thread)
+    if as_json:
+        sys.stdout.write(timeline.to_json(entries) + "\n")
+    else:
+        out.print(timeline.history_table(thread, entries))
+
+
+@app.command("fork")
+def fork_command(
+    thread: ThreadArgument,
+    at: Annotated[
+        str,
+        typer.Option("--at", help="Checkpoint to continue from: id, or its last 6+ characters."),
+    ],
+    new_thread: Annotated[
+        str | None, typer.Option("--thread", help="Id of the new thread.")
+    ] = None,
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Start a new thread from an earlier checkpoint; `tierflow resume NEW` continues it."""
+    target = new_thread or uuid.uuid4().hex[:12]
+    runs = RunsTable(db) if is_postgres(db) or Path(db).exists() else None
+    if runs is not None and runs.get(target) is not None:
+        raise CheckpointError(f"thread {target!r} exists already: choose another --thread")
+    with checkpoints.open(db, create=False) as store:
+        checkpoint_id = checkpoint_history.fork(store, thread, at, target)
+    row = runs.get(thread) if runs is not None else None
+    if runs is not None and row is not None:
+        runs.start(target, agent=row["agent"], source=row["source"], request=row["request"])
+        runs.update(target, status="forked")
+    out.print(f"forked {thread} at {checkpoint_id} → thread [bold]{target}[/]")
+    where = f" --db {db}" if db != DEFAULT_DB else ""
+    out.print(f"continue it with: tierflow resume {target}{where}")
+
+
+@app.command("inspect")
+def inspect_command(
+    thread: ThreadArgument, db: DbOption = DEFAULT_DB, as_json: JsonOption = False
+) -> None:
+    """Show what each step of a thread did: routes, model calls, tools, guards, reminders."""
+    with checkpoints.open(db, create=False) as store:
+        moments = timeline.inspect(store, thread)
+    if as_json:
+        sys.stdout.write(timeline.to_json(moments) + "\n")
+    else:
+        timeline.print_timeline(out, thread, moments)
+
+
+@app.command("prune")
+def prune_command(
+    keep_last: Annotated[
+        int | None, typer.Option("--keep-last", help="Keep each thread's N newest checkpoints.")
+    ] = None,
+    older_than: Annotated[
+        float | None,
+        typer.Option("--older-than", metavar="DAYS", help="Delete checkpoints older than DAYS."),
+    ] = None,
+    threads: Annotated[
+        list[str] | None, typer.Option("--thread", help="Only this thread (repeatable).")
+    ] = None,
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Delete old checkpoints; every thread keeps its latest, so it stays resumable."""
+    if older_than is not None and older_than < 0:
+        raise CheckpointError("--older-than takes a number of days, 0 or more")
+    cutoff = None if older_than is None else time.time() - older_than * 86400
+    with checkpoints.open(db, create=False) as store:
+        deleted = checkpoint_history.prune(
+            store, threads=threads or None, keep_last=keep_last, older_than=cutoff
+        )
+    out.print(f"pruned {deleted} checkpoint{'s' if deleted != 1 else ''}")
 
 
 def _module_of(agent: Any) -> str:

@@ -131,13 +131,23 @@ def describe(error: BaseException) -> str:
     elif isinstance(error, openai.APITimeoutError):
         reason = "the request timed out"
     elif isinstance(error, openai.APIConnectionError | LangChainModelError):
-        cause = error.__cause__
-        detail = f" ({type(cause).__name__}: {cause})" if cause is not None else ""
+        root = _root_cause(error)
+        detail = f" ({type(root).__name__}: {root})" if root is not error else ""
         reason = f"connection failed or dropped{detail}"
     else:
         reason = f"{type(error).__name__}: {error}"
     flat = " ".join(reason.split())
     return flat if len(flat) <= REASON_CHARS else flat[: REASON_CHARS - 1] + "…"
+
+
+def _root_cause(error: BaseException) -> BaseException:
+    # LangChain wraps the SDK's error, which wraps the HTTP library's: the last one says
+    # what happened on the wire ("incomplete chunked read", "Connection refused").
+    seen = {id(error)}
+    while error.__cause__ is not None and id(error.__cause__) not in seen:
+        error = error.__cause__
+        seen.add(id(error))
+    return error
 
 
 def backoff_s(policy: RetryPolicy, retry: int, draw: Callable[[], float] = random.random) -> float:
