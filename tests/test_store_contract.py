@@ -1,0 +1,165 @@
+"""One contract, both stores: run and resume, time travel, retention, the runs table,
+and bad input — against tierflow's SQLite file and against PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from checkpoint_stores import cli_fixture, one_line_error, target_fixture
+
+from tierflow import CheckpointError, checkpoints
+from tierflow.checkpoints import RunsTable
+from tierflow.checkpoints import history as checkpoint_history
+
+CRASHY = str(Path(__file__).parent / "agents" / "crashy.py")
+REQUEST = "Please run the long task."
+PLAN = ["do a", "do b", "pass the gate", "report"]
+
+target = target_fixture()
+cli = cli_fixture()
+
+
+def run(cli: Any, target: str, thread: str) -> dict[str, Any]:
+    result = cli("run", CRASHY, "--input", REQUEST, "--thread", thread, "--db", target, "--json")
+    assert result.code == 0, result.err
+    report: dict[str, Any] = json.loads(result.out)
+    return report
+
+
+def checkpoint_ids(target: str, thread: str) -> list[str]:
+    with checkpoints.open(target) as store:
+        return [e.checkpoint_id for e in checkpoint_history.history(store, thread)]
+
+
+def test_run_resume_and_the_runs_table(cli: Any, target: str) -> None:
+    report = run(cli, target, "t1")
+    assert (report["status"], [s["step"] for s in report["plan"]]) == ("done", PLAN)
+    rows = json.loads(cli("runs", "--db", target, "--json").out)
+    assert [(r["thread"], r["status"], r["agent"]) for r in rows] == [("t1", "done", "crashy")]
+    assert rows[0]["cost_usd"] == pytest.approx(report["cost_usd"])
+    # Resuming a finished thread changes nothing and reports the same end.
+    before = checkpoint_ids(target, "t1")
+    again = json.loads(cli("resume", "t1", "--db", target, "--json").out)
+    assert (again["answer"], again["plan"]) == (report["answer"], report["plan"])
+    assert checkpoint_ids(target, "t1") == before
+
+
+def test_history_lists_every_step_with_its_node(cli: Any, target: str) -> None:
+    run(cli, target, "t1")
+    entries = json.loads(cli("history", "t1", "--db", target, "--json").out)
+    assert [e["step"] for e in entries] == list(range(-1, len(entries) - 1))
+    assert entries[0]["node"] == "input"
+    nodes = [e["node"] for e in entries[2:7]]
+    assert nodes == ["remind", "route", "model.fast", "act", "observe"]
+    assert all(e["size"] > 0 and e["ts"] for e in entries)
+    table = cli("history", "t1", "--db", target)
+    assert table.code == 0 and entries[-1]["checkpoint_id"] in table.out
+
+
+def test_fork_continues_from_an_earlier_step_as_a_new_thread(cli: Any, target: str) -> None:
+    first = run(cli, target, "t1")
+    entries = json.loads(cli("history", "t1", "--db", target, "--json").out)
+    # The second model call: the plan's first two items are done right after it.
+    at = [e for e in entries if e["node"] == "model.fast"][1]
+    forked = cli("fork", "t1", "--at", at["checkpoint_id"][-8:], "--thread", "t2", "--db", target)
+    assert forked.code == 0, forked.err
+    assert at["checkpoint_id"] in forked.out and "tierflow resume t2" in forked.out
+    copied = checkpoint_ids(target, "t2")
+    assert copied == [e["checkpoint_id"] for e in entries if e["step"] <= at["step"]]
+    rows = {r["thread"]: r["status"] for r in json.loads(cli("runs", "--db", target, "--json").out)}
+    assert rows == {"t1": "done", "t2": "forked"}
+    resumed = json.loads(cli("resume", "t2", "--db", target, "--json").out)
+    assert (resumed["status"], resumed["answer"]) == ("done", first["answer"])
+    assert resumed["plan"] == first["plan"]
+    assert checkpoint_ids(target, "t1") == [e["checkpoint_id"] for e in entries]
+
+
+def test_prune_keeps_the_latest_and_the_thread_resumable(cli: Any, target: str) -> None:
+    run(cli, target, "t1")
+    run(cli, target, "t2")
+    with checkpoints.open(target) as store:
+        latest = store.get_tuple({"configurable": {"thread_id": "t1"}})
+    assert latest is not None
+    pruned = cli("prune", "--keep-last", "3", "--thread", "t1", "--db", target)
+    assert pruned.code == 0, pruned.err
+    assert len(checkpoint_ids(target, "t1")) == 3
+    assert len(checkpoint_ids(target, "t2")) == 20  # not named, not touched
+    with checkpoints.open(target) as store:
+        kept = store.get_tuple({"configurable": {"thread_id": "t1"}})
+    assert kept is not None
+    assert kept.checkpoint["channel_values"] == latest.checkpoint["channel_values"]
+    assert kept.pending_writes == latest.pending_writes
+    # Every thread, everything older than now: only each thread's latest stays.
+    assert cli("prune", "--older-than", "0", "--db", target).code == 0
+    assert [len(checkpoint_ids(target, t)) for t in ("t1", "t2")] == [1, 1]
+    # The pruned thread still takes a new request on top of what it had.
+    again = run(cli, target, "t1")
+    assert again["status"] == "done"
+    with checkpoints.open(target) as store:
+        values = store.get_tuple({"configurable": {"thread_id": "t1"}})
+    assert values is not None
+    one_run = len(latest.checkpoint["channel_values"]["messages"])
+    assert len(values.checkpoint["channel_values"]["messages"]) == 2 * one_run
+
+
+def test_inspect_tells_what_each_step_did(cli: Any, target: str) -> None:
+    run(cli, target, "t1")
+    moments = json.loads(cli("inspect", "t1", "--db", target, "--json").out)
+    kinds = [(m["node"], e["kind"]) for m in moments for e in m["events"]]
+    assert ("route", "route") in kinds and ("model:fast", "model") in kinds
+    assert ("model:fast", "tool call") in kinds and ("act", "tool result") in kinds
+    reminders = [e["text"] for m in moments for e in m["events"] if e["kind"] == "reminder"]
+    assert len(reminders) == 4  # before each model call
+    assert all("Objective: Please run the long task." in r for r in reminders)
+    assert "3. [x] pass the gate" in reminders[-1]
+    text = cli("inspect", "t1", "--db", target).out
+    assert "→ fast" in text and "Progress: 3 of 20 model steps used." in text
+
+
+def snapshot(cli: Any, target: str) -> tuple[Any, ...]:
+    runs = cli("runs", "--db", target, "--json").out
+    return (runs, checkpoint_ids(target, "t1"))
+
+
+def test_bad_references_are_one_line_errors_and_change_nothing(cli: Any, target: str) -> None:
+    run(cli, target, "t1")
+    before = snapshot(cli, target)
+    one_line_error(cli("history", "ghost", "--db", target), "unknown thread 'ghost'")
+    one_line_error(cli("inspect", "ghost", "--db", target), "unknown thread 'ghost'")
+    one_line_error(cli("fork", "ghost", "--at", "abcdef", "--db", target), "unknown thread")
+    one_line_error(
+        cli("fork", "t1", "--at", "ffffffffffff", "--db", target),
+        "thread 't1' has no checkpoint 'ffffffffffff'",
+    )
+    last = checkpoint_ids(target, "t1")[-1]
+    one_line_error(
+        cli("fork", "t1", "--at", last, "--thread", "t1", "--db", target), "'t1' exists already"
+    )
+    one_line_error(cli("prune", "--db", target), "say what to prune")
+    one_line_error(cli("prune", "--keep-last", "0", "--db", target), "at least 1")
+    one_line_error(cli("prune", "--keep-last", "1", "--thread", "ghost", "--db", target), "ghost")
+    one_line_error(cli("resume", "ghost", "--db", target), "unknown thread 'ghost'")
+    assert snapshot(cli, target) == before
+
+
+def test_the_runs_table_lives_in_the_checkpoint_database(target: str) -> None:
+    ticks = iter(range(100))
+    runs = RunsTable(target, clock=lambda: f"t{next(ticks):02d}")
+    runs.start("a", agent="support", source="/x.py:agent", request="hello")
+    runs.update("a", status="done", tiers=["fast"], cost_usd=0.5, input_tokens=7)
+    runs.start("a", agent="support", source="/x.py:agent", request="again")
+    row = runs.get("a")
+    assert row is not None
+    assert (row["status"], row["request"], row["started_at"], row["tiers"]) == (
+        "running",
+        "again",
+        "t00",
+        ["fast"],
+    )
+    assert (row["cost_usd"], row["input_tokens"]) == (0.5, 7)
+    with pytest.raises(CheckpointError, match="unknown thread 'ghost'"):
+        runs.update("ghost", status="done")
+    assert [r["thread"] for r in RunsTable(target).all()] == ["a"]
