@@ -76,7 +76,7 @@ def test_shape_follows_the_design(guarded: Scripted) -> None:
         ("route", "model.reasoning", "reasoning"),
         ("act", "observe", None),
         ("observe", "remind", None),
-        ("guard.schema", "observe", "reask"),
+        ("guard.schema", "observe", "reask | escalate"),
         ("guard.schema", "__end__", "pass | refuse"),
     }
     for tier in ("fast", "reasoning"):

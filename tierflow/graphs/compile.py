@@ -52,7 +52,7 @@ def build_graph(agent: Agent) -> StateGraph[Any, Any, Any, Any]:
     builder: StateGraph[Any, Any, Any, Any] = StateGraph(AgentState, input_schema=AgentInput)
 
     builder.add_node(REMIND, make_remind_node(agent.limits.max_steps))
-    builder.add_node(ROUTE, make_route_node(agent.router, set(tier_names)))
+    builder.add_node(ROUTE, make_route_node(agent.router, tier_names))
     builder.add_node(ACT, make_act_node(tools, agent.limits.max_tool_calls_per_turn))
     builder.add_node(OBSERVE, observe)
     builder.add_edge(START, REMIND)
@@ -81,11 +81,14 @@ def build_graph(agent: Agent) -> StateGraph[Any, Any, Any, Any]:
 
     for index, guardrail in enumerate(agent.guardrails):
         is_last = index == len(guards) - 1
-        builder.add_node(guards[index], make_guard_node(guardrail, is_last))
+        builder.add_node(
+            guards[index], make_guard_node(guardrail, is_last, strongest_tier=tier_names[-1])
+        )
+        next_node = END if is_last else guards[index + 1]
         builder.add_conditional_edges(
             guards[index],
             guard_outcome,
-            {"pass": END if is_last else guards[index + 1], "reask": OBSERVE, "refuse": END},
+            {"pass": next_node, "reask": OBSERVE, "escalate": OBSERVE, "refuse": END},
         )
     return builder
 

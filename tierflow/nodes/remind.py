@@ -52,6 +52,7 @@ def make_remind_node(max_steps: int) -> Any:
                 "results": [],
                 "candidate": None,
                 "feedback": None,
+                "escalation": None,
                 "status": "running",
                 "answer": None,
                 "error": None,

@@ -8,7 +8,7 @@ serialises with the agent); other strategies plug in through the same protocol.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from pydantic import Field, field_validator, model_validator
@@ -93,17 +93,35 @@ class RulesRouter(SpecModel):
         )
 
 
-def make_route_node(router: Router, tiers: set[str]) -> Any:
-    """The `route` node: decide once per request; keep the decision until then."""
+def make_route_node(router: Router, tiers: Sequence[str]) -> Any:
+    """The `route` node: decide once per request and keep the decision — unless a guard
+    asked for escalation, which moves the request to the next tier in `tiers` (declared
+    from cheapest to strongest). Escalation is a route decision like any other."""
+
+    def escalate(current: RouteDecision, why: str) -> dict[str, Any]:
+        position = tiers.index(current["tier"])
+        if position + 1 >= len(tiers):
+            return {"escalation": None}
+        decision = RouteDecision(
+            tier=tiers[position + 1],
+            router="escalation",
+            reason=f"{why} (on tier {current['tier']!r})",
+            confidence=1.0,
+        )
+        return {"route": decision, "routes": [decision], "escalation": None}
 
     def route(state: AgentState) -> dict[str, Any]:
-        if state.get("route") is not None:
+        current = state.get("route")
+        why = state.get("escalation")
+        if current is not None and why:
+            return escalate(current, why)
+        if current is not None:
             return {}
         decision = router.route(state.get("objective", ""), state)
         if decision["tier"] not in tiers:
             raise ValueError(
                 f"router {router.name!r} chose tier {decision['tier']!r}, "
-                f"which the agent does not declare (tiers: {sorted(tiers)})"
+                f"which the agent does not declare (tiers: {list(tiers)})"
             )
         return {"route": decision, "routes": [decision]}
 

@@ -64,6 +64,8 @@ class GuardRecord(TypedDict):
     ok: bool
     reason: str
     step: int
+    # "pass", or the on-fail policy applied: reask, escalate, fix, refuse, interrupt.
+    policy: str
 
 
 class AgentInput(TypedDict):
@@ -84,6 +86,8 @@ class AgentState(TypedDict, total=False):
     results: list[ToolResult]
     candidate: str | None
     feedback: str | None
+    # Set by a guard whose policy is escalate; the route node moves to a stronger tier.
+    escalation: str | None
     reasks: dict[str, int]
     verdicts: Annotated[list[GuardRecord], operator.add]
     status: Status
