@@ -1,0 +1,90 @@
+"""SIGKILL mid-step, then `tierflow resume`, on both stores: the persistence reminder
+(objective and plan) is the same before the kill and after the resume as in a run that
+was never killed, step for step."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from checkpoint_stores import target_fixture
+
+from tierflow import checkpoints
+
+AGENT = Path(__file__).parent / "agents" / "crashy.py"
+REQUEST = "Please run the long task."
+
+target = target_fixture()
+
+
+def tierflow(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tierflow", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+
+def reminders(target: str, thread: str) -> list[tuple[Any, ...]]:
+    """(step, objective, plan, reminder) of every checkpoint of the thread, oldest first."""
+    with checkpoints.open(target) as store:
+        found = list(store.list({"configurable": {"thread_id": thread, "checkpoint_ns": ""}}))
+    return [
+        (
+            t.metadata["step"],
+            t.checkpoint["channel_values"].get("objective"),
+            t.checkpoint["channel_values"].get("plan"),
+            t.checkpoint["channel_values"].get("reminder"),
+        )
+        for t in reversed(found)
+    ]
+
+
+def test_the_reminder_survives_sigkill_and_resume(tmp_path: Path, target: str) -> None:
+    env = {**os.environ, "CRASHY_LOG": str(tmp_path / "log.txt")}
+    calm = tierflow(
+        "run", str(AGENT), "--input", REQUEST, "--thread", "calm", "--db", target, "--json", env=env
+    )
+    assert calm.returncode == 0, calm.stderr
+    expected = reminders(target, "calm")
+
+    killed_env = {**env, "CRASHY_GATE": str(tmp_path / "gate.flag")}
+    command = [sys.executable, "-m", "tierflow", "run", str(AGENT), "--input", REQUEST]
+    with subprocess.Popen(
+        [*command, "--thread", "killed", "--db", target, "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=killed_env,
+    ) as process:
+        assert process.stdout is not None
+        # Blocks until the gate tool runs inside `act`, after the third model call.
+        assert process.stdout.readline().strip() == "CRASHY_GATE_REACHED"
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL
+
+    at_kill = reminders(target, "killed")
+    _, objective, plan, reminder = at_kill[-1]
+    assert objective == REQUEST
+    assert [(p["step"], p["status"]) for p in plan][:3] == [
+        ("do a", "done"),
+        ("do b", "done"),
+        ("pass the gate", "pending"),
+    ]
+    assert "Objective: Please run the long task." in reminder
+    assert at_kill == expected[: len(at_kill)]  # the same reminder, step for step
+
+    resumed = tierflow("resume", "killed", "--db", target, "--json", env=killed_env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["status"] == "done"
+    assert reminders(target, "killed") == expected
+    assert reminders(target, "killed")[: len(at_kill)] == at_kill
