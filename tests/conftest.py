@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +18,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from pydantic import Field
 
 from tierflow import Agent, Price, Scenario, ScriptedChatModel, Tier, Turn
+from tierflow.cli import main
 
 FAST_PRICE = Price(input=2.00, cached_input=0.50, output=8.00)
 REASONING_PRICE = Price(input=1.75, cached_input=0.175, output=14.00)
@@ -149,3 +152,50 @@ def network_guard(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     monkeypatch.setattr(socket, "getaddrinfo", guarded_getaddrinfo)
     yield refused
     assert not refused, f"a test tried to leave 127.0.0.1: {refused}"
+
+
+# --- the `tierflow` command, in process -------------------------------------------------
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., Result]:
+    """`cli("run", FILE, ...)` runs the `tierflow` command in process."""
+
+    def invoke(*args: str) -> Result:
+        monkeypatch.setattr(sys, "argv", ["tierflow", *args])
+        code = 0
+        try:
+            main()
+        except SystemExit as exit_:
+            code = int(exit_.code or 0)
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return invoke
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    return str(tmp_path / "runs.db")
+
+
+def one_line_error(result: Result, *fragments: str) -> None:
+    """The command failed with exit 1 and one clear line naming `fragments`."""
+    assert result.code == 1
+    assert result.out == ""
+    text = " ".join(result.err.split())
+    assert text.startswith("error:"), result.err
+    assert "Traceback" not in result.err
+    for fragment in fragments:
+        assert fragment in text, text
+
+

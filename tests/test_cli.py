@@ -4,55 +4,15 @@ from __future__ import annotations
 
 import json
 import re
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from tierflow.cli import main
+from conftest import one_line_error
 
 AGENTS = Path(__file__).parent / "agents"
 CRASHY = str(AGENTS / "crashy.py")
 EXAMPLE = str(Path(__file__).parent.parent / "examples" / "support_desk.py")
 REQUEST = "Please run the long task."
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    def invoke(*args: str) -> Result:
-        monkeypatch.setattr(sys, "argv", ["tierflow", *args])
-        code = 0
-        try:
-            main()
-        except SystemExit as exit_:
-            code = int(exit_.code or 0)
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
-
-    return invoke
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> str:
-    return str(tmp_path / "runs.db")
-
-
-def one_line_error(result: Result, *fragments: str) -> None:
-    assert result.code == 1
-    assert result.out == ""
-    text = " ".join(result.err.split())
-    assert text.startswith("error:"), result.err
-    assert "Traceback" not in result.err
-    for fragment in fragments:
-        assert fragment in text, text
 
 
 def test_run_json_has_the_promised_keys(cli, db) -> None:  # type: ignore[no-untyped-def]

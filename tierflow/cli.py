@@ -91,7 +91,7 @@ def _printers(header: str | None, as_json: bool, stream: bool) -> dict[str, Any]
 
 
 @app.command()
-def run(  # noqa: PLR0917 — typer maps each option to a parameter
+def run(
     agent_ref: Annotated[str, typer.Argument(metavar="FILE[:ATTR]", help="Agent to run.")],
     text: Annotated[str, typer.Option("--input", "-i", help="The user's request.")],
     thread: Annotated[str | None, typer.Option(help="Thread id (new or existing).")] = None,
@@ -125,11 +125,40 @@ def resume(
         ),
     ] = None,
     stream: StreamOption = False,
+    approve: Annotated[
+        bool, typer.Option("--approve", help="Approve what the paused run is waiting on.")
+    ] = False,
+    reject: Annotated[
+        str | None,
+        typer.Option("--reject", metavar="REASON", help="Reject it, saying why."),
+    ] = None,
+    edit: Annotated[
+        Path | None,
+        typer.Option("--edit", metavar="FILE", help="Replace the answer under review."),
+    ] = None,
 ) -> None:
     """Continue a thread from its last checkpoint (after a crash or an interrupt)."""
+    decision = review_decision(approve, reject, edit)
     printers = _printers(None, as_json, stream)
-    report = resume_thread(thread, db, provider=provider, **printers)
+    report = resume_thread(thread, db, provider=provider, decision=decision, **printers)
     _emit(report, as_json)
+
+
+def review_decision(approve: bool, reject: str | None, edit: Path | None) -> dict[str, str] | None:
+    """The reviewer's decision from `resume`'s flags (at most one of them)."""
+    flags = {"--approve": approve, "--reject": reject is not None, "--edit": edit is not None}
+    chosen = [flag for flag, given in flags.items() if given]
+    if len(chosen) > 1:
+        raise TierflowError(f"choose one of {', '.join(chosen)}")
+    if approve:
+        return {"action": "approve"}
+    if reject is not None:
+        return {"action": "reject", "reason": reject}
+    if edit is not None:
+        if not edit.is_file():
+            raise TierflowError(f"--edit: no such file: {edit}")
+        return {"action": "edit", "answer": edit.read_text(encoding="utf-8")}
+    return None
 
 
 @app.command()

@@ -7,14 +7,14 @@ step starts, so a process killed mid-run loses at most the step in flight, and
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from langchain_core.messages import HumanMessage
 from langchain_core.runnables import RunnableConfig
-from langgraph.types import StateSnapshot, StreamMode
+from langgraph.types import Command, Interrupt, StateSnapshot, StreamMode
 
 from tierflow import checkpoints
 from tierflow.checkpoints import RunsTable
@@ -110,13 +110,18 @@ class Runner:
             raise TierflowError("the request is empty")
         return self._drive(thread, request)
 
-    def resume(self, thread: str) -> RunReport:
-        """Continue `thread` from its last checkpoint (a no-op for a finished thread)."""
-        return self._drive(thread, None)
+    def resume(self, thread: str, decision: Mapping[str, Any] | None = None) -> RunReport:
+        """Continue `thread` from its last checkpoint (a no-op for a finished thread).
+        A thread paused for review needs the reviewer's `decision`, e.g.
+        `{"action": "approve"}`, `{"action": "reject", "reason": ...}` or
+        `{"action": "edit", "answer": ...}`."""
+        return self._drive(thread, None, decision)
 
-    def _drive(self, thread: str, request: str | None) -> RunReport:
+    def _drive(
+        self, thread: str, request: str | None, decision: Mapping[str, Any] | None = None
+    ) -> RunReport:
         config: RunnableConfig = {"configurable": {"thread_id": thread}}
-        payload: dict[str, Any] | None = None
+        payload: dict[str, Any] | Command[Any] | None = None
         with checkpoints.open(self.db, create=request is not None) as saver:
             graph = self.agent.compile(checkpointer=saver)
             if request is not None:
@@ -124,6 +129,8 @@ class Runner:
                 self.runs.start(thread, agent=self.agent.name, source=self.source, request=request)
             elif saver.get_tuple(config) is None:
                 raise CheckpointError(f"thread {thread!r} has no checkpoint in {describe(self.db)}")
+            else:
+                payload = review_command(thread, graph.get_state(config), decision)
             modes: list[StreamMode] = ["updates"]
             if self.on_stream is not None:
                 modes += ["messages", "custom"]
@@ -157,6 +164,35 @@ class Runner:
         return report
 
 
+def review_command(
+    thread: str, snapshot: StateSnapshot, decision: Mapping[str, Any] | None
+) -> Command[Any] | None:
+    """The resume payload for a thread: None to continue, or the reviewer's decision for
+    every pending interrupt. A decision without a pause, or a pause without a decision,
+    is an error (nothing is run)."""
+    pending = snapshot.interrupts
+    if decision is None and pending:
+        raise TierflowError(
+            f"thread {thread!r} is waiting for a review ({_describe_pending(pending)}): resume "
+            "it with --approve, --reject REASON or --edit FILE"
+        )
+    if decision is None:
+        return None
+    if not pending:
+        raise TierflowError(f"thread {thread!r} is not waiting for a review; nothing to decide")
+    if len(pending) == 1:
+        return Command(resume=dict(decision))
+    return Command(resume={item.id: dict(decision) for item in pending})
+
+
+def _describe_pending(pending: Sequence[Interrupt]) -> str:
+    parts = []
+    for item in pending:
+        value = item.value if isinstance(item.value, Mapping) else {}
+        parts.append(f"{value.get('kind', 'review')} {value.get('guard', '')}".strip())
+    return ", ".join(parts)
+
+
 def resume_thread(
     thread: str,
     db: str | Path,
@@ -164,6 +200,7 @@ def resume_thread(
     *,
     on_stream: OnStream | None = None,
     provider: str | None = None,
+    decision: Mapping[str, Any] | None = None,
 ) -> RunReport:
     """Resume `thread`, loading its agent from the source recorded in the runs table
     (with the provider recorded there, unless `provider` names another)."""
@@ -175,4 +212,4 @@ def resume_thread(
         raise CheckpointError(f"unknown thread {thread!r} in {describe(database)}")
     agent, source = load_agent(row["source"], provider)
     runner = Runner(agent, db=database, source=source, on_update=on_update, on_stream=on_stream)
-    return runner.resume(thread)
+    return runner.resume(thread, decision)

@@ -1,0 +1,60 @@
+"""`tierflow resume --approve / --reject / --edit` on a run paused by a guardrail."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import Result, one_line_error
+
+AGENT = str(Path(__file__).parent / "agents" / "reviewed.py")
+
+
+def paused(cli, db: str, thread: str) -> dict:  # type: ignore[no-untyped-def, type-arg]
+    result: Result = cli(
+        "run", AGENT, "--input", "status of 7?", "--thread", thread, "--db", db, "--json"
+    )
+    assert result.code == 0, result.err
+    return json.loads(result.out)  # type: ignore[no-any-return]
+
+
+def status_of(cli, db: str, thread: str) -> str:  # type: ignore[no-untyped-def]
+    rows = json.loads(cli("runs", "--db", db, "--json").out)
+    return str({r["thread"]: r["status"] for r in rows}[thread])
+
+
+def test_a_paused_run_waits_for_a_decision_and_approve_finishes_it(cli, db) -> None:  # type: ignore[no-untyped-def]
+    report = paused(cli, db, "a")
+    assert (report["status"], report["answer"]) == ("interrupted", None)
+    assert status_of(cli, db, "a") == "interrupted"
+    one_line_error(cli("resume", "a", "--db", db, "--json"), "waiting for a review", "--approve")
+    assert status_of(cli, db, "a") == "interrupted"
+    approved = cli("resume", "a", "--db", db, "--json", "--approve")
+    assert approved.code == 0, approved.err
+    report = json.loads(approved.out)
+    assert (report["status"], report["answer"]) == ("done", "Order 7 SHIPPED")
+    assert [(v["guard"], v["ok"], v["policy"]) for v in report["verdicts"]] == [
+        ("tone", False, "interrupt")
+    ]
+    assert status_of(cli, db, "a") == "done"
+    one_line_error(cli("resume", "a", "--db", db, "--approve"), "not waiting for a review")
+
+
+def test_reject_refuses_with_the_reason(cli, db) -> None:  # type: ignore[no-untyped-def]
+    paused(cli, db, "r")
+    rejected = json.loads(cli("resume", "r", "--db", db, "--json", "--reject", "too loud").out)
+    assert (rejected["status"], rejected["answer"]) == ("refused", "Withheld by review.")
+    assert "rejected by the reviewer: too loud" in rejected["error"]
+    assert status_of(cli, db, "r") == "refused"
+
+
+def test_edit_replaces_the_answer_and_bad_flags_are_refused(cli, db, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    paused(cli, db, "e")
+    one_line_error(
+        cli("resume", "e", "--db", db, "--edit", str(tmp_path / "none.txt")), "no such file"
+    )
+    one_line_error(cli("resume", "e", "--db", db, "--approve", "--reject", "x"), "choose one of")
+    answer = tmp_path / "answer.txt"
+    answer.write_text("Order 7 shipped.", encoding="utf-8")
+    edited = json.loads(cli("resume", "e", "--db", db, "--json", "--edit", str(answer)).out)
+    assert (edited["status"], edited["answer"]) == ("done", "Order 7 shipped.")
