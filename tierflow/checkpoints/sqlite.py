@@ -97,6 +97,9 @@ def connect(path: Path) -> sqlite3.Connection:
     try:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
         conn.execute("PRAGMA journal_mode = WAL")
+    except sqlite3.OperationalError as error:
+        conn.close()
+        raise CheckpointError(f"cannot use {path}: {error}") from error
     except sqlite3.DatabaseError as error:
         conn.close()
         raise CheckpointError(f"{path} is not a readable SQLite database ({error})") from error
