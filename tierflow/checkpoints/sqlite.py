@@ -51,21 +51,27 @@ def inspect_file(path: Path) -> tuple[FileKind, int]:
     if header != SQLITE_HEADER:
         raise CheckpointError(f"{path} is not a readable SQLite database (no SQLite header)")
     try:
-        uri = f"{path.resolve().as_uri()}?mode=ro"
+        # Immutable: no lock, no -wal or -shm file created next to somebody else's file.
+        uri = f"{path.resolve().as_uri()}?mode=ro&immutable=1"
         with closing(sqlite3.connect(uri, uri=True)) as conn:
-            tables = {
-                name
-                for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-                if not name.startswith("sqlite_")
-            }
-            if SCHEMA_TABLE in tables:
-                row = conn.execute("SELECT max(version) FROM tierflow_schema").fetchone()
-                return _current(path, int(row[0] or 0))
-            if not tables:
-                return FileKind.EMPTY, 0
-            columns = {row[1] for row in conn.execute("PRAGMA table_info(checkpoints)")}
+            return classify(conn, path)
     except sqlite3.DatabaseError as error:
         raise CheckpointError(f"{path} is a damaged SQLite database ({error})") from error
+
+
+def classify(conn: sqlite3.Connection, path: Path) -> tuple[FileKind, int]:
+    """What the database on `conn` is; a `CheckpointError` if tierflow must not use it."""
+    tables = {
+        name
+        for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        if not name.startswith("sqlite_")
+    }
+    if SCHEMA_TABLE in tables:
+        row = conn.execute("SELECT max(version) FROM tierflow_schema").fetchone()
+        return _current(path, int(row[0] or 0))
+    if not tables:
+        return FileKind.EMPTY, 0
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(checkpoints)")}
     if tables <= LEGACY_TABLES and (
         "checkpoints" not in tables or columns >= LEGACY_CHECKPOINT_COLUMNS
     ):
@@ -82,6 +88,14 @@ def _current(path: Path, version: int) -> tuple[FileKind, int]:
             f"v{SCHEMA_VERSION}: upgrade tierflow to open it"
         )
     return FileKind.CURRENT, version
+
+
+def _refuse_legacy(path: Path, kind: FileKind) -> None:
+    if kind is FileKind.LEGACY:
+        raise CheckpointError(
+            f"{path} was written by tierflow 0.1 (LangGraph's SqliteSaver layout); "
+            "open it with langgraph.checkpoint.sqlite.SqliteSaver or start a new file"
+        )
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -120,17 +134,16 @@ def open_database(path: str | Path, *, create: bool = True) -> sqlite3.Connectio
             target.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise CheckpointError(f"cannot create {target.parent}: {error.strerror}") from error
-    if kind is FileKind.LEGACY:
-        raise CheckpointError(
-            f"{target} was written by tierflow 0.1 (LangGraph's SqliteSaver layout); "
-            "open it with langgraph.checkpoint.sqlite.SqliteSaver or start a new file"
-        )
+    _refuse_legacy(target, kind)
     conn = connect(target)
     if kind is FileKind.CURRENT and version == SCHEMA_VERSION:
         return conn
     try:
         conn.execute("BEGIN IMMEDIATE")
         try:
+            # Again, now that nobody else can write: the read-only look above saw only the
+            # main file, not what another process may have in its write-ahead log.
+            _refuse_legacy(target, classify(conn, target)[0])
             migrate(sqlite_utils.Database(conn, execute_plugins=False))
         except BaseException:
             conn.execute("ROLLBACK")
