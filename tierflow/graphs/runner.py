@@ -189,7 +189,11 @@ def _describe_pending(pending: Sequence[Interrupt]) -> str:
     parts = []
     for item in pending:
         value = item.value if isinstance(item.value, Mapping) else {}
-        parts.append(f"{value.get('kind', 'review')} {value.get('guard', '')}".strip())
+        if value.get("kind") == "tool_review":
+            held = ", ".join(str(call.get("tool")) for call in value.get("calls", []))
+            parts.append(f"tool calls held for approval: {held}")
+        else:
+            parts.append(f"answer held by guard {value.get('guard', '?')!r}")
     return ", ".join(parts)
 
 

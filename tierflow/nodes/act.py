@@ -18,11 +18,19 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, InvalidToolCall, ToolCall
 from langchain_core.runnables import RunnableConfig, RunnableLambda
+from langgraph.types import interrupt
 from pydantic import ValidationError
 
 from tierflow.governance.idempotency import idempotency_key
 from tierflow.nodes.dual import dual_node
-from tierflow.nodes.state import AgentState, PlanStep, ToolResult
+from tierflow.nodes.state import AgentState, GuardRecord, PlanStep, ToolResult
+from tierflow.nodes.tool_guards import (
+    Prepared,
+    Screened,
+    ToolReviewRequest,
+    apply_review,
+    screen,
+)
 from tierflow.nodes.tools import UPDATE_PLAN, Tool, ToolContext
 
 
@@ -40,9 +48,6 @@ def render(value: Any) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value, default=str, ensure_ascii=False)
-
-
-Prepared = tuple[Tool, dict[str, Any], ToolContext]
 
 
 def prepare(tool: Tool, args: Mapping[str, Any], context: ToolContext) -> Prepared | ToolResult:
@@ -213,10 +218,30 @@ def make_act_node(tools: Sequence[Tool], max_calls_per_turn: int) -> RunnableLam
         skipped += [_invalid(call) for call in last.invalid_tool_calls]
         return runnable, work, skipped
 
+    def checked(
+        state: AgentState, work: list[Prepared | ToolResult]
+    ) -> tuple[list[Prepared | ToolResult], list[GuardRecord]]:
+        """Argument guardrails of every call, before any runs; one review pause for the
+        calls held for a human (interrupt() re-runs this node: nothing has run yet)."""
+        screened = [
+            screen(item, state) if isinstance(item, tuple) else Screened(item, []) for item in work
+        ]
+        records = [record for entry in screened for record in entry.records]
+        held = [entry.held for entry in screened if entry.held is not None]
+        if not held:
+            return [entry.item for entry in screened], records
+        decision = interrupt(ToolReviewRequest(kind="tool_review", calls=held))
+        return apply_review(screened, decision), records
+
     def update(
-        runnable: list[ToolCall], results: list[ToolResult], skipped: list[ToolResult]
+        runnable: list[ToolCall],
+        results: list[ToolResult],
+        skipped: list[ToolResult],
+        records: list[GuardRecord],
     ) -> dict[str, Any]:
         written: dict[str, Any] = {"results": results + skipped}
+        if records:
+            written["verdicts"] = records
         plan = _plan_from(runnable, results)
         if plan is not None:
             written["plan"] = plan
@@ -224,19 +249,21 @@ def make_act_node(tools: Sequence[Tool], max_calls_per_turn: int) -> RunnableLam
 
     async def run_async(state: AgentState, config: RunnableConfig) -> dict[str, Any]:
         runnable, work, skipped = plan_calls(state, config)
+        work, records = checked(state, work)
 
         async def one(item: Prepared | ToolResult) -> ToolResult:
             return await execute_async(item) if isinstance(item, tuple) else item
 
         results = list(await asyncio.gather(*(one(item) for item in work)))
-        return update(runnable, results, skipped)
+        return update(runnable, results, skipped, records)
 
     def run(state: AgentState, config: RunnableConfig) -> dict[str, Any]:
         runnable, work, skipped = plan_calls(state, config)
+        work, records = checked(state, work)
         prepared = [item for item in work if isinstance(item, tuple)]
         done = iter(execute_all_blocking(prepared))
         results = [next(done) if isinstance(item, tuple) else item for item in work]
-        return update(runnable, results, skipped)
+        return update(runnable, results, skipped, records)
 
     return dual_node("act", run, run_async)
 

@@ -8,7 +8,7 @@ not when the model first calls it.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, get_type_hints, overload
 
@@ -19,14 +19,17 @@ from pydantic import (
     PydanticSchemaGenerationError,
     PydanticUserError,
     create_model,
+    model_validator,
 )
 from pydantic.errors import PydanticInvalidForJsonSchema
 
 from tierflow.errors import SpecError
+from tierflow.guardrails.base import Guardrail
 from tierflow.nodes.state import PlanStep
 from tierflow.spec_model import SpecModel
 
 UPDATE_PLAN = "update_plan"
+ALL_ARGUMENTS = "*"
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,21 @@ class Tool(SpecModel):
     scope: str | None = None
     side_effects: bool = False
     timeout_s: float = Field(default=30.0, gt=0)
+    # Checked before the tool runs: argument name (or "*" for all arguments as JSON) →
+    # guardrail. A failing check blocks the call; its policy may fix or ask a human.
+    guards: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _guards_fit(self) -> Tool:
+        for argument, guard in self.guards.items():
+            if not isinstance(guard, Guardrail):
+                raise ValueError(f"guards[{argument!r}] is not a guardrail")
+            if argument != ALL_ARGUMENTS and argument not in self.args_schema.model_fields:
+                raise ValueError(
+                    f"guards[{argument!r}]: the tool has no such argument "
+                    f"(arguments: {sorted(self.args_schema.model_fields)}; '*' for all)"
+                )
+        return self
 
     def openai_schema(self) -> dict[str, Any]:
         """The tool as the OpenAI function-calling format describes it."""
@@ -72,6 +90,7 @@ class Tool(SpecModel):
             "scope": self.scope,
             "side_effects": self.side_effects,
             "timeout_s": self.timeout_s,
+            "guards": {argument: guard.spec() for argument, guard in self.guards.items()},
         }
 
     @property
@@ -89,6 +108,7 @@ def tool(
     scope: str | None = None,
     side_effects: bool = False,
     timeout_s: float = 30.0,
+    guards: Mapping[str, Guardrail] | None = None,
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 def tool(
     fn: Callable[..., Any] | None = None,
@@ -99,6 +119,7 @@ def tool(
     scope: str | None = None,
     side_effects: bool = False,
     timeout_s: float = 30.0,
+    guards: Mapping[str, Guardrail] | None = None,
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Declare a tool from a typed function; its docstring is the description."""
 
@@ -119,6 +140,7 @@ def tool(
                 scope=scope,
                 side_effects=side_effects,
                 timeout_s=timeout_s,
+                guards=dict(guards or {}),
             )
         except SpecError as error:
             raise SpecError(f"{field}.{error.field.removeprefix('tool.')}", error.problem) from None
