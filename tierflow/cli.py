@@ -24,10 +24,12 @@ from tierflow.checkpoints import RunsTable
 from tierflow.checkpoints import history as checkpoint_history
 from tierflow.checkpoints.targets import is_postgres
 from tierflow.console import StepPrinter, cost_table, print_report, runs_table
-from tierflow.errors import CheckpointError, LoadError, TierflowError
+from tierflow.errors import CheckpointError, LoadError, SpecError, TierflowError
 from tierflow.graphs import build_graph, shape_of
 from tierflow.graphs.draw import ascii_art, mermaid
-from tierflow.graphs.load import load_agent
+from tierflow.graphs.lint import problems, shape_for
+from tierflow.graphs.load import load_agent, load_object
+from tierflow.graphs.names import GUARD_PREFIX, display
 from tierflow.graphs.runner import Runner, RunReport, resume_thread
 from tierflow.nodes.state import ModelCall
 from tierflow.stream_printer import StreamPrinter
@@ -182,6 +184,26 @@ def draw(
     agent, _ = load_agent(agent_ref)
     shape = shape_of(build_graph(agent))
     sys.stdout.write(mermaid(shape) if fmt is DiagramFormat.mermaid else ascii_art(shape))
+
+
+@app.command()
+def lint(
+    agent_ref: Annotated[
+        str, typer.Argument(metavar="FILE[:ATTR]", help="An Agent, or a LangGraph StateGraph.")
+    ],
+) -> None:
+    """Check a graph: every answer passes every guard, every loop is bounded, nothing is
+    unreachable or stuck."""
+    value, source = load_object(agent_ref)
+    shape = shape_for(value, source)
+    found = problems(shape)
+    if found:
+        raise SpecError("graph", "; ".join(found))
+    guards = [display(n) for n in shape.nodes if n.startswith(GUARD_PREFIX)]
+    out.print(
+        f"{source}: ok — {len(shape.nodes)} nodes, {len(shape.edges)} edges; answers pass "
+        f"{', '.join(guards) or 'no guard (none declared)'}; every loop is bounded"
+    )
 
 
 @app.command()

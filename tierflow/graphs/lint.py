@@ -1,7 +1,9 @@
 """Graph lint: the compiled shape keeps tierflow's promises, checked with networkx.
 
 - every node is reachable from START, and END is reachable from every node;
-- every path from a model node to END that carries an answer passes every guard node.
+- every path from a model node to END that carries an answer passes every guard node;
+- every cycle has a bounded exit: a node on it can leave for END by `limit` or `refuse`
+  (a step budget or a retry budget), so no loop can run forever.
 A violation is a `SpecError` whose message includes the diagram.
 """
 
@@ -48,6 +50,10 @@ def problems(shape: Shape) -> list[str]:
         leaking = [m for m in models if nx.has_path(bypass, m, END)]
         if leaking:
             found.append(f"an answer from {leaking} can reach END without passing {guard}")
+    bounded = {u for u, v, label in digraph.edges(data="label") if label in NON_ANSWER_EXITS}
+    for cycle in nx.simple_cycles(nx.DiGraph(digraph)):
+        if not bounded.intersection(cycle):
+            found.append(f"the cycle {' → '.join([*cycle, cycle[0]])} has no bounded exit")
     return found
 
 
@@ -56,3 +62,21 @@ def lint(shape: Shape) -> None:
     found = problems(shape)
     if found:
         raise SpecError("graph", "; ".join(found) + "\n" + mermaid(shape))
+
+
+def shape_for(value: object, source: str) -> Shape:
+    """The shape of an agent, a `StateGraph` builder or a compiled LangGraph graph."""
+    from langgraph.graph import StateGraph
+    from langgraph.graph.state import CompiledStateGraph
+
+    from tierflow.graphs.compile import build_graph
+    from tierflow.graphs.shape import shape_of
+    from tierflow.graphs.spec import Agent
+
+    if isinstance(value, Agent):
+        return shape_of(build_graph(value))
+    if isinstance(value, CompiledStateGraph):
+        return shape_of(value.builder)
+    if isinstance(value, StateGraph):
+        return shape_of(value)
+    raise SpecError(source, f"is a {type(value).__name__}: lint takes an Agent or a StateGraph")

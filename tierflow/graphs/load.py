@@ -55,6 +55,14 @@ def with_provider(agent: Agent, provider_file: Path) -> Agent:
 
 
 def _load(reference: str) -> tuple[Agent, str]:
+    value, source = load_object(reference)
+    if not isinstance(value, Agent):
+        raise LoadError(f"{source} is a {type(value).__name__}, not a tierflow Agent")
+    return value, source
+
+
+def load_object(reference: str) -> tuple[object, str]:
+    """Any attribute of a Python file, and its canonical source `/absolute/file.py:attr`."""
     path, attribute = split_reference(reference)
     if not path.is_file():
         raise LoadError(f"no such file: {path}")
@@ -78,7 +86,4 @@ def _load(reference: str) -> tuple[Agent, str]:
         raise LoadError(f"{path}: {type(error).__name__}: {error}") from error
     if not hasattr(module, attribute):
         raise LoadError(f"{path} has no attribute {attribute!r}")
-    agent = getattr(module, attribute)
-    if not isinstance(agent, Agent):
-        raise LoadError(f"{path}:{attribute} is a {type(agent).__name__}, not a tierflow Agent")
-    return agent, f"{resolved}:{attribute}"
+    return getattr(module, attribute), f"{resolved}:{attribute}"
