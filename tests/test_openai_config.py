@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -140,6 +142,21 @@ def test_every_example_provider_file_serves_the_support_desk(name, base_url, key
     again, same = load_agent(source)
     assert same == source
     assert [t.model for t in again.tiers] == models
+
+
+def test_the_readme_shows_the_example_provider_files_as_they_are() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```toml\n(.*?)```", readme, re.DOTALL)
+    shown = set()
+    for block in blocks:
+        name = block.splitlines()[0].removeprefix("# ").strip()
+        actual = tomllib.loads((ROOT / name).read_text(encoding="utf-8"))
+        excerpt = tomllib.loads(block)
+        # The README may leave settings out; what it shows is what the file says.
+        assert excerpt["tiers"] == actual["tiers"], name
+        assert excerpt["defaults"].items() <= actual["defaults"].items(), name
+        shown.add(Path(name).stem)
+    assert shown == {"openai", "azure", "vllm", "ollama"}
 
 
 def write(tmp_path: Path, text: str) -> str:
