@@ -2,5 +2,14 @@
 
 from tierflow.guardrails.base import ON_FAIL_POLICIES, Guardrail, GuardrailBase, OnFail, Verdict
 from tierflow.guardrails.schema import OutputSchema
+from tierflow.guardrails.sql import SqlGuard
 
-__all__ = ["ON_FAIL_POLICIES", "Guardrail", "GuardrailBase", "OnFail", "OutputSchema", "Verdict"]
+__all__ = [
+    "ON_FAIL_POLICIES",
+    "Guardrail",
+    "GuardrailBase",
+    "OnFail",
+    "OutputSchema",
+    "SqlGuard",
+    "Verdict",
+]
