@@ -141,9 +141,10 @@ def test_5xx_is_retried_with_exponential_backoff(server, streaming) -> None:  # 
     assert len(server.requests) == 4
 
 
-def test_a_connection_dropped_mid_stream_is_retried(server) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("use_async", [False, True], ids=["stream", "astream"])
+def test_a_connection_dropped_mid_stream_is_retried(server, use_async) -> None:  # type: ignore[no-untyped-def]
     server.push(Fault.drop(after_chunks=4))
-    outcome = run_graph(orders_agent(server.url), streaming=True)
+    outcome = run_graph(orders_agent(server.url), streaming=True, use_async=use_async)
     assert_answered(outcome)
     (notice,) = outcome.retries
     assert "connection failed or dropped" in notice["reason"]
@@ -206,19 +207,23 @@ def test_bad_request_and_forbidden_are_not_retried(server, tmp_path, fault, said
     assert said in (row["error"] or "")
 
 
-def test_a_wrong_key_is_one_line_naming_the_variable_and_not_retried(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_wrong_key_is_one_line_naming_the_variable_and_not_retried(monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("SHOP_OPENAI_KEY", "sk-wrong")
     with OpenAIServer(api_key="sk-right") as server:
         server.script("order 1007", Reply(text=ANSWER))
         agent = orders_agent(server.url, api_key_env="SHOP_OPENAI_KEY")
-        with pytest.raises(Exception) as raised:
-            run_graph(agent, streaming=False)
+        runner = Runner(agent, db=tmp_path / "runs.db", source="test")
+        with pytest.raises(RunFailed) as raised:
+            runner.run(REQUEST, "t")
         assert len(server.requests) == 1
         assert server.requests[0].headers["authorization"] == "Bearer sk-wrong"
-    assert str(raised.value) == (
-        f"tier 'fast' (gpt-4.1 at {server.url}): HTTP 401 Unauthorized: Incorrect API key "
-        "provided. (not retried; the key is read from $SHOP_OPENAI_KEY)"
+    reason = (
+        f"ModelError: tier 'fast' (gpt-4.1 at {server.url}): HTTP 401 Unauthorized: Incorrect "
+        "API key provided. (not retried; the key is read from $SHOP_OPENAI_KEY)"
     )
+    assert str(raised.value).startswith(f"thread 't' failed: {reason} (the last checkpoint")
+    row = runner.runs.get("t")
+    assert row is not None and (row["status"], row["error"]) == ("failed", reason)
 
 
 def test_failure_after_retries_is_failed_and_resumes_once_the_server_recovers(
@@ -303,9 +308,14 @@ def test_cli_failed_run_then_resume_on_the_same_provider(
     (row,) = json.loads(out)
     assert row["status"] == "failed" and "gave up after 2 attempts" in row["error"]
     # The source records the provider file, so resume talks to the same server.
-    code, out, err = cli("resume", "t", "--db", db, "--json")
+    code, out, err = cli("resume", "t", "--db", db, "--stream")
     assert code == 0, err
-    assert json.loads(out)["answer"] == ANSWER
+    assert f"model:fast {ANSWER}" in out  # streamed
+    assert "done · thread t" in out
+    code, out, _ = cli("runs", "--db", db, "--json")
+    (row,) = json.loads(out)
+    assert (row["status"], row["answer"]) == ("done", ANSWER)
+    assert all(r.stream for r in server.completions()[-1:])
 
 
 # --- the model's mistakes become observations -------------------------------------------
