@@ -169,10 +169,11 @@ class OpenAIServer:
 
     def stop(self) -> None:
         self.stopping.set()  # releases stalled responses
-        self._http.shutdown()
-        self._http.server_close()
-        if self._thread is not None:
+        if self._thread is not None:  # `shutdown()` waits for a loop that must have started
+            self._http.shutdown()
             self._thread.join()
+            self._thread = None
+        self._http.server_close()
 
     def __enter__(self) -> OpenAIServer:
         return self.start()
