@@ -1,33 +1,40 @@
-"""Output schema: the final answer must be JSON that validates against a pydantic model."""
+"""Output schema: the final answer must be JSON that validates against a pydantic model or
+a JSON Schema."""
 
 from __future__ import annotations
 
-import re
+import copy
 from collections.abc import Mapping
 from typing import Any
 
+from jsonschema.protocols import Validator
 from pydantic import BaseModel, ValidationError
 
 from tierflow.guardrails.base import GuardrailBase, OnFail, Verdict
+from tierflow.guardrails.json_validation import (
+    FENCE,
+    NotJson,
+    field_path,
+    make_validator,
+    parse_json,
+    schema_errors,
+    unfence,
+)
 
-# Models often wrap JSON in a Markdown fence; the fence is not part of the answer.
-FENCE = re.compile(r"^\s*```(?:json)?\s*\n(?P<body>.*)\n\s*```\s*$", re.DOTALL)
-
-
-def unfence(candidate: str) -> tuple[str, bool]:
-    """The candidate without a surrounding Markdown code fence, and whether it had one."""
-    fenced = FENCE.match(candidate)
-    return (fenced["body"], True) if fenced else (candidate, False)
+__all__ = ["FENCE", "OutputSchema", "unfence"]
 
 
 class OutputSchema(GuardrailBase):
-    """Gate the final answer on `model`."""
+    """Gate the final answer on `model`: a pydantic model class, or a JSON Schema (a dict,
+    any draft jsonschema knows; 2020-12 when it names none). The reason lists every
+    failing field. A fenced answer (```json … ```) is judged on its body, and a passing
+    one is handed on unfenced (`fixed`)."""
 
     kind = "output_schema"
 
     def __init__(
         self,
-        model: type[BaseModel],
+        model: type[BaseModel] | Mapping[str, Any],
         *,
         name: str = "schema",
         on_fail: OnFail = "reask",
@@ -35,27 +42,60 @@ class OutputSchema(GuardrailBase):
         refusal: str = "Sorry, I couldn't produce a well-formed answer to this request.",
     ) -> None:
         super().__init__(name=name, on_fail=on_fail, max_reasks=max_reasks, refusal=refusal)
-        self.model = model
+        self.model: type[BaseModel] | None = None
+        self.json_schema: dict[str, Any]
+        self._validator: Validator | None = None
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            self.model = model
+            self.json_schema = model.model_json_schema()
+            self.title = model.__name__
+            self._shape = f"{model.__name__} ({', '.join(model.model_fields)})"
+        elif isinstance(model, Mapping):
+            self.json_schema = copy.deepcopy(dict(model))
+            self._validator = make_validator(self.json_schema)
+            self.title = str(self.json_schema.get("title") or "the JSON Schema")
+            fields = self.json_schema.get("properties")
+            listed = f" ({', '.join(fields)})" if isinstance(fields, Mapping) and fields else ""
+            self._shape = f"{self.title}{listed}"
+        else:
+            raise TypeError(
+                f"OutputSchema takes a pydantic model class or a JSON Schema dict, not {model!r}"
+            )
 
     def check(self, candidate: str, context: Mapping[str, Any] | None = None) -> Verdict:
         body, fenced = unfence(candidate)
-        try:
-            self.model.model_validate_json(body)
-        except ValidationError as error:
-            problems = []
-            for item in error.errors(include_url=False):
-                where = ".".join(str(p) for p in item["loc"]) or "(whole answer)"
-                problems.append(f"{where}: {item['msg']}")
+        problems = self._problems(body)
+        if problems:
             return Verdict(
                 ok=False,
                 reason=(
-                    f"The answer must be a JSON object matching {self.model.__name__} "
-                    f"({', '.join(self.model.model_fields)}); problems: {'; '.join(problems)}"
+                    f"The answer must be a JSON object matching {self._shape}; "
+                    f"problems: {'; '.join(problems)}"
                 ),
             )
-        return Verdict(
-            ok=True, reason=f"valid {self.model.__name__}", fixed=body if fenced else None
-        )
+        return Verdict(ok=True, reason=f"valid {self.title}", fixed=body if fenced else None)
+
+    def _problems(self, body: str) -> list[str]:
+        if self.model is not None:
+            try:
+                self.model.model_validate_json(body)
+            except ValidationError as error:
+                return [
+                    f"{field_path(item['loc']) if item['loc'] else '(whole answer)'}: {item['msg']}"
+                    for item in error.errors(include_url=False)
+                ]
+            except RecursionError:
+                return ["(whole answer): nested too deeply"]
+            return []
+        assert self._validator is not None
+        try:
+            instance = parse_json(body)
+        except NotJson as error:
+            return [f"(whole answer): {error}"]
+        try:
+            return schema_errors(self._validator, instance)
+        except RecursionError:
+            return ["(whole answer): nested too deeply"]
 
     def describe(self) -> dict[str, Any]:
-        return {"schema": self.model.model_json_schema()}
+        return {"schema": self.json_schema}
