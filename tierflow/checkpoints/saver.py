@@ -13,17 +13,15 @@ manager. Several processes may share one file (WAL, busy timeout, `BEGIN IMMEDIA
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import random
 import sqlite3
 import threading
-from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Generic, NamedTuple, Self, TypeVar, cast
+from typing import Any, NamedTuple, Self, cast
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
@@ -40,39 +38,13 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from tierflow.checkpoints import blobs, codec, retention, values
+from tierflow.checkpoints.hints import Lru, Written
+from tierflow.checkpoints.threaded import AsyncInWorkerThread
 from tierflow.checkpoints.values import Base, Loader
 from tierflow.errors import CheckpointError
 
 INLINE_TEXT = 64  # characters: a string this short lives in the checkpoint row
 LIST_PAGE = 256  # checkpoints per read transaction (and per value loader) in `list`
-
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-class Lru(Generic[K, V]):
-    """A small least-recently-used map (bounded memory in a long-lived process)."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.data: OrderedDict[K, V] = OrderedDict()
-
-    def get(self, key: K) -> V | None:
-        if key in self.data:
-            self.data.move_to_end(key)
-            return self.data[key]
-        return None
-
-    def put(self, key: K, value: V) -> None:
-        self.data[key] = value
-        self.data.move_to_end(key)
-        while len(self.data) > self.size:
-            self.data.popitem(last=False)
-
-    def forget(self, thread_id: str) -> None:
-        for key in [k for k in self.data if isinstance(k, tuple) and k[0] == thread_id]:
-            del self.data[key]
-
 
 # The columns `Row` reads, from `checkpoints c`, its `threads t` and its parent `p`.
 ROW_COLUMNS = (
@@ -93,21 +65,13 @@ class Row(NamedTuple):
     payload: bytes
 
 
-class Written(NamedTuple):
-    task_path: str
-    task_id: str
-    idx: int
-    channel: str
-    value: Any
-
-
 def _inline(value: Any) -> bool:
     if value is None or isinstance(value, bool | int | float):
         return True
     return isinstance(value, str) and len(value) <= INLINE_TEXT
 
 
-class SqliteStore(BaseCheckpointSaver[str]):
+class SqliteStore(AsyncInWorkerThread, BaseCheckpointSaver[str]):
     """The default checkpoint saver: one SQLite file, normalised, sync and async."""
 
     def __init__(
@@ -537,55 +501,6 @@ class SqliteStore(BaseCheckpointSaver[str]):
         self._deletions += 1
         self._bases.forget(thread_id)
         self._writes.forget(thread_id)
-
-    # -- async: the same work in a worker thread ------------------------------------
-
-    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        return await asyncio.to_thread(self.get_tuple, config)
-
-    async def alist(
-        self,
-        config: RunnableConfig | None,
-        *,
-        filter: dict[str, Any] | None = None,
-        before: RunnableConfig | None = None,
-        limit: int | None = None,
-    ) -> AsyncIterator[CheckpointTuple]:
-        def page() -> list[CheckpointTuple]:
-            return [*self.list(config, filter=filter, before=before, limit=limit)]
-
-        for item in await asyncio.to_thread(page):
-            yield item
-
-    async def aput(
-        self,
-        config: RunnableConfig,
-        checkpoint: Checkpoint,
-        metadata: CheckpointMetadata,
-        new_versions: ChannelVersions,
-    ) -> RunnableConfig:
-        return await asyncio.to_thread(self.put, config, checkpoint, metadata, new_versions)
-
-    async def aput_writes(
-        self,
-        config: RunnableConfig,
-        writes: Sequence[tuple[str, Any]],
-        task_id: str,
-        task_path: str = "",
-    ) -> None:
-        await asyncio.to_thread(self.put_writes, config, writes, task_id, task_path)
-
-    async def adelete_thread(self, thread_id: str) -> None:
-        await asyncio.to_thread(self.delete_thread, thread_id)
-
-    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
-        await asyncio.to_thread(self.delete_for_runs, run_ids)
-
-    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
-        await asyncio.to_thread(self.copy_thread, source_thread_id, target_thread_id)
-
-    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-        await asyncio.to_thread(self.prune, thread_ids, strategy=strategy)
 
 
 def _config(thread_id: str, namespace: str, checkpoint_id: str) -> RunnableConfig:
