@@ -2,16 +2,21 @@
 
 from tierflow.guardrails.api import ApiSchemaGuard
 from tierflow.guardrails.base import ON_FAIL_POLICIES, Guardrail, GuardrailBase, OnFail, Verdict
+from tierflow.guardrails.function import FunctionGuard, guardrail
+from tierflow.guardrails.pii import PiiGuard
 from tierflow.guardrails.schema import OutputSchema
 from tierflow.guardrails.sql import SqlGuard
 
 __all__ = [
     "ON_FAIL_POLICIES",
     "ApiSchemaGuard",
+    "FunctionGuard",
     "Guardrail",
     "GuardrailBase",
     "OnFail",
     "OutputSchema",
+    "PiiGuard",
     "SqlGuard",
     "Verdict",
+    "guardrail",
 ]
