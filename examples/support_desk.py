@@ -5,10 +5,12 @@ damage and complaints. Tools read a real SQLite shop database (created determini
 by `shop.py` beside this file) and one tool writes refunds, exactly once per call.
 
 `agent` runs offline on scripted turns (the `SCENARIOS` below, replayed by
-`ScriptedChatModel`); `openai_agent` is the same agent on real OpenAI models.
+`ScriptedChatModel`); `openai_agent` is the same agent on real OpenAI models, and
+`--provider NAME` serves `agent`'s tiers with the models of `providers/NAME.toml`.
 
     tierflow demo
     tierflow run examples/support_desk.py --input "What is your return window?"
+    tierflow run examples/support_desk.py --provider openai --stream --input "..."
     tierflow draw examples/support_desk.py
 """
 
