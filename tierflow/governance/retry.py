@@ -1,0 +1,187 @@
+"""Retrying tool calls that failed for a transient reason, with backoff and jitter.
+
+Transient: a `TransientError` a tool raises on purpose (its backend said "busy", a lock
+was held), a timeout, a dropped connection, and any error carrying an HTTP status of
+408, 425, 429 or 5xx (`status_code`, `status`, `code`, or `response.status_code`, as
+httpx, requests and urllib spell it). Never transient, whatever else they carry: a
+validation error (the same arguments fail the same way), a permission denial, an
+exhausted budget — retrying those only burns time and money.
+
+Delays double from `first_s` up to `max_s`, each shortened at random by up to `jitter`
+(so a crowd of callers that failed together doesn't retry together); a `retry_after_s`
+the error carries replaces the backoff, up to `max_retry_after_s`. Sleep and the random
+draw are injected. Model calls have their own retry loop (`tierflow.models.retry`),
+which knows the providers' errors.
+
+A retried side-effecting tool gets the same idempotency key on every attempt, so a
+first attempt that did its work before failing is not done twice by the second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
+
+from pydantic import Field, ValidationError
+from typing_extensions import TypedDict
+
+from tierflow.governance.errors import BudgetExceeded, PermissionDenied
+from tierflow.spec_model import SpecModel
+
+T = TypeVar("T")
+RETRYABLE_STATUS = frozenset({408, 425, 429})
+NEVER_RETRIED: tuple[type[BaseException], ...] = (
+    ValidationError,
+    PermissionDenied,
+    BudgetExceeded,
+)
+
+
+class TransientError(Exception):
+    """Raise it from a tool for a failure worth retrying; `retry_after_s` if the
+    backend said when to come back."""
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class Backoff(SpecModel):
+    """How often and how patiently a tool call is retried (`retries=0`: never)."""
+
+    retries: int = Field(default=2, ge=0)
+    first_s: float = Field(default=0.5, ge=0)
+    max_s: float = Field(default=8.0, ge=0)
+    jitter: float = Field(default=0.5, ge=0, le=1)
+    max_retry_after_s: float = Field(default=60.0, ge=0)
+
+    def delay_s(self, retry: int, draw: Callable[[], float] = random.random) -> float:
+        """The delay before retry number `retry` (1-based) when the error named none."""
+        delay = min(self.first_s * 2.0 ** (retry - 1), self.max_s)
+        return delay * (1 - self.jitter * draw())
+
+
+NO_RETRY = Backoff(retries=0)
+
+
+class RetryEvent(TypedDict):
+    """One retry about to happen, as `on_retry` sees it."""
+
+    retry: int  # 1 for the first retry
+    retries: int  # how many the policy allows
+    delay_s: float
+    reason: str
+
+
+OnRetry = Callable[[RetryEvent], None]
+
+
+def status_of(error: BaseException) -> int | None:
+    """The HTTP status an error carries, however its library spells it."""
+    for holder in (error, getattr(error, "response", None)):
+        for name in ("status_code", "status", "code"):
+            status = getattr(holder, name, None)
+            if isinstance(status, int) and not isinstance(status, bool) and 100 <= status < 600:
+                return status
+    return None
+
+
+def is_transient(error: BaseException) -> bool:
+    if isinstance(error, NEVER_RETRIED):
+        return False
+    if isinstance(error, TransientError | TimeoutError | ConnectionError):
+        return True
+    status = status_of(error)
+    return status is not None and (status in RETRYABLE_STATUS or status >= 500)
+
+
+def retry_after_s(error: BaseException) -> float | None:
+    asked = getattr(error, "retry_after_s", None)
+    if isinstance(asked, int | float) and asked >= 0:
+        return float(asked)
+    headers = getattr(getattr(error, "response", None), "headers", None)
+    value = headers.get("retry-after") if isinstance(headers, Mapping) else None
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except (TypeError, ValueError):
+        return None  # an HTTP date: fall back to the backoff
+
+
+def _next_retry(
+    error: Exception,
+    backoff: Backoff,
+    retry: int,
+    transient: Callable[[BaseException], bool],
+    draw: Callable[[], float],
+) -> RetryEvent | None:
+    """The retry to make after `error`, or None to give up (the error propagates)."""
+    if not transient(error):
+        return None
+    if retry > backoff.retries:
+        attempts = backoff.retries + 1
+        error.add_note(f"gave up after {attempts} attempt{'s' if attempts > 1 else ''}")
+        return None
+    asked = retry_after_s(error)
+    if asked is not None and asked > backoff.max_retry_after_s:
+        error.add_note(
+            f"not retried: asked to wait {asked:g}s, over {backoff.max_retry_after_s:g}s"
+        )
+        return None
+    return RetryEvent(
+        retry=retry,
+        retries=backoff.retries,
+        delay_s=asked if asked is not None else backoff.delay_s(retry, draw),
+        reason=f"{type(error).__name__}: {error}",
+    )
+
+
+def call_with_retries(
+    call: Callable[[], T],
+    backoff: Backoff,
+    *,
+    transient: Callable[[BaseException], bool] = is_transient,
+    on_retry: OnRetry | None = None,
+    sleep: Callable[[float], Any] = time.sleep,
+    draw: Callable[[], float] = random.random,
+) -> T:
+    """`call()`, retried on transient errors; the last error propagates unchanged
+    (with a note saying how many attempts were made)."""
+    retry = 0
+    while True:
+        try:
+            return call()
+        except Exception as error:
+            retry += 1
+            event = _next_retry(error, backoff, retry, transient, draw)
+            if event is None:
+                raise
+        if on_retry is not None:
+            on_retry(event)
+        sleep(event["delay_s"])
+
+
+async def acall_with_retries(
+    call: Callable[[], Awaitable[T]],
+    backoff: Backoff,
+    *,
+    transient: Callable[[BaseException], bool] = is_transient,
+    on_retry: OnRetry | None = None,
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    draw: Callable[[], float] = random.random,
+) -> T:
+    """The async twin of `call_with_retries`."""
+    retry = 0
+    while True:
+        try:
+            return await call()
+        except Exception as error:
+            retry += 1
+            event = _next_retry(error, backoff, retry, transient, draw)
+            if event is None:
+                raise
+        if on_retry is not None:
+            on_retry(event)
+        await sleep(event["delay_s"])
