@@ -2,6 +2,7 @@
 
 from tierflow.guardrails.api import ApiSchemaGuard
 from tierflow.guardrails.base import ON_FAIL_POLICIES, Guardrail, GuardrailBase, OnFail, Verdict
+from tierflow.guardrails.facts import FactsGuard
 from tierflow.guardrails.function import FunctionGuard, guardrail
 from tierflow.guardrails.pii import PiiGuard
 from tierflow.guardrails.schema import OutputSchema
@@ -10,6 +11,7 @@ from tierflow.guardrails.sql import SqlGuard
 __all__ = [
     "ON_FAIL_POLICIES",
     "ApiSchemaGuard",
+    "FactsGuard",
     "FunctionGuard",
     "Guardrail",
     "GuardrailBase",
