@@ -163,6 +163,8 @@ class SqlGuard(GuardrailBase):
             self.schema, self.databases, PSEUDO_COLUMNS.get(self.dialect, frozenset())
         ).run(root)
         problems += self._function_problems(root)
+        if any(not select.expressions for select in root.find_all(exp.Select)):
+            problems.append("the query is incomplete: a SELECT selects nothing")
         limit_problem = self._limit_problem(root)
         if limit_problem is None:
             if problems:
@@ -172,6 +174,10 @@ class SqlGuard(GuardrailBase):
             return Verdict(ok=False, reason=_join([*problems, limit_problem]))
         assert self.max_rows is not None
         fixed = root.limit(self.max_rows).sql(dialect=self.dialect)
+        # Offer the repair only if it passes this very guard: sqlglot's SQL generator
+        # can write what its parser reads differently, and a "fix" must not fail again.
+        if not self._check(fixed).ok:
+            return Verdict(ok=False, reason=limit_problem)
         return Verdict(ok=False, reason=limit_problem, fixed=fixed)
 
     def _read_only_problems(self, root: exp.Expr) -> list[str]:
