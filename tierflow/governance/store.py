@@ -87,6 +87,7 @@ def _create_tables(db: sqlite_utils.Database) -> None:
     db.table(AUDIT).create(
         {
             "id": int,
+            "event": str,  # unique when given: a replayed step doesn't log its calls twice
             "time": str,
             "thread": str,
             "step": int,
@@ -107,6 +108,7 @@ def _create_tables(db: sqlite_utils.Database) -> None:
         if_not_exists=True,
     )
     db.table(AUDIT).create_index(["thread", "id"], if_not_exists=True)
+    db.table(AUDIT).create_index(["event"], unique=True, if_not_exists=True)
 
 
 def _has_tables(conn: sqlite3.Connection) -> bool:
