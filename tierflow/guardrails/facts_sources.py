@@ -30,6 +30,7 @@ from tierflow.guardrails.facts_values import (
     find_durations,
 )
 
+_DIGIT = re.compile(r"\d")
 _ID_KEY = re.compile(r"(?:^|_)ids?$")
 _MONEY_KEY = re.compile(r"price|amount|total|cost|fee|refund|paid|balance|charge|usd|eur|gbp")
 _CURRENCY_KEY = re.compile(r"(?:^|_)(usd|eur|gbp)(?:$|_)")
@@ -88,7 +89,8 @@ class SourceFacts:
             for index, child in enumerate(value):
                 self.read_json(child, (*path, index), owners, item)
         elif isinstance(value, str):
-            self.read_text(value, self._where(path, owners, item))
+            if _DIGIT.search(value):  # every checkable value has a digit; most strings don't
+                self.read_text(value, self._where(path, owners, item))
         elif isinstance(value, int | float) and not isinstance(value, bool):
             self._read_number(value, path, owners, item)
 
