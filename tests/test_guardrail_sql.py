@@ -48,6 +48,12 @@ def test_reasons_name_the_table_column_and_function(guard: SqlGuard) -> None:
     )
 
 
+def test_operators_modelled_as_functions_are_named_by_their_expression(guard: SqlGuard) -> None:
+    reason = guard.check("SELECT id FROM orders WHERE status REGEXP 'x' LIMIT 5").reason
+    assert reason.startswith("function REGEXPLIKE (in `status REGEXP 'x'`) is not allowed")
+    assert guard.check("SELECT id FROM orders WHERE ordered_on > CURRENT_DATE LIMIT 5").ok
+
+
 def test_every_problem_is_listed(guard: SqlGuard) -> None:
     reason = guard.check("SELECT secret, load_extension('x') FROM users").reason
     assert "unknown table users" in reason

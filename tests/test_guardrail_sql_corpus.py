@@ -227,6 +227,7 @@ VALID: list[str] = [
     "SELECT id FROM orders LIMIT 20, 10",
     "/* top customers */ SELECT id FROM customers -- by id\nLIMIT 5;",
     "SELECT printf('%.2f', total_usd) FROM orders LIMIT 3",
+    "SELECT id FROM orders WHERE ordered_on >= date(CURRENT_DATE, '-30 days') LIMIT 50",
     "WITH RECURSIVE days(d) AS (SELECT '2026-11-01' UNION ALL SELECT date(d, '+1 day') "
     "FROM days WHERE d < '2026-11-07') SELECT d FROM days LIMIT 7",
 ]

@@ -10,6 +10,7 @@ allowed. Functions sqlglot treats as the same expression are therefore allowed t
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from functools import lru_cache
 
@@ -27,10 +28,10 @@ DEFAULT_FUNCTIONS: frozenset[str] = frozenset(
         # strings
         "length", "lower", "upper", "substr", "substring", "trim", "ltrim", "rtrim",
         "replace", "instr", "printf", "format", "concat", "concat_ws", "coalesce",
-        "ifnull", "nullif", "iif", "typeof",
+        "ifnull", "nullif", "iif", "typeof", "char", "hex",
         # dates and times
         "date", "time", "datetime", "julianday", "strftime", "unixepoch", "date_trunc",
-        "extract",
+        "extract", "current_date", "current_time", "current_timestamp", "now",
         # math
         "abs", "round", "ceil", "ceiling", "floor", "sign", "sqrt", "power", "pow", "exp",
         "ln", "log", "log10", "greatest", "least",
@@ -59,15 +60,23 @@ def function_key(node: exp.Func) -> str:
     return node.key
 
 
+_CALL = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\(")
+
+
 def function_label(node: exp.Func, dialect: str) -> str:
-    """The function as the model wrote it (close enough: its name in the dialect)."""
+    """The function as the model wrote it (close enough: its name in the dialect), or,
+    for an operator sqlglot models as a function (`->`, `REGEXP`), the expression."""
     if isinstance(node, exp.Anonymous):
         return node.name.upper()
     try:
         rendered = node.sql(dialect=dialect)
     except SqlglotError:
         return node.key.upper()
-    return rendered.split("(", 1)[0].strip().upper() or node.key.upper()
+    call = _CALL.match(rendered)
+    if call:
+        return call.group(1).upper()
+    shown = rendered if len(rendered) <= 40 else rendered[:39] + "…"
+    return f"{node.key.upper()} (in `{shown}`)"
 
 
 @lru_cache(maxsize=64)
