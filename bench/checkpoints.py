@@ -218,15 +218,10 @@ def main() -> None:
     args = parser.parse_args()
     milestones = [int(s) for s in args.steps.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
-        results = {
-            "tierflow SqliteStore": run("tierflow", open_tierflow, milestones, Path(tmp)),
-            "LangGraph SqliteSaver": run(
-                "langgraph",
-                open_langgraph,
-                [m for m in milestones if m <= args.baseline_max],
-                Path(tmp),
-            ),
-        }
+        results = {"tierflow SqliteStore": run("tierflow", open_tierflow, milestones, Path(tmp))}
+        baseline = [m for m in milestones if m <= args.baseline_max]
+        if baseline:  # --baseline-max 0 measures tierflow's store alone
+            results["LangGraph SqliteSaver"] = run("langgraph", open_langgraph, baseline, Path(tmp))
     report = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "

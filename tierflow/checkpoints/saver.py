@@ -114,10 +114,11 @@ class SqliteStore(AsyncInWorkerThread, BaseCheckpointSaver[str]):
                 self.conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
                 try:
                     yield self.conn
+                    self.conn.execute("COMMIT")
                 except BaseException:
-                    self.conn.execute("ROLLBACK")
+                    if self.conn.in_transaction:  # a failed COMMIT leaves it open
+                        self.conn.execute("ROLLBACK")
                     raise
-                self.conn.execute("COMMIT")
             except sqlite3.Error as error:
                 raise CheckpointError(f"{self.path}: {error}") from error
 
