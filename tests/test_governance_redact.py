@@ -18,12 +18,12 @@ from tierflow.checkpoints import SqliteStore
 from tierflow.checkpoints.sqlite import open_database
 from tierflow.errors import SpecError
 from tierflow.governance.approval import ApprovalRule
-from tierflow.governance.audit import AuditLog
-from tierflow.governance.governor import Governor
+from tierflow.governance.audit import AuditLog, audit
+from tierflow.governance.governor import GovernedCall, Governor
 from tierflow.governance.permissions import Grant
 from tierflow.governance.policy import Policy
 from tierflow.governance.redact import MASK, RedactingSerializer, Redactor
-from tierflow.governance.side_effects import CallSite
+from tierflow.governance.side_effects import RecordedResult
 
 REDACTOR = Redactor()
 
@@ -145,20 +145,18 @@ def run_the_governed_step(db: Path, serde: JsonPlusSerializer) -> str:
     gov = Governor(policy, db, agent="ops", thread="t1")
     arguments = {"user": "alice", "password": ARGUMENT_SECRET}
     result = f"logged in; session key {RESULT_SECRET}"
-    verdict = gov.authorize_tool(
-        tool="login", scope="accounts:write", arguments=arguments, step=1, call_id="c1"
-    )
-    assert verdict.allowed
-    site = CallSite(thread="t1", step=1, call_id="c1", tool="login")
-    gov.side_effects.begin("tf-key-1", site)
-    gov.side_effects.record("tf-key-1", ok=True, content=result)
-    gov.tool_finished(
-        tool="login", arguments=arguments, step=1, call_id="c1", outcome="ok", reason=result
-    )
+    call = GovernedCall("login", "accounts:write", arguments, 1, "c1", idempotency_key="tf-1")
+    assert gov.authorize_tool(call).allowed
+    assert gov.execute_tool(call, lambda: RecordedResult(True, result)) is not None
+    assert gov.side_effects.recorded("tf-1") is not None
+    failing = GovernedCall("login", "accounts:write", arguments, 1, "c2")
+    failed = gov.execute_tool(failing, lambda: RecordedResult(False, f"rejected: {result}"))
+    assert failed is not None
+    assert len(audit(db, "t1")) == 2  # the failure's text is the second row's reason
 
     def model(state: MessagesState) -> dict[str, Any]:
-        call = {"name": "login", "args": arguments, "id": "c1"}
-        return {"messages": [AIMessage("", tool_calls=[call])]}
+        tool_call = {"name": "login", "args": arguments, "id": "c1"}
+        return {"messages": [AIMessage("", tool_calls=[tool_call])]}
 
     def act(state: MessagesState) -> dict[str, Any]:
         return {"messages": [ToolMessage(result, tool_call_id="c1")]}

@@ -3,24 +3,28 @@
 A `Governor` is built per run (thread) from the agent's `Policy`, the run's
 `Principal` and the process's shared `Capacity`. It applies the primitives in the
 order DESIGN.md gives — permission, approval, budget, capacity — and writes an audit
-row for every decision. It holds no state of its own beyond what it was built with;
+row for every decision. It keeps nothing between calls but what it was built with;
 everything it remembers is in the runs database.
 
-    verdict = governor.authorize_tool(tool=..., scope=..., arguments=..., step=..., call_id=...)
-    # denied → verdict.message is the model's observation; needs_approval → interrupt()
-    with governor.capacity.tool_call(name, on_wait=...):   # or tool_call_async
-        ...                                                # side_effects.once(...) if it writes
-    governor.tool_finished(...)
+Tool calls (`act`), for every call of the turn before any runs:
 
-    held = governor.reserve_model(estimate=Spend(usd, tokens), step=..., model=...)
-    # BudgetExceeded → end the run `budget_exceeded`
-    governor.settle_model(held, actual=Spend(...), ...)
+    verdict = governor.authorize_tool(call)   # denied: verdict.message is the observation
+                                              # needs_approval: hold it, interrupt()
+    outcome = governor.reviewed(call, decision)        # after interrupt() returns
+    result = governor.execute_tool(call, run)          # or execute_tool_async
+
+Model calls (`model:TIER`):
+
+    held = governor.reserve_model(estimate=Spend(...), step=..., model=...)
+    # a BudgetExceeded: end the run `budget_exceeded` (resumable once budget is raised)
+    governor.settle_model(held, actual=Spend(...), step=...)
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,14 +39,31 @@ from tierflow.governance.budget import (
     tenant_key,
 )
 from tierflow.governance.errors import BudgetExceeded
+from tierflow.governance.gate import OnWait, WaitEvent
 from tierflow.governance.limits import Capacity
 from tierflow.governance.permissions import check, denial_message
 from tierflow.governance.policy import Policy, Principal
 from tierflow.governance.redact import RedactingSerializer
-from tierflow.governance.side_effects import SideEffects
+from tierflow.governance.side_effects import CallSite, RecordedResult, SideEffects
 from tierflow.governance.store import utc_now
 
 Verdict = Literal["allowed", "denied", "needs_approval"]
+# Runs the tool (with its retries and its timeout): its outcome, or None for a timeout.
+RunTool = Callable[[], RecordedResult | None]
+RunToolAsync = Callable[[], Awaitable[RecordedResult | None]]
+
+
+@dataclass(frozen=True)
+class GovernedCall:
+    """One tool call as governance sees it. `idempotency_key` is set for a tool that
+    declares side effects: its outcome is then recorded and a replay returns it."""
+
+    tool: str
+    scope: str | None
+    arguments: Mapping[str, Any]
+    step: int
+    call_id: str
+    idempotency_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +80,19 @@ class ToolVerdict:
         return self.verdict == "allowed"
 
 
+@dataclass
+class _WaitTracker:
+    """Forwards wait events and remembers whether this call had to wait."""
+
+    forward: OnWait | None
+    waited: bool = field(default=False)
+
+    def __call__(self, event: WaitEvent) -> None:
+        self.waited = True
+        if self.forward is not None:
+            self.forward(event)
+
+
 class Governor:
     def __init__(
         self,
@@ -70,6 +104,7 @@ class Governor:
         principal: Principal | None = None,
         capacity: Capacity | None = None,
         clock: Callable[[], str] = utc_now,
+        timer: Callable[[], float] = time.monotonic,
     ) -> None:
         self.policy = policy
         self.agent = agent
@@ -77,6 +112,7 @@ class Governor:
         self.principal = principal
         self.capacity = capacity or Capacity(policy.limits)
         self.redactor = policy.redaction
+        self.timer = timer
         self.audit_log = AuditLog(db, redactor=self.redactor, clock=clock)
         self.budgets = Budgets(db, clock=clock)
         self.side_effects = SideEffects(db, redactor=self.redactor, clock=clock)
@@ -110,110 +146,116 @@ class Governor:
 
     # -- tool calls ------------------------------------------------------------------
 
-    def authorize_tool(
-        self,
-        *,
-        tool: str,
-        scope: str | None,
-        arguments: Mapping[str, Any],
-        step: int,
-        call_id: str,
-    ) -> ToolVerdict:
-        """Permission, then approval rules. A denial is audited here; an allowed call is
-        audited when it finishes (`tool_finished`), a held one when it is reviewed."""
-        decision = check(scope, self.grants)
+    def authorize_tool(self, call: GovernedCall) -> ToolVerdict:
+        """Permission, then approval rules. A denial is audited here; an allowed call
+        when it has run, a held one when it is reviewed."""
+        decision = check(call.scope, self.grants)
         if not decision.allowed:
-            verdict = ToolVerdict("denied", decision.reason, scope, denial_message(tool, decision))
-            self._tool_row(
-                tool,
-                arguments,
-                step=step,
-                call_id=call_id,
-                decision="denied",
-                outcome="not_run",
-                reason=decision.reason,
-            )
-            return verdict
-        held = needs_approval(self.policy.approvals, scope, arguments)
+            self.tool_audited(call, "denied", "not_run", reason=decision.reason)
+            message = denial_message(call.tool, decision)
+            return ToolVerdict("denied", decision.reason, call.scope, message)
+        held = needs_approval(self.policy.approvals, call.scope, call.arguments)
         if held is not None:
             message = f"Held for human approval: {held.reason}."
-            return ToolVerdict("needs_approval", held.reason, scope, message)
-        return ToolVerdict("allowed", decision.reason, scope)
+            return ToolVerdict("needs_approval", held.reason, call.scope, message)
+        return ToolVerdict("allowed", decision.reason, call.scope)
 
-    def reviewed(
-        self,
-        *,
-        tool: str,
-        arguments: Mapping[str, Any],
-        step: int,
-        call_id: str,
-        decision: Mapping[str, Any],
-    ) -> AuditDecision:
-        """A reviewer's decision on a held call (the `interrupt()` resume value):
-        "approved" (run it, then `tool_finished(..., decision="approved")`) or
-        "rejected" (audited here; don't run it)."""
+    def reviewed(self, call: GovernedCall, decision: Mapping[str, Any]) -> AuditDecision:
+        """A reviewer's decision on a held call (what `interrupt()` returned): "approved"
+        (run it with `execute_tool(..., decision="approved")`) or "rejected" (audited
+        here; don't run it)."""
         outcome = review_outcome(decision)
         if outcome == "rejected":
             reason = str(decision.get("reason") or "rejected by a reviewer")
-            self._tool_row(
-                tool,
-                arguments,
-                step=step,
-                call_id=call_id,
-                decision="rejected",
-                outcome="not_run",
-                reason=reason,
-            )
+            self.tool_audited(call, "rejected", "not_run", reason=reason)
         return outcome
 
-    def tool_finished(
+    def execute_tool(
         self,
+        call: GovernedCall,
+        run: RunTool,
         *,
-        tool: str,
-        arguments: Mapping[str, Any],
-        step: int,
-        call_id: str,
-        outcome: Outcome,
         decision: AuditDecision = "allowed",
-        latency_s: float | None = None,
-        reason: str = "",
-    ) -> None:
-        """Audit a call that ran: `decision` is "waited" if it queued for a slot,
-        "approved" if a reviewer let it through."""
-        self._tool_row(
-            tool,
-            arguments,
-            step=step,
-            call_id=call_id,
-            decision=decision,
-            outcome=outcome,
-            reason=reason,
-            latency_s=latency_s,
-        )
+        on_wait: OnWait | None = None,
+    ) -> RecordedResult | None:
+        """Run an authorized call: take its concurrency slots, run it once (a
+        side-effecting call's recorded outcome is returned instead of running it
+        again), audit it. None when `run` timed out."""
+        waits = _WaitTracker(on_wait)
+        started = self.timer()
+        with self.capacity.tool_call(call.tool, on_wait=waits):
+            if call.idempotency_key is None:
+                result = run()
+            else:
+                result = self.side_effects.once(
+                    call.idempotency_key, self._site(call), lambda _attempt: run()
+                )
+        self._finished(call, result, decision, waits.waited, self.timer() - started)
+        return result
 
-    def _tool_row(
+    async def execute_tool_async(
         self,
-        tool: str,
-        arguments: Mapping[str, Any],
+        call: GovernedCall,
+        run: RunToolAsync,
         *,
-        step: int,
-        call_id: str,
+        decision: AuditDecision = "allowed",
+        on_wait: OnWait | None = None,
+    ) -> RecordedResult | None:
+        """The async twin of `execute_tool`."""
+        waits = _WaitTracker(on_wait)
+        started = self.timer()
+        async with self.capacity.tool_call_async(call.tool, on_wait=waits):
+            if call.idempotency_key is None:
+                result = await run()
+            else:
+
+                async def keyed(_attempt: object) -> RecordedResult | None:
+                    return await run()
+
+                result = await self.side_effects.once_async(
+                    call.idempotency_key, self._site(call), keyed
+                )
+        self._finished(call, result, decision, waits.waited, self.timer() - started)
+        return result
+
+    def _site(self, call: GovernedCall) -> CallSite:
+        return CallSite(thread=self.thread, step=call.step, call_id=call.call_id, tool=call.tool)
+
+    def _finished(
+        self,
+        call: GovernedCall,
+        result: RecordedResult | None,
+        decision: AuditDecision,
+        waited: bool,
+        latency_s: float,
+    ) -> None:
+        if decision == "allowed" and waited:
+            decision = "waited"
+        outcome: Outcome = "timeout" if result is None else ("ok" if result.ok else "error")
+        reason = "" if result is None or result.ok else result.content
+        self.tool_audited(call, decision, outcome, reason=reason, latency_s=latency_s)
+
+    def tool_audited(
+        self,
+        call: GovernedCall,
         decision: AuditDecision,
         outcome: Outcome,
-        reason: str,
+        *,
+        reason: str = "",
         latency_s: float | None = None,
     ) -> None:
+        """Write the audit row of a tool call (for calls `act` settles itself)."""
         self.audit_log.write(
             AuditRecord(
-                event=f"tool:{self.thread}:{step}:{call_id}:{decision}",
+                event=f"tool:{self.thread}:{call.step}:{call.call_id}:{decision}",
                 thread=self.thread,
-                step=step,
+                step=call.step,
                 principal=self.principal.id if self.principal else None,
                 agent=self.agent,
                 kind="tool",
-                name=tool,
-                call_id=call_id,
-                arguments=arguments,
+                name=call.tool,
+                call_id=call.call_id,
+                arguments=call.arguments,
                 decision=decision,
                 outcome=outcome,
                 reason=reason,
@@ -230,19 +272,7 @@ class Governor:
         audited and returned (end the run `budget_exceeded`, resumable once raised)."""
         held = self.budgets.reserve(self.budget_keys(), estimate, thread=self.thread, label=model)
         if isinstance(held, BudgetExceeded):
-            self.audit_log.write(
-                AuditRecord(
-                    thread=self.thread,
-                    step=step,
-                    principal=self.principal.id if self.principal else None,
-                    agent=self.agent,
-                    kind="model",
-                    name=model,
-                    decision="denied",
-                    outcome="not_run",
-                    reason=held.reason,
-                )
-            )
+            self._model_row(step, model, "denied", "not_run", reason=held.reason)
         return held
 
     def settle_model(
@@ -256,22 +286,45 @@ class Governor:
         latency_s: float | None = None,
         reason: str = "",
     ) -> None:
-        """Record the call's real cost, release the rest, and audit it."""
+        """Record the call's real cost, release the rest of its hold, and audit it."""
         self.budgets.settle(reservation, actual)
+        self._model_row(
+            step,
+            reservation.label,
+            decision,
+            outcome,
+            reason=reason,
+            event=f"model:{reservation.id}",
+            latency_s=latency_s,
+            spent=actual,
+        )
+
+    def _model_row(
+        self,
+        step: int,
+        model: str,
+        decision: AuditDecision,
+        outcome: Outcome,
+        *,
+        reason: str,
+        event: str | None = None,
+        latency_s: float | None = None,
+        spent: Spend | None = None,
+    ) -> None:
         self.audit_log.write(
             AuditRecord(
-                event=f"model:{reservation.id}",
+                event=event,
                 thread=self.thread,
                 step=step,
                 principal=self.principal.id if self.principal else None,
                 agent=self.agent,
                 kind="model",
-                name=reservation.label,
+                name=model,
                 decision=decision,
                 outcome=outcome,
                 reason=reason,
                 latency_s=latency_s,
-                tokens=actual.tokens,
-                cost_usd=actual.usd,
+                tokens=None if spent is None else spent.tokens,
+                cost_usd=None if spent is None else spent.usd,
             )
         )
