@@ -42,6 +42,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import sqlglot
+import sqlglot.parser
 from langchain_core.messages import HumanMessage, ToolMessage
 from pydantic import BaseModel
 
@@ -239,11 +241,16 @@ def main() -> None:
             result = measure(guard, context, inputs, args.checks, before)
             rows.append((label, result))
     load = os.getloadavg()
-    print(f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+    compiled = "compiled" if sqlglot.parser.__file__.endswith(".so") else "pure Python"
+    print(f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     print(
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.system()} "
-        f"{platform.release()}, Python {platform.python_version()}; load average "
-        f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}; {args.checks} checks per row"
+        f"- Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.system()} "
+        f"{platform.release()}, Python {platform.python_version()}, sqlglot "
+        f"{sqlglot.__version__} ({compiled})"
+    )
+    print(
+        f"- Load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}; "
+        f"{args.checks} checks per row"
     )
     print()
     print("| guardrail | CPU median | CPU p99 | wall median | wall p99 |")
