@@ -4,6 +4,7 @@ the audit log, the side-effect record and a checkpoint, then scans the files' by
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from tierflow.governance.audit import AuditLog, audit
 from tierflow.governance.governor import GovernedCall, Governor
 from tierflow.governance.permissions import Grant
 from tierflow.governance.policy import Policy
-from tierflow.governance.redact import MASK, RedactingSerializer, Redactor
+from tierflow.governance.redact import MASK, RedactingLogFilter, RedactingSerializer, Redactor
 from tierflow.governance.side_effects import RecordedResult
 
 REDACTOR = Redactor()
@@ -211,3 +212,14 @@ def test_the_byte_scan_finds_an_unredacted_audit_row(tmp_path: Path) -> None:
     )
     assert found_in_bytes(db, ARGUMENT_SECRET)
     assert found_in_bytes(db, RESULT_SECRET)
+
+
+def test_log_records_are_redacted_before_formatting(caplog: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("tierflow.test.redact")
+    logger.addFilter(RedactingLogFilter())
+    try:
+        with caplog.at_level(logging.INFO, logger="tierflow.test.redact"):
+            logger.info("calling with %s", f"Bearer {RESULT_SECRET}")
+    finally:
+        logger.filters.clear()
+    assert caplog.messages == [f"calling with Bearer {MASK}"]

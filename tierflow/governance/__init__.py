@@ -12,12 +12,12 @@ from tierflow.governance.audit import AuditEntry, AuditLog, AuditRecord, audit
 from tierflow.governance.budget import Budgets, Reservation, Spend, principal_key, run_key
 from tierflow.governance.errors import BudgetExceeded, GovernanceError, PermissionDenied
 from tierflow.governance.gate import Gate, WaitEvent
-from tierflow.governance.governor import Governor, ToolVerdict
+from tierflow.governance.governor import GovernedCall, Governor, ToolVerdict
 from tierflow.governance.idempotency import idempotency_key
 from tierflow.governance.limits import CallLimits, Capacity, RateLimit
 from tierflow.governance.permissions import Decision, Grant, check
 from tierflow.governance.policy import Policy, Principal
-from tierflow.governance.redact import RedactingSerializer, Redactor
+from tierflow.governance.redact import RedactingLogFilter, RedactingSerializer, Redactor
 from tierflow.governance.retry import Backoff, TransientError
 from tierflow.governance.side_effects import CallSite, RecordedResult, SideEffects
 
@@ -35,6 +35,7 @@ __all__ = [
     "Decision",
     "Gate",
     "GovernanceError",
+    "GovernedCall",
     "Governor",
     "Grant",
     "PermissionDenied",
@@ -42,6 +43,7 @@ __all__ = [
     "Principal",
     "RateLimit",
     "RecordedResult",
+    "RedactingLogFilter",
     "RedactingSerializer",
     "Redactor",
     "Reservation",

@@ -11,13 +11,16 @@ end with a declared name (`db_password` → `dbpassword` ends with `password`), 
 
 `Redactor.redact` walks what it is given — strings, mappings, sequences, pydantic models
 (LangChain messages among them), and strings that hold JSON — and returns a masked copy;
-the input is never changed. Apply it to audit rows (done here), to recorded side
-effects (done here), and through `RedactingSerializer` to checkpoints.
+the input is never changed. Audit rows and recorded side effects are redacted by their
+writers; `RedactingSerializer` does it for checkpoints and `RedactingLogFilter` for
+log records; `redact_text` is there for anything else (the runs table's request,
+answer and error).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -207,3 +210,17 @@ class RedactingSerializer(JsonPlusSerializer):
 
     def dumps_typed(self, obj: Any) -> tuple[str, bytes]:
         return super().dumps_typed(self.redactor.redact(obj))
+
+
+class RedactingLogFilter(logging.Filter):
+    """A logging filter that masks secrets in every record's message before any handler
+    formats it: `handler.addFilter(RedactingLogFilter(redactor))`."""
+
+    def __init__(self, redactor: Redactor | None = None) -> None:
+        super().__init__()
+        self.redactor = redactor or Redactor()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self.redactor.redact_text(record.getMessage())
+        record.args = None
+        return True
