@@ -220,3 +220,51 @@ def test_options_are_validated_and_described(tmp_path: Path) -> None:
     assert spec["check"] == ["ids", "codes", "amounts", "dates", "quantities", "facts"]
     assert spec["id_words"] == ["order", "invoice"]
     json.dumps(spec)
+
+
+# The example's other demo answers (copied from examples/support_desk.py) with the tool
+# results their scenarios produce: the facts guard must not cry wolf on honest answers.
+DEMO_ANSWERS = [
+    (
+        "What is your return window?",
+        [("search_policies", lambda db: shop.search_kb("return window"))],
+        "You can return items within 30 days of delivery for a full refund to your original "
+        "payment method, as long as they are unused and in their original packaging.",
+    ),
+    (
+        "Where is my order #1007? It still hasn't arrived.",
+        [
+            ("order_details", lambda db: "Error: No order with id 1070. Order ids are numbers "
+             "between 1000 and 1599; check the id in the customer's message."),
+            ("order_details", lambda db: shop.order_details(db, 1007)),
+        ],
+        "Your order 1007 (Trail Running Shoes) shipped with DHL on 2026-11-20. Its tracking "
+        "number is DHL-558201; it has not been marked delivered yet.",
+    ),
+    (
+        "Do you ship to Canada, and how fast is express shipping?",
+        [("search_policies", lambda db: shop.search_kb("shipping Canada express"))],
+        "Yes, we ship to Canada. Express shipping takes 1-2 business days and costs $9.90; "
+        "orders to Canada may take 2 extra days.",
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("request_text", "calls", "answer"), DEMO_ANSWERS)
+def test_the_demo_answers_pass(
+    guard: FactsGuard,
+    tmp_path: Path,
+    request_text: str,
+    calls: list[tuple[str, Any]],
+    answer: str,
+) -> None:
+    db = shop.ensure_shop_db(tmp_path / "shop.db")
+    messages = []
+    for index, (name, call) in enumerate(calls):
+        result = call(db)
+        content = result if isinstance(result, str) else json.dumps(result)
+        messages.append(ToolMessage(content, tool_call_id=f"c{index}", name=name))
+    context = {"objective": request_text, "messages": messages}
+    body = json.dumps({"answer": answer, "order_ids": [], "actions": []})
+    verdict = guard.check(body, context)
+    assert verdict.ok, verdict.reason

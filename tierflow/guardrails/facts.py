@@ -7,8 +7,9 @@ durations) plus the declared key facts: a sentence that names a key ("return win
 and then gives a value of the key's kind ("14 days") must give the declared value.
 
 A failing verdict names each unsupported claim and where the true value is, e.g.
-`amount $359.00 (order 1042) is not in any source; order 1042 has unit_price_usd
-$349.00 (Espresso Machine Pro) in order_details, …`, so a reask can fix exactly that.
+`amount $359.00 (order 1042) is not in any source; for order 1042 the sources have
+$349.00 at items[0].unit_price_usd (Espresso Machine Pro) in order_details, …`, so a
+reask can fix exactly that.
 There is no deterministic repair (`fixed` stays None): which value was meant is the
 model's to say.
 """
@@ -20,8 +21,13 @@ from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from tierflow.guardrails.base import GuardrailBase, OnFail, Verdict
-from tierflow.guardrails.facts_claims import Claim, Segment, extract_claims, segments_of
-from tierflow.guardrails.facts_claims import split_sentences as _sentences
+from tierflow.guardrails.facts_claims import (
+    Claim,
+    Segment,
+    extract_claims,
+    segments_of,
+    split_sentences,
+)
 from tierflow.guardrails.facts_report import Evidence, describe_unsupported
 from tierflow.guardrails.facts_sources import observations, read_source
 from tierflow.guardrails.facts_values import (
@@ -106,7 +112,7 @@ class FactsGuard(GuardrailBase):
         evidence = Evidence(sources, request)
 
         texts, json_ids = segments_of(candidate)
-        segments = _sentences(texts, self.id_words)
+        segments = split_sentences(texts, self.id_words)
         answer_ids = list(dict.fromkeys([*json_ids, *(i for s in segments for i in s.ids)]))
         claims = list(extract_claims(segments, self.kinds, evidence.item_names()))
         if "ids" in self.kinds:
