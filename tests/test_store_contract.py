@@ -3,16 +3,21 @@ and bad input — against tierflow's SQLite file and against PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 from checkpoint_stores import cli_fixture, one_line_error, target_fixture
+from langchain_core.messages import HumanMessage
 
 from tierflow import CheckpointError, checkpoints
 from tierflow.checkpoints import RunsTable
 from tierflow.checkpoints import history as checkpoint_history
+from tierflow.checkpoints.postgres import open_postgres_async
+from tierflow.checkpoints.targets import is_postgres
+from tierflow.graphs.load import load_agent
 
 CRASHY = str(Path(__file__).parent / "agents" / "crashy.py")
 REQUEST = "Please run the long task."
@@ -163,3 +168,25 @@ def test_the_runs_table_lives_in_the_checkpoint_database(target: str) -> None:
     with pytest.raises(CheckpointError, match="unknown thread 'ghost'"):
         runs.update("ghost", status="done")
     assert [r["thread"] for r in RunsTable(target).all()] == ["a"]
+
+
+def test_async_runs_work_on_both_stores(target: str) -> None:
+    agent, _ = load_agent(CRASHY)
+    config = {"configurable": {"thread_id": "async"}}
+
+    async def go() -> dict[str, Any]:
+        request = {"messages": [HumanMessage(REQUEST)]}
+        if is_postgres(target):
+            async with open_postgres_async(target) as saver:
+                graph = agent.compile(checkpointer=saver)
+                await graph.ainvoke(request, config, durability="sync")
+                return dict((await graph.aget_state(config)).values)
+        with checkpoints.open(target) as store:
+            graph = agent.compile(checkpointer=store)
+            await graph.ainvoke(request, config, durability="sync")
+            return dict((await graph.aget_state(config)).values)
+
+    values = asyncio.run(go())
+    assert values["status"] == "done"
+    assert [s["step"] for s in values["plan"]] == PLAN
+    assert len(checkpoint_ids(target, "async")) == 20
