@@ -136,9 +136,10 @@ def checkpointed_text(saver: SqliteStore, thread: str) -> str:
     return "\n".join(parts)
 
 
-def run_the_governed_step(db: Path, serde: JsonPlusSerializer) -> str:
+def run_the_governed_step(db: Path, serde: JsonPlusSerializer) -> tuple[str, dict[str, bytes]]:
     """A login tool call with a password argument whose result holds an API key: audited,
-    recorded as a side effect, and checkpointed. Returns the decoded checkpoints."""
+    recorded as a side effect, and checkpointed. Returns the decoded checkpoints and the
+    bytes of the files, read while the store is still open (its -wal file exists then)."""
     policy = Policy(
         grants=(Grant(holder="agent:ops", scopes=frozenset({"accounts:write"})),),
         approvals=(ApprovalRule(scope="accounts:write", argument="user", equals="root"),),
@@ -171,15 +172,17 @@ def run_the_governed_step(db: Path, serde: JsonPlusSerializer) -> str:
         graph = builder.compile(checkpointer=saver)
         config: Any = {"configurable": {"thread_id": "t1"}}
         graph.invoke({"messages": [HumanMessage("log me in")]}, config, durability="sync")
-        return checkpointed_text(saver, "t1")
+        files = {path.name: path.read_bytes() for path in files_of(db)}
+        return checkpointed_text(saver, "t1"), files
 
 
 def test_a_secret_in_an_argument_and_a_result_is_in_no_file(tmp_path: Path) -> None:
     db = tmp_path / "runs.db"
-    decoded = run_the_governed_step(db, RedactingSerializer(Redactor()))
-    assert files_of(db)  # the database and its write-ahead log were written
+    decoded, while_open = run_the_governed_step(db, RedactingSerializer(Redactor()))
+    assert "runs.db-wal" in while_open
     for secret in (ARGUMENT_SECRET, RESULT_SECRET):
-        assert found_in_bytes(db, secret) == []
+        assert [name for name, data in while_open.items() if secret.encode() in data] == []
+        assert found_in_bytes(db, secret) == []  # and after the store closed
         assert secret not in decoded
     assert MASK in decoded  # the checkpoints hold the masked values instead
 
@@ -188,7 +191,7 @@ def test_the_scan_finds_secrets_when_checkpoints_are_not_redacted(tmp_path: Path
     """The control: with LangGraph's plain serializer the same step leaves both secrets
     in the checkpoints — so the test above would catch a redactor that stopped working."""
     db = tmp_path / "runs.db"
-    decoded = run_the_governed_step(db, JsonPlusSerializer())
+    decoded, _ = run_the_governed_step(db, JsonPlusSerializer())
     assert ARGUMENT_SECRET in decoded
     assert RESULT_SECRET in decoded
 
