@@ -40,8 +40,11 @@ def connect(url: str) -> psycopg.Connection[DictRow]:
 
 def setup_tierflow_tables(conn: psycopg.Connection[DictRow]) -> None:
     """The runs table (and its schema version) in the checkpoint database."""
-    columns = ", ".join(
-        f"{name} {SQL_TYPES[kind]}{' PRIMARY KEY' if name == 'thread' else ''}"
+    columns = sql.SQL(", ").join(
+        sql.SQL("{} {}").format(
+            sql.Identifier(name),
+            sql.SQL(SQL_TYPES[kind] + (" PRIMARY KEY" if name == "thread" else "")),
+        )
         for name, kind in RUNS_COLUMNS.items()
     )
     with conn.transaction():
@@ -58,7 +61,7 @@ def setup_tierflow_tables(conn: psycopg.Connection[DictRow]) -> None:
                 f"v{SCHEMA_VERSION}: upgrade tierflow to open it"
             )
         if found < 1:
-            conn.execute(f"CREATE TABLE IF NOT EXISTS runs ({columns})")
+            conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS runs ({})").format(columns))
             conn.execute("INSERT INTO tierflow_schema (version) VALUES (1)")
 
 
