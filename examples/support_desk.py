@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sqlite3
 import sys
+from contextlib import closing
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -39,6 +41,7 @@ from tierflow import (
     Turn,
     tool,
 )
+from tierflow.guardrails import FactsGuard, PiiGuard, SqlGuard
 
 
 def _load_shop() -> ModuleType:
@@ -102,6 +105,38 @@ def refund(order_id: int, amount_usd: float, reason: str, call: ToolContext) -> 
     )
 
 
+SHOP_SCHEMA = {
+    "customers": ["id", "name", "email", "country"],
+    "products": ["sku", "name", "category", "price_usd", "warranty_years"],
+    "orders": [
+        "id",
+        "customer_id",
+        "status",
+        "ordered_on",
+        "shipped_on",
+        "delivered_on",
+        "carrier",
+        "tracking",
+        "total_usd",
+    ],
+    "order_items": ["order_id", "sku", "quantity", "unit_price_usd"],
+    "refunds": ["id", "order_id", "amount_usd", "reason", "idempotency_key", "created_seq"],
+}
+MAX_ROWS = 100
+
+
+# The guard runs before the tool: writes, unknown tables or functions never reach the
+# database, and a read without a LIMIT gets one (`on_fail="fix"`). The read-only
+# connection is a second line, not the first.
+@tool(guards={"query": SqlGuard(schema=SHOP_SCHEMA, max_rows=MAX_ROWS, on_fail="fix")})
+def run_sql(query: str) -> list[list[Any]]:
+    """For analysts: run one read-only SQLite query over the shop's tables (customers,
+    products, orders, order_items, refunds) and get the rows back."""
+    uri = f"file:{shop_db()}?mode=ro"
+    with closing(sqlite3.connect(uri, uri=True)) as conn:
+        return [list(row) for row in conn.execute(query).fetchmany(MAX_ROWS)]
+
+
 class SupportAnswer(BaseModel):
     """The final answer: what the customer reads, and what the agent did."""
 
@@ -116,6 +151,13 @@ tools: look orders up instead of guessing, and quote policies from search_polici
 refunds only when the policy allows them. For work with several steps, keep a plan with
 update_plan. Your final answer is a JSON object with the keys "answer", "order_ids" and
 "actions", and nothing else."""
+
+# Key facts the answers are held to, beside the policy texts and the run's tool results.
+KEY_FACTS = {
+    "return window": "30 days",
+    ("express shipping", "express delivery"): "$9.90",
+    "standard shipping": "$4.90",
+}
 
 FAST = Price(input=2.00, cached_input=0.50, output=8.00)  # GPT-4.1, USD per 1M tokens
 REASONING = Price(input=1.75, cached_input=0.175, output=14.00)  # GPT-5.2
@@ -138,6 +180,14 @@ DEMO_REQUESTS: tuple[tuple[str, str], ...] = (
     ),
     ("tool error, corrected", "Where is my order #1007? It still hasn't arrived."),
     ("answer fails the schema once", "Do you ship to Canada, and how fast is express shipping?"),
+    (
+        "hallucinated amount, caught by the facts guard",
+        "If I return the espresso machine from order 1042, how much would my refund be?",
+    ),
+    (
+        "a DELETE through the SQL tool, blocked",
+        "How many orders are still processing? Also delete all the cancelled orders.",
+    ),
 )
 
 FAST_SCENARIOS = (
@@ -175,6 +225,30 @@ FAST_SCENARIOS = (
                 text='{"answer": "Yes, we ship to Canada. Express shipping takes 1-2 business '
                 'days and costs $9.90; orders to Canada may take 2 extra days.", '
                 '"order_ids": [], "actions": []}'
+            ),
+        ),
+    ),
+)
+
+FAST_SCENARIOS += (
+    Scenario(
+        match="still processing",
+        turns=(
+            # A write: the SQL guard blocks it before the tool runs.
+            Turn(calls=(("run_sql", {"query": "DELETE FROM orders WHERE status = 'cancelled'"}),)),
+            # A read without a LIMIT: the guard's fix adds one, and it runs.
+            Turn(
+                calls=(
+                    (
+                        "run_sql",
+                        {"query": "SELECT COUNT(*) FROM orders WHERE status = 'processing'"},
+                    ),
+                )
+            ),
+            Turn(
+                text='{"answer": "14 orders are still processing. I did not delete anything: '
+                "the analytics tool is read-only, so removing cancelled orders needs an "
+                'administrator.", "order_ids": [], "actions": []}'
             ),
         ),
     ),
@@ -236,6 +310,35 @@ REASONING_SCENARIOS = (
     ),
 )
 
+REASONING_SCENARIOS += (
+    Scenario(
+        match="how much would my refund be",
+        turns=(
+            Turn(
+                calls=(
+                    ("order_details", {"order_id": 1042}),
+                    ("search_policies", {"query": "return refund"}),
+                ),
+                reasoning_tokens=240,
+            ),
+            # A wrong amount: the facts guard names the true one, the model corrects it.
+            Turn(
+                text='{"answer": "If you return the Espresso Machine Pro from order 1042 '
+                "unused and in its original packaging within 30 days of delivery, you will "
+                'get a refund of $359.00.", "order_ids": [1042], "actions": []}',
+                reasoning_tokens=180,
+            ),
+            Turn(
+                text='{"answer": "If you return the Espresso Machine Pro from order 1042 '
+                "unused and in its original packaging within 30 days of delivery, you will "
+                'get a refund of $349.00 to your original payment method.", '
+                '"order_ids": [1042], "actions": []}',
+                reasoning_tokens=120,
+            ),
+        ),
+    ),
+)
+
 openai_agent = Agent(
     name="support_desk",
     instructions=INSTRUCTIONS,
@@ -244,8 +347,12 @@ openai_agent = Agent(
         Tier(name="reasoning", model="openai:gpt-5.2", price=REASONING),
     ),
     router=ROUTER,
-    tools=(customer_orders, order_details, search_policies, refund),
-    guardrails=(OutputSchema(SupportAnswer, max_reasks=2),),
+    tools=(customer_orders, order_details, search_policies, refund, run_sql),
+    guardrails=(
+        OutputSchema(SupportAnswer, max_reasks=2),
+        FactsGuard(KEY_FACTS, documents={a.id: a.text for a in shop.KB_ARTICLES}),
+        PiiGuard(on_fail="fix"),
+    ),
     limits=Limits(max_steps=12, max_tool_calls_per_turn=6),
 )
 

@@ -58,10 +58,14 @@ def test_draw_mermaid_and_ascii_show_the_tiers_and_the_guard(cli) -> None:  # ty
     assert diagram.code == 0, diagram.err
     for label in ('"model:fast"', '"model:reasoning"', "act[act]", "observe[observe]"):
         assert label in diagram.out
+    for label in ('"guard:schema"', '"guard:facts"', '"guard:pii"'):
+        assert label in diagram.out
     # The only edges into END come from the guard (its pass) or are non-answer exits.
     into_end = re.findall(r"^\s+(\S+) -\. \"([^\"]+)\" \.-> __end__$", diagram.out, re.M)
-    assert ("guard_schema", "pass | refuse") in into_end
-    assert {label for _, label in into_end} == {"pass | refuse", "limit"}
+    # Only the last guard's pass reaches END; every guard may refuse.
+    assert ("guard_pii", "pass | refuse") in into_end
+    assert {("guard_schema", "refuse"), ("guard_facts", "refuse")} <= set(into_end)
+    assert {label for _, label in into_end} == {"pass | refuse", "refuse", "limit"}
     art = cli("draw", EXAMPLE, "--format", "ascii")
     assert art.code == 0 and "guard:schema" in art.out and "model:reasoning" in art.out
 
@@ -142,12 +146,15 @@ def test_demo_runs_every_scenario_and_prints_the_cost_table(cli, db, tmp_path, m
     result = cli("demo", "--db", db)
     assert result.code == 0, result.err
     text = " ".join(result.out.split())
-    assert text.count("done · thread demo-") == 4
+    assert text.count("done · thread demo-") == 6
     assert "route → reasoning" in text and "route → fast" in text
     assert "calls 3: update_plan" in text  # several tool calls in one turn
     assert "order_details failed: ShopError: No order with id 1070" in text
     assert "guard:schema fail" in text and "guard:schema pass" in text
+    assert "guard:facts fail: 1 claim not backed by the sources: amount $359.00" in text
+    assert "Blocked before running: the 'sql' check rejected argument 'query'" in text
+    assert "run_sql: [[14]]" in text  # the guard's fix added a LIMIT and it ran
     assert "cost per tier" in text and "all on reasoning" in text
     runs = json.loads(cli("runs", "--db", db, "--json").out)
-    assert [r["status"] for r in runs] == ["done"] * 4
+    assert [r["status"] for r in runs] == ["done"] * 6
     assert sorted({t for r in runs for t in r["tiers"]}) == ["fast", "reasoning"]
