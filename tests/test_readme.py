@@ -30,10 +30,13 @@ def test_readme_diagram_is_what_tierflow_draw_prints() -> None:
     assert blocks("mermaid") == [mermaid(shape_of(build_graph(agent)))]
 
 
-def test_readme_authoring_example_runs() -> None:
+def test_readme_python_examples_run() -> None:
     namespace: dict[str, object] = {}
-    exec(compile(blocks("python")[0], "README.md", "exec"), namespace)
+    for block in blocks("python"):  # in order, in one namespace, as a reader would
+        exec(compile(block, "README.md", "exec"), namespace)
     agent = namespace["agent"]
     graph = namespace["graph"]
     assert type(agent).__name__ == "Agent"
     assert {"model.fast", "model.reasoning", "act", "guard.schema"} <= set(graph.nodes)  # type: ignore[attr-defined]
+    guarded = namespace["guarded"]
+    assert [g.name for g in guarded.guardrails] == ["schema", "facts", "pii"]  # type: ignore[attr-defined]
