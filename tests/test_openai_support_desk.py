@@ -13,8 +13,7 @@ import io
 import json
 import sqlite3
 import sys
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -23,7 +22,6 @@ from langchain_core.messages import AIMessageChunk, HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from rich.console import Console
 
-from tierflow.cli import main
 from tierflow.console import cost_table
 from tierflow.graphs.load import load_agent
 from tierflow.models import Price
@@ -74,13 +72,6 @@ def script_example(server: OpenAIServer) -> None:
         server.script(scenario.match, *replies)
 
 
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-
 @pytest.fixture
 def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[OpenAIServer]:
     with OpenAIServer(api_key=KEY) as running:
@@ -89,23 +80,6 @@ def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[OpenAISe
         monkeypatch.setenv("OPENAI_API_KEY", KEY)
         monkeypatch.setenv("TIERFLOW_SHOP_DB", str(tmp_path / "shop.db"))
         yield running
-
-
-@pytest.fixture
-def cli(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> Callable[..., Result]:
-    def invoke(*args: str) -> Result:
-        monkeypatch.setattr(sys, "argv", ["tierflow", *args])
-        code = 0
-        try:
-            main()
-        except SystemExit as exit_:
-            code = int(exit_.code or 0)
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
-
-    return invoke
 
 
 def hand_cost(usage: Usage, price: Price) -> float:
@@ -139,6 +113,7 @@ def test_runs_end_to_end_without_streaming(server, cli, tmp_path) -> None:  # ty
         "order_details",
         "search_policies",
         "refund",
+        "run_sql",
         "update_plan",
     }
 
@@ -258,6 +233,6 @@ def test_python_api_streams_tokens_with_langgraph_stream_modes(server) -> None: 
     assert len(tokens) > 10, "the answer arrives in many pieces, not one"
     assert "".join(tokens) == final["answer"]
     assert nodes == ["remind", "route", "model.fast", "act", "observe", "remind", "route",
-                     "model.fast", "guard.schema"]  # fmt: skip
+                     "model.fast", "guard.schema", "guard.facts", "guard.pii"]  # fmt: skip
     assert all(r.stream for r in server.completions())
     assert final["calls"][-1]["usage"]["cached_tokens"] == 1024
