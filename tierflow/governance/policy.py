@@ -31,6 +31,9 @@ class Policy(SpecModel):
     retry: Backoff = Field(default_factory=Backoff)
     run_budget_usd: float | None = Field(default=None, ge=0)
     run_budget_tokens: int | None = Field(default=None, ge=0)
+    # The output tokens a model call is reserved at when its model declares no
+    # `max_tokens`: the reservation is a true bound only if no answer is longer.
+    max_output_tokens: int = Field(default=4096, gt=0)
 
 
 class Principal(SpecModel):

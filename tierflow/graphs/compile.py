@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.messages import AIMessage
 from langgraph.graph import END, START, StateGraph
 
+from tierflow.errors import SpecError
 from tierflow.graphs.lint import lint
 from tierflow.graphs.names import ACT, OBSERVE, REMIND, ROUTE, guard_node, model_node
 from tierflow.graphs.shape import shape_of
 from tierflow.nodes.act import make_act_node
+from tierflow.nodes.governed import Governance, governance_for
 from tierflow.nodes.guard import guard_outcome, make_guard_node
 from tierflow.nodes.model import TierModel, make_model_node
 from tierflow.nodes.observe import observe
@@ -24,12 +27,14 @@ if TYPE_CHECKING:
 
     from tierflow.graphs.spec import Agent
 
-ModelOutcome = Literal["tool_calls", "answer", "limit"]
+ModelOutcome = Literal["tool_calls", "answer", "limit", "budget_exceeded"]
 
 
 def after_model(state: AgentState) -> ModelOutcome:
     if state.get("status") == "failed":
         return "limit"
+    if state.get("status") == "budget_exceeded":
+        return "budget_exceeded"
     messages = state.get("messages", [])
     last = messages[-1] if messages else None
     if isinstance(last, AIMessage) and (last.tool_calls or last.invalid_tool_calls):
@@ -44,8 +49,12 @@ def chosen_tier(state: AgentState) -> str:
     return route["tier"]
 
 
-def build_graph(agent: Agent) -> StateGraph[Any, Any, Any, Any]:
-    """The uncompiled `StateGraph` (nodes, edges, path maps) of `agent`."""
+def build_graph(
+    agent: Agent, governance: Governance | None = None
+) -> StateGraph[Any, Any, Any, Any]:
+    """The uncompiled `StateGraph` (nodes, edges, path maps) of `agent`. `governance`
+    is what its nodes apply when run; an agent with a policy has a `budget_exceeded`
+    exit from every model node whether or not it is given."""
     tools = agent.all_tools()
     tier_names = [t.name for t in agent.tiers]
     guards = [guard_node(g.name) for g in agent.guardrails]
@@ -53,7 +62,9 @@ def build_graph(agent: Agent) -> StateGraph[Any, Any, Any, Any]:
 
     builder.add_node(REMIND, make_remind_node(agent.limits.max_steps))
     builder.add_node(ROUTE, make_route_node(agent.router, tier_names))
-    builder.add_node(ACT, make_act_node(tools, agent.limits.max_tool_calls_per_turn))
+    builder.add_node(
+        ACT, make_act_node(tools, agent.limits.max_tool_calls_per_turn, governance)
+    )
     builder.add_node(OBSERVE, observe)
     builder.add_edge(START, REMIND)
     builder.add_edge(REMIND, ROUTE)
@@ -71,11 +82,13 @@ def build_graph(agent: Agent) -> StateGraph[Any, Any, Any, Any]:
                 instructions=agent.instructions,
                 max_steps=agent.limits.max_steps,
                 answer_is_final=not guards,
+                governance=governance,
             ),
         )
-        builder.add_conditional_edges(
-            node, after_model, {"tool_calls": ACT, "answer": first_guard, "limit": END}
-        )
+        exits: dict[Hashable, str] = {"tool_calls": ACT, "answer": first_guard, "limit": END}
+        if agent.policy is not None:
+            exits["budget_exceeded"] = END
+        builder.add_conditional_edges(node, after_model, exits)
     builder.add_edge(ACT, OBSERVE)
     builder.add_edge(OBSERVE, REMIND)
 
@@ -94,8 +107,30 @@ def build_graph(agent: Agent) -> StateGraph[Any, Any, Any, Any]:
 
 
 def compile_agent(
-    agent: Agent, checkpointer: BaseCheckpointSaver[Any] | None = None
+    agent: Agent,
+    checkpointer: BaseCheckpointSaver[Any] | None = None,
+    governance: Governance | None = None,
 ) -> CompiledStateGraph[Any, Any, Any, Any]:
-    builder = build_graph(agent)
+    if agent.policy is not None and governance is None:
+        governance = _default_governance(agent, checkpointer)
+    builder = build_graph(agent, governance)
     lint(shape_of(builder))
     return builder.compile(checkpointer=checkpointer, name=agent.name)
+
+
+def _default_governance(
+    agent: Agent, checkpointer: BaseCheckpointSaver[Any] | None
+) -> Governance:
+    """An agent with a policy keeps its governance tables in the runs database, which
+    only tierflow's SQLite store names; any other checkpointer needs `governance=`."""
+    from tierflow.checkpoints.saver import SqliteStore
+
+    assert agent.policy is not None
+    if not isinstance(checkpointer, SqliteStore):
+        raise SpecError(
+            "policy",
+            "an agent with a policy keeps its audit log, budgets and side effects in a SQLite "
+            "runs database: compile it with checkpointer=tierflow.checkpoints.open(PATH), "
+            "or pass governance=governance_for(policy, PATH, agent=...)",
+        )
+    return governance_for(agent.policy, checkpointer.path, agent=agent.name)

@@ -12,7 +12,7 @@ GUARD_PREFIX = "guard."
 
 # Edge labels of exits that end a run without the model's answer: the guard invariant
 # (every answer passes every guard) does not apply to them.
-NON_ANSWER_EXITS = frozenset({"limit", "refuse"})
+NON_ANSWER_EXITS = frozenset({"limit", "refuse", "budget_exceeded"})
 
 
 def model_node(tier: str) -> str:

@@ -10,20 +10,33 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command, Interrupt, StateSnapshot, StreamMode
 
 from tierflow import checkpoints
-from tierflow.checkpoints import RunsTable
+from tierflow.checkpoints import RunsTable, SqliteStore
+from tierflow.checkpoints.sqlite import open_database
 from tierflow.checkpoints.targets import describe, is_postgres
 from tierflow.errors import CheckpointError, TierflowError
+from tierflow.governance.gate import WaitEvent
+from tierflow.governance.limits import Capacity
+from tierflow.governance.policy import Principal
+from tierflow.governance.redact import RedactingSerializer
 from tierflow.graphs.load import load_agent
+from tierflow.graphs.names import ROUTE
 from tierflow.graphs.spec import Agent
 from tierflow.models.price import TokenUsage
+from tierflow.nodes.governed import Governance, governance_for
 from tierflow.nodes.state import GuardRecord, ModelCall, PlanStep, RouteDecision
+
+if TYPE_CHECKING:
+    from langgraph.checkpoint.base import CheckpointTuple
+    from langgraph.graph.state import CompiledStateGraph
+
+    from tierflow.checkpoints.postgres import PostgresStore
 
 OnUpdate = Callable[[str, Mapping[str, Any]], None]
 # `(mode, chunk)` of LangGraph's "messages" (model tokens) and "custom" (retries) modes.
@@ -86,7 +99,12 @@ def report_from(thread: str, snapshot: StateSnapshot) -> RunReport:
 
 
 class Runner:
-    """Runs one agent's threads on the database at `db`."""
+    """Runs one agent's threads on the database at `db`.
+
+    For an agent with a `policy`: `principal` is who the runs act for (kept with each
+    thread: a resume acts for the same one), `capacity` the process's concurrency caps
+    and rate limits (one per process; by default one per runner), `on_wait` hears when
+    a call waits for a slot (the runs table shows such a run as `waiting` meanwhile)."""
 
     def __init__(
         self,
@@ -96,13 +114,27 @@ class Runner:
         source: str,
         on_update: OnUpdate | None = None,
         on_stream: OnStream | None = None,
+        principal: Principal | None = None,
+        capacity: Capacity | None = None,
+        on_wait: Callable[[str, WaitEvent], None] | None = None,
     ) -> None:
         self.agent = agent
         self.db = db if is_postgres(db) else Path(db)  # a SQLite file or a postgresql:// URL
         self.source = source
         self.on_update = on_update
         self.on_stream = on_stream
+        self.principal = principal
+        self.on_wait = on_wait
         self.runs = RunsTable(self.db)
+        self.redactor = agent.policy.redaction if agent.policy is not None else None
+        self.capacity = None
+        if agent.policy is not None:
+            if is_postgres(self.db):
+                raise TierflowError(
+                    f"agent {agent.name!r} declares a policy: its audit log, budgets and "
+                    "side effects need a SQLite runs database (not built for Postgres yet)"
+                )
+            self.capacity = capacity or Capacity(agent.policy.limits)
 
     def run(self, request: str, thread: str) -> RunReport:
         """Send `request` to `thread` (new or existing) and run it to its end."""
@@ -122,15 +154,26 @@ class Runner:
     ) -> RunReport:
         config: RunnableConfig = {"configurable": {"thread_id": thread}}
         payload: dict[str, Any] | Command[Any] | None = None
-        with checkpoints.open(self.db, create=request is not None) as saver:
-            graph = self.agent.compile(checkpointer=saver)
+        with self._open(create=request is not None) as saver:
+            existing = saver.get_tuple(config)
+            governance = self._governance(thread, existing)
+            graph = self.agent.compile(checkpointer=saver, governance=governance)
             if request is not None:
                 payload = {"messages": [HumanMessage(request)]}
-                self.runs.start(thread, agent=self.agent.name, source=self.source, request=request)
-            elif saver.get_tuple(config) is None:
+                if governance is not None:
+                    payload["principal"] = _principal_json(governance.principal)
+                self.runs.start(
+                    thread, agent=self.agent.name, source=self.source, request=self._clean(request)
+                )
+            elif existing is None:
                 raise CheckpointError(f"thread {thread!r} has no checkpoint in {describe(self.db)}")
             else:
+                snapshot = graph.get_state(config)
+                if snapshot.values.get("status") == "budget_exceeded" and decision is None:
+                    _continue_after_budget(graph, config)
                 payload = review_command(thread, graph.get_state(config), decision)
+            if governance is not None:
+                governance.governor(thread).start_run()
             modes: list[StreamMode] = ["updates"]
             if self.on_stream is not None:
                 modes += ["messages", "custom"]
@@ -145,7 +188,7 @@ class Runner:
                     elif self.on_stream is not None:
                         self.on_stream(mode, chunk)
             except Exception as error:
-                reason = f"{type(error).__name__}: {error}"
+                reason = self._clean(f"{type(error).__name__}: {error}")
                 self.runs.update(thread, status="failed", error=reason)
                 raise RunFailed(
                     f"thread {thread!r} failed: {reason} (the last checkpoint is kept; "
@@ -155,13 +198,65 @@ class Runner:
         self.runs.update(
             thread,
             status=report.status,
-            answer=report.answer,
-            error=report.error,
+            answer=None if report.answer is None else self._clean(report.answer),
+            error=None if report.error is None else self._clean(report.error),
             tiers=report.tiers,
             cost_usd=report.cost_usd,
             **report.usage,
         )
         return report
+
+    def _open(self, *, create: bool) -> SqliteStore | PostgresStore:
+        """The checkpoint store; a governed agent's masks its policy's secrets."""
+        if self.redactor is None or not isinstance(self.db, Path):
+            return checkpoints.open(self.db, create=create)
+        serde = RedactingSerializer(self.redactor)
+        return SqliteStore(open_database(self.db, create=create), self.db, serde=serde)
+
+    def _clean(self, text: str) -> str:
+        """Text for the runs table, with the policy's secrets masked."""
+        return text if self.redactor is None else self.redactor.redact_text(text)
+
+    def _governance(self, thread: str, existing: CheckpointTuple | None) -> Governance | None:
+        policy = self.agent.policy
+        if policy is None or not isinstance(self.db, Path) or self.capacity is None:
+            return None
+        principal = self.principal
+        kept = None if existing is None else existing.checkpoint["channel_values"].get("principal")
+        if kept is not None:
+            recorded = Principal.model_validate(kept)
+            if principal is not None and principal != recorded:
+                raise TierflowError(
+                    f"thread {thread!r} acts for principal {recorded.id!r}; a run can't "
+                    f"change who it acts for (given {principal.id!r})"
+                )
+            principal = recorded
+        return governance_for(
+            policy,
+            self.db,
+            agent=self.agent.name,
+            principal=principal,
+            capacity=self.capacity,
+            on_wait=self._waiting,
+        )
+
+    def _waiting(self, thread: str, event: WaitEvent) -> None:
+        """A call of `thread` waits for a slot (or got it): the runs table says so."""
+        self.runs.update(thread, status="waiting" if event.phase == "waiting" else "running")
+        if self.on_wait is not None:
+            self.on_wait(thread, event)
+
+
+def _principal_json(principal: Principal | None) -> dict[str, Any] | None:
+    return None if principal is None else principal.model_dump(mode="json")
+
+
+def _continue_after_budget(
+    graph: CompiledStateGraph[Any, Any, Any, Any], config: RunnableConfig
+) -> None:
+    """A run that ended `budget_exceeded` continues with the model call it could not
+    afford: back to running, as if the route had just chosen its tier again."""
+    graph.update_state(config, {"status": "running", "error": None}, as_node=ROUTE)
 
 
 def review_command(

@@ -11,6 +11,7 @@ from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from tierflow.errors import SpecError
+from tierflow.governance.policy import Policy
 from tierflow.guardrails.base import Guardrail
 from tierflow.models.openai import OpenAIModel
 from tierflow.models.price import Price
@@ -22,6 +23,8 @@ from tierflow.spec_model import SpecModel
 if TYPE_CHECKING:
     from langgraph.checkpoint.base import BaseCheckpointSaver
     from langgraph.graph.state import CompiledStateGraph
+
+    from tierflow.nodes.governed import Governance
 
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -83,6 +86,9 @@ class Agent(SpecModel):
     guardrails: tuple[Any, ...] = ()
     limits: Limits = Field(default_factory=Limits)
     plan_tool: bool = True
+    # Governance (docs/governance.md): grants, approval rules, budgets, caps, redaction.
+    # None: the tools and models run ungoverned.
+    policy: Policy | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Agent:
@@ -139,6 +145,7 @@ class Agent(SpecModel):
             "guardrails": [g.spec() for g in self.guardrails],
             "limits": self.limits.model_dump(),
             "plan_tool": self.plan_tool,
+            "policy": None if self.policy is None else policy_spec(self.policy),
         }
         return json.dumps(document, indent=2, sort_keys=True)
 
@@ -159,12 +166,26 @@ class Agent(SpecModel):
         return (*self.tools, update_plan_tool()) if self.plan_tool else self.tools
 
     def compile(
-        self, checkpointer: BaseCheckpointSaver[Any] | None = None
+        self,
+        checkpointer: BaseCheckpointSaver[Any] | None = None,
+        *,
+        governance: Governance | None = None,
     ) -> CompiledStateGraph[Any, Any, Any, Any]:
-        """A plain LangGraph compiled graph of this agent."""
+        """A plain LangGraph compiled graph of this agent. With a `policy`, its nodes
+        apply `governance` (default: the policy, its tables in the checkpointer's SQLite
+        file, no principal)."""
         from tierflow.graphs.compile import compile_agent
 
-        return compile_agent(self, checkpointer)
+        return compile_agent(self, checkpointer, governance)
+
+
+def policy_spec(policy: Policy) -> dict[str, Any]:
+    """The policy as JSON data, with every set written as a sorted list (stable diffs)."""
+    document: dict[str, Any] = policy.model_dump(mode="json")
+    for grant in document["grants"]:
+        grant["scopes"] = sorted(grant["scopes"])
+        grant["deny"] = sorted(grant["deny"])
+    return document
 
 
 def _no_duplicates(field: str, names: list[str]) -> None:

@@ -11,27 +11,38 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from langchain_core.messages import AIMessage, InvalidToolCall, ToolCall
 from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langgraph.types import interrupt
 from pydantic import ValidationError
 
+from tierflow.governance.audit import AuditDecision
+from tierflow.governance.gate import WaitEvent
+from tierflow.governance.governor import GovernedCall, Governor, ToolVerdict
 from tierflow.governance.idempotency import idempotency_key
+from tierflow.governance.retry import Backoff, acall_with_retries, call_with_retries
+from tierflow.governance.side_effects import RecordedResult
 from tierflow.nodes.dual import dual_node
+from tierflow.nodes.governed import Governance
 from tierflow.nodes.state import AgentState, GuardRecord, PlanStep, ToolResult
 from tierflow.nodes.tool_guards import (
+    HeldCall,
     Prepared,
     Screened,
     ToolReviewRequest,
-    apply_review,
+    blocked,
     screen,
+    visible_arguments,
 )
 from tierflow.nodes.tools import UPDATE_PLAN, Tool, ToolContext
+
+T = TypeVar("T")
 
 
 def describe_validation_error(error: ValidationError) -> str:
@@ -184,7 +195,13 @@ def _over_limit(call: ToolCall, limit: int) -> ToolResult:
     )
 
 
-def make_act_node(tools: Sequence[Tool], max_calls_per_turn: int) -> RunnableLambda[Any, Any]:
+def make_act_node(
+    tools: Sequence[Tool], max_calls_per_turn: int, governance: Governance | None = None
+) -> RunnableLambda[Any, Any]:
+    """`governance`: every call is authorized by the thread's governor before any runs
+    (denied: its denial is the result), held for approval in the turn's one review
+    pause when a rule says so, and run through `Governor.execute_tool` (slots,
+    retries, side-effect record, audit). None: the tools run ungoverned."""
     by_name = {t.name: t for t in tools}
 
     def plan_calls(
@@ -196,7 +213,7 @@ def make_act_node(tools: Sequence[Tool], max_calls_per_turn: int) -> RunnableLam
         last = messages[-1] if messages else None
         if not isinstance(last, AIMessage):
             raise ValueError("act: the last message is not a model turn with tool calls")
-        thread_id = str(config.get("configurable", {}).get("thread_id", ""))
+        thread_id = thread_of(config)
         step = state.get("steps", 0)
         calls = list(last.tool_calls)
         runnable, refused = calls[:max_calls_per_turn], calls[max_calls_per_turn:]
@@ -218,54 +235,272 @@ def make_act_node(tools: Sequence[Tool], max_calls_per_turn: int) -> RunnableLam
         skipped += [_invalid(call) for call in last.invalid_tool_calls]
         return runnable, work, skipped
 
-    def checked(
-        state: AgentState, work: list[Prepared | ToolResult]
-    ) -> tuple[list[Prepared | ToolResult], list[GuardRecord]]:
-        """Argument guardrails of every call, before any runs; one review pause for the
-        calls held for a human (interrupt() re-runs this node: nothing has run yet)."""
-        screened = [
-            screen(item, state) if isinstance(item, tuple) else Screened(item, []) for item in work
-        ]
-        records = [record for entry in screened for record in entry.records]
-        held = [entry.held for entry in screened if entry.held is not None]
-        if not held:
-            return [entry.item for entry in screened], records
-        decision = interrupt(ToolReviewRequest(kind="tool_review", calls=held))
-        return apply_review(screened, decision), records
-
-    def update(
-        runnable: list[ToolCall],
-        results: list[ToolResult],
-        skipped: list[ToolResult],
-        records: list[GuardRecord],
-    ) -> dict[str, Any]:
-        written: dict[str, Any] = {"results": results + skipped}
-        if records:
-            written["verdicts"] = records
-        plan = _plan_from(runnable, results)
-        if plan is not None:
-            written["plan"] = plan
-        return written
-
     async def run_async(state: AgentState, config: RunnableConfig) -> dict[str, Any]:
         runnable, work, skipped = plan_calls(state, config)
-        work, records = checked(state, work)
+        thread_id = thread_of(config)
+        governor = governance.governor(thread_id) if governance is not None else None
+        cleared, records = checked(state, work, governor)
 
-        async def one(item: Prepared | ToolResult) -> ToolResult:
-            return await execute_async(item) if isinstance(item, tuple) else item
+        async def one(item: Cleared | ToolResult) -> ToolResult:
+            if not isinstance(item, Cleared):
+                return item
+            if governor is None or item.call is None or governance is None:
+                return await execute_async(item.prepared)
+            return await execute_governed_async(governor, item, governance.wait_reporter(thread_id))
 
-        results = list(await asyncio.gather(*(one(item) for item in work)))
+        results = list(await asyncio.gather(*(one(item) for item in cleared)))
         return update(runnable, results, skipped, records)
 
     def run(state: AgentState, config: RunnableConfig) -> dict[str, Any]:
         runnable, work, skipped = plan_calls(state, config)
-        work, records = checked(state, work)
-        prepared = [item for item in work if isinstance(item, tuple)]
-        done = iter(execute_all_blocking(prepared))
-        results = [next(done) if isinstance(item, tuple) else item for item in work]
+        thread_id = thread_of(config)
+        governor = governance.governor(thread_id) if governance is not None else None
+        cleared, records = checked(state, work, governor)
+        if governor is None or governance is None:
+            prepared = [item.prepared for item in cleared if isinstance(item, Cleared)]
+            done = iter(execute_all_blocking(prepared))
+            results = [next(done) if isinstance(item, Cleared) else item for item in cleared]
+        else:
+            results = execute_all_governed(governor, cleared, governance.wait_reporter(thread_id))
         return update(runnable, results, skipped, records)
 
     return dual_node("act", run, run_async)
+
+
+def checked(
+    state: AgentState, work: list[Prepared | ToolResult], governor: Governor | None
+) -> tuple[list[Cleared | ToolResult], list[GuardRecord]]:
+    """Permission, argument guardrails and approval rules of every call, before any
+    runs; one review pause for every call held for a human (interrupt() re-runs this
+    node: nothing has run yet, and the audit log ignores the repeated rows)."""
+    screened: list[tuple[Screened, GovernedCall | None]] = []
+    for item in work:
+        if not isinstance(item, tuple):
+            screened.append((Screened(item, []), None))
+            continue
+        if governor is not None:
+            verdict = governor.authorize_tool(governed_call(item))
+            if verdict.verdict == "denied":
+                screened.append((Screened(blocked(item, verdict.message), []), None))
+                continue
+        entry = screen(item, state)
+        if governor is None or not isinstance(entry.item, tuple):
+            screened.append((entry, None))
+            continue
+        call = governed_call(entry.item)  # the arguments a guard may have fixed
+        verdict = governor.authorize_tool(call)
+        if verdict.verdict == "needs_approval":
+            entry = Screened(entry.item, entry.records, held_for_approval(entry, verdict))
+        screened.append((entry, call))
+    records = [record for entry, _ in screened for record in entry.records]
+    held = [entry.held for entry, _ in screened if entry.held is not None]
+    decision: Mapping[str, Any] = {}
+    if held:
+        decision = interrupt(ToolReviewRequest(kind="tool_review", calls=held))
+    return [reviewed(entry, call, decision, governor) for entry, call in screened], records
+
+
+def update(
+    runnable: list[ToolCall],
+    results: list[ToolResult],
+    skipped: list[ToolResult],
+    records: list[GuardRecord],
+) -> dict[str, Any]:
+    written: dict[str, Any] = {"results": results + skipped}
+    if records:
+        written["verdicts"] = records
+    plan = _plan_from(runnable, results)
+    if plan is not None:
+        written["plan"] = plan
+    return written
+
+
+# --- governed calls ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cleared:
+    """A call that may run: its prepared arguments, and — when governed — the call as
+    the governor knows it and the audit decision it runs under."""
+
+    prepared: Prepared
+    call: GovernedCall | None = None
+    decision: AuditDecision = "allowed"
+
+
+def thread_of(config: RunnableConfig) -> str:
+    return str(config.get("configurable", {}).get("thread_id", ""))
+
+
+def governed_call(prepared: Prepared) -> GovernedCall:
+    tool, _, context = prepared
+    return GovernedCall(
+        tool=tool.name,
+        scope=tool.scope,
+        arguments=visible_arguments(prepared),
+        step=context.step,
+        call_id=context.call_id,
+        idempotency_key=context.idempotency_key if tool.side_effects else None,
+    )
+
+
+def held_for_approval(entry: Screened, verdict: ToolVerdict) -> HeldCall:
+    """The review entry of a call an approval rule holds (joined with a guard's hold)."""
+    assert isinstance(entry.item, tuple)
+    tool, _, context = entry.item
+    approval = f"approval:{verdict.scope}"
+    if entry.held is None:
+        return HeldCall(
+            tool=tool.name,
+            call_id=context.call_id,
+            arguments=visible_arguments(entry.item),
+            guard=approval,
+            reason=verdict.reason,
+            held_by=["approval"],
+        )
+    return HeldCall(
+        tool=entry.held["tool"],
+        call_id=entry.held["call_id"],
+        arguments=entry.held["arguments"],
+        guard=f"{entry.held['guard']}, {approval}",
+        reason=f"{entry.held['reason']}; {verdict.reason}",
+        held_by=[*entry.held["held_by"], "approval"],
+    )
+
+
+def reviewed(
+    entry: Screened,
+    call: GovernedCall | None,
+    decision: Mapping[str, Any],
+    governor: Governor | None,
+) -> Cleared | ToolResult:
+    """A screened call after the review pause: cleared to run, or its result."""
+    if not isinstance(entry.item, tuple):
+        return entry.item
+    if entry.held is None:
+        return Cleared(entry.item, call)
+    held_by_rule = "approval" in entry.held["held_by"]
+    if governor is not None and call is not None and held_by_rule:
+        outcome = governor.reviewed(call, decision)  # audits a rejection
+    else:
+        outcome = "approved" if decision.get("action") == "approve" else "rejected"
+    if outcome == "approved":
+        return Cleared(entry.item, call, "approved" if held_by_rule else "allowed")
+    why = decision.get("reason") or "no reason given"
+    return blocked(entry.item, f"Rejected by a human reviewer: {why}. Do not retry it.")
+
+
+def _failure_text(tool: Tool, error: BaseException) -> str:
+    notes = "; ".join(getattr(error, "__notes__", []))
+    text = f"{tool.name} failed: {type(error).__name__}: {error}"
+    return f"{text} ({notes})" if notes else text
+
+
+def _as_result(prepared: Prepared, outcome: RecordedResult | None) -> ToolResult:
+    tool, _, context = prepared
+    if outcome is None:
+        return _timed_out(tool, context)
+    return ToolResult(
+        call_id=context.call_id, name=tool.name, ok=outcome.ok, content=outcome.content
+    )
+
+
+def run_with_retries(prepared: Prepared, backoff: Backoff) -> RecordedResult | None:
+    """One call in daemon threads, each attempt under the tool's timeout, retried on
+    transient errors: its outcome, or None when its last attempt timed out."""
+    tool, kwargs, _ = prepared
+
+    def attempt() -> Any:
+        return start_in_thread(tool, kwargs).result(timeout=tool.timeout_s)
+
+    try:
+        value = call_with_retries(attempt, backoff)
+    except TimeoutError:  # concurrent.futures.TimeoutError is the builtin
+        return None
+    except Exception as error:  # noqa: BLE001 — any tool failure is an observation
+        return RecordedResult(False, _failure_text(tool, error))
+    return RecordedResult(True, render(value))
+
+
+async def run_with_retries_async(prepared: Prepared, backoff: Backoff) -> RecordedResult | None:
+    """The async twin of `run_with_retries`: async tools on the loop, sync ones in a
+    daemon thread."""
+    tool, kwargs, _ = prepared
+
+    async def attempt() -> Any:
+        if tool.is_async:
+            return await asyncio.wait_for(tool.fn(**kwargs), tool.timeout_s)
+        running = asyncio.wrap_future(start_in_thread(tool, kwargs))
+        return await asyncio.wait_for(running, tool.timeout_s)
+
+    try:
+        value = await acall_with_retries(attempt, backoff)
+    except TimeoutError:
+        return None
+    except Exception as error:  # noqa: BLE001 — any tool failure is an observation
+        return RecordedResult(False, _failure_text(tool, error))
+    return RecordedResult(True, render(value))
+
+
+def execute_governed(
+    governor: Governor, item: Cleared, on_wait: Callable[[WaitEvent], None] | None
+) -> ToolResult:
+    assert item.call is not None
+    backoff = governor.policy.retry
+    outcome = governor.execute_tool(
+        item.call,
+        lambda: run_with_retries(item.prepared, backoff),
+        decision=item.decision,
+        on_wait=on_wait,
+    )
+    return _as_result(item.prepared, outcome)
+
+
+async def execute_governed_async(
+    governor: Governor, item: Cleared, on_wait: Callable[[WaitEvent], None] | None
+) -> ToolResult:
+    assert item.call is not None
+    backoff = governor.policy.retry
+
+    async def run() -> RecordedResult | None:
+        return await run_with_retries_async(item.prepared, backoff)
+
+    outcome = await governor.execute_tool_async(
+        item.call, run, decision=item.decision, on_wait=on_wait
+    )
+    return _as_result(item.prepared, outcome)
+
+
+def execute_all_governed(
+    governor: Governor,
+    items: Sequence[Cleared | ToolResult],
+    on_wait: Callable[[WaitEvent], None] | None,
+) -> list[ToolResult]:
+    """Every cleared call in its own daemon thread (waiting for its slot there), at
+    once; each attempt inside has its own deadline, so every thread ends."""
+    futures: list[Future[ToolResult] | ToolResult] = []
+    for item in items:
+        if isinstance(item, Cleared):
+            futures.append(in_daemon_thread(execute_governed, governor, item, on_wait))
+        else:
+            futures.append(item)
+    return [entry.result() if isinstance(entry, Future) else entry for entry in futures]
+
+
+def in_daemon_thread(fn: Callable[..., T], *args: Any) -> Future[T]:
+    """`fn(*args)` in a daemon thread; its result (or exception) in the future."""
+    future: Future[T] = Future()
+
+    def work() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(fn(*args))
+        except BaseException as error:  # noqa: BLE001 — handed to the waiting caller
+            future.set_exception(error)
+
+    threading.Thread(target=work, name="tierflow-governed-call", daemon=True).start()
+    return future
 
 
 def _plan_from(calls: Sequence[ToolCall], results: Sequence[ToolResult]) -> list[PlanStep] | None:

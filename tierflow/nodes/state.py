@@ -8,7 +8,7 @@ the nodes because the nodes are what read and write it; `tierflow.graphs` re-exp
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Literal, NotRequired
+from typing import Annotated, Any, Literal, NotRequired
 
 from langchain_core.messages import AnyMessage
 from langgraph.graph.message import add_messages
@@ -16,7 +16,7 @@ from typing_extensions import TypedDict
 
 from tierflow.models.price import TokenUsage
 
-Status = Literal["running", "done", "refused", "failed", "interrupted"]
+Status = Literal["running", "done", "refused", "failed", "interrupted", "budget_exceeded"]
 StepStatus = Literal["pending", "in_progress", "done"]
 
 
@@ -70,6 +70,9 @@ class GuardRecord(TypedDict):
 
 class AgentInput(TypedDict):
     messages: Annotated[list[AnyMessage], add_messages]
+    # Who the run acts for (a `Principal` as JSON), set by the runner when it starts:
+    # kept with the thread so a resume acts for the same principal.
+    principal: NotRequired[dict[str, Any] | None]
 
 
 class AgentState(TypedDict, total=False):
@@ -93,3 +96,4 @@ class AgentState(TypedDict, total=False):
     status: Status
     answer: str | None
     error: str | None
+    principal: dict[str, Any] | None

@@ -21,13 +21,16 @@ Prepared = tuple[Tool, dict[str, Any], ToolContext]
 
 
 class HeldCall(TypedDict):
-    """One call held for a human: what it would do and which check stopped it."""
+    """One call held for a human: what it would do and why — `held_by` says whether a
+    guardrail (`guard` names it) or the policy's approval rule (`guard` is
+    `approval:<scope>`) held it, or both; `reason` gives every reason."""
 
     tool: str
     call_id: str
     arguments: dict[str, Any]
     guard: str
     reason: str
+    held_by: list[Literal["guard", "approval"]]
 
 
 class ToolReviewRequest(TypedDict):
@@ -107,6 +110,7 @@ def screen(prepared: Prepared, state: AgentState) -> Screened:
                 arguments=visible_arguments((tool, kwargs, context)),
                 guard=label,
                 reason=verdict.reason,
+                held_by=["guard"],
             )
             return Screened((tool, kwargs, context), records, held)
     return Screened((tool, kwargs, context), records)
