@@ -23,6 +23,7 @@ from tierflow import checkpoints, timeline
 from tierflow.checkpoints import RunsTable
 from tierflow.checkpoints import history as checkpoint_history
 from tierflow.checkpoints.targets import is_postgres
+from tierflow.cli_governance import audit_command, budget_app, principal_from
 from tierflow.console import StepPrinter, cost_table, print_report, runs_table
 from tierflow.errors import CheckpointError, LoadError, SpecError, TierflowError
 from tierflow.graphs import build_graph, shape_of
@@ -45,6 +46,8 @@ app = typer.Typer(
 )
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
+app.command("audit")(audit_command)
+app.add_typer(budget_app, name="budget")
 
 DbOption = Annotated[
     str,
@@ -101,16 +104,29 @@ def run(
     as_json: JsonOption = False,
     provider: ProviderOption = None,
     stream: StreamOption = False,
+    principal: Annotated[
+        str | None,
+        typer.Option("--principal", help="Who the run acts for (its budget, its audit rows)."),
+    ] = None,
+    tenant: Annotated[
+        str | None, typer.Option("--tenant", help="The principal's tenant (its budget).")
+    ] = None,
+    scopes: Annotated[
+        list[str] | None,
+        typer.Option("--scope", help="A scope the principal holds (repeatable)."),
+    ] = None,
 ) -> None:
     """Run an agent on one request, checkpointing every step."""
     if not text.strip():
         raise TierflowError("the request is empty: pass the user's words with --input")
     _printers(None, as_json, stream)  # a bad combination fails before anything runs
+    acting_for = principal_from(principal, tenant, scopes)
     agent, source = load_agent(agent_ref, provider)
     thread_id = thread or uuid.uuid4().hex[:12]
     header = f"[bold]{agent.name}[/] · thread [bold]{thread_id}[/] · db {db}"
     printers = _printers(header, as_json, stream)
-    report = Runner(agent, db=db, source=source, **printers).run(text, thread_id)
+    runner = Runner(agent, db=db, source=source, principal=acting_for, **printers)
+    report = runner.run(text, thread_id)
     _emit(report, as_json)
 
 

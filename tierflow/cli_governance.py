@@ -1,0 +1,201 @@
+"""The governance commands of `tierflow`: `audit` and `budget set|raise|show`, and the
+`--principal` options of `run` (registered on the app by `tierflow.cli`)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from tierflow.errors import CheckpointError, TierflowError
+from tierflow.governance.audit import AuditEntry, audit
+from tierflow.governance.budget import Budgets, BudgetUsage, principal_key, run_key, tenant_key
+from tierflow.governance.errors import GovernanceError
+from tierflow.governance.permissions import Grant
+from tierflow.governance.policy import Principal
+
+DEFAULT_DB = ".tierflow/runs.db"  # the same default as every other command
+
+out = Console(highlight=False)
+budget_app = typer.Typer(
+    help="Budgets of runs, principals and tenants: set, raise, show.", no_args_is_help=True
+)
+
+DbOption = Annotated[str, typer.Option("--db", help="The runs database (a SQLite file).")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON, nothing else.")]
+ThreadKey = Annotated[str | None, typer.Argument(help="The run (thread) whose budget it is.")]
+PrincipalKey = Annotated[
+    str | None, typer.Option("--principal", help="A principal's budget, shared by its runs.")
+]
+TenantKey = Annotated[
+    str | None, typer.Option("--tenant", help="A tenant's budget, shared by its runs.")
+]
+UsdOption = Annotated[float | None, typer.Option("--usd", help="US dollars.", min=0)]
+TokensOption = Annotated[int | None, typer.Option("--tokens", help="Tokens.", min=0)]
+
+
+def principal_from(
+    principal: str | None, tenant: str | None, scopes: list[str] | None
+) -> Principal | None:
+    """`run --principal ID [--tenant T] [--scope S ...]`: who the run acts for. Scopes
+    narrow the agent's grants; without any, the principal narrows nothing."""
+    if principal is None:
+        if tenant is not None or scopes:
+            raise TierflowError("--tenant and --scope describe a principal: give --principal too")
+        return None
+    try:
+        grants = (
+            (Grant(holder=f"principal:{principal}", scopes=frozenset(scopes)),) if scopes else ()
+        )
+        return Principal(id=principal, tenant=tenant, grants=grants)
+    except ValueError as error:  # pydantic's ValidationError is a ValueError
+        raise TierflowError(f"--principal: {_first_line(error)}") from None
+
+
+def _first_line(error: Exception) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[-2] if len(lines) >= 2 else (lines[0] if lines else type(error).__name__)
+
+
+def _database(db: str) -> Path:
+    path = Path(db)
+    if db.startswith(("postgres://", "postgresql://")):
+        raise TierflowError("governance tables live in a SQLite runs database (not Postgres yet)")
+    if not path.exists():
+        raise CheckpointError(f"no database at {db}")
+    return path
+
+
+def _key(thread: str | None, principal: str | None, tenant: str | None) -> str:
+    given = [
+        key
+        for key, value in (
+            (None if thread is None else run_key(thread), thread),
+            (None if principal is None else principal_key(principal), principal),
+            (None if tenant is None else tenant_key(tenant), tenant),
+        )
+        if value is not None and key is not None
+    ]
+    if len(given) != 1:
+        raise TierflowError("name one budget: a THREAD, --principal ID or --tenant ID")
+    return given[0]
+
+
+def audit_command(
+    thread: Annotated[str | None, typer.Argument(help="Only this thread.")] = None,
+    db: DbOption = DEFAULT_DB,
+    as_json: JsonOption = False,
+) -> None:
+    """Show the audit log: every tool and model call's decision and outcome."""
+    try:
+        entries = audit(_database(db), thread)
+    except GovernanceError as error:
+        raise CheckpointError(f"{db}: no audit log ({error})") from None
+    if as_json:
+        sys.stdout.write(json.dumps(entries, ensure_ascii=False) + "\n")
+        return
+    out.print(audit_table(entries, thread))
+
+
+def audit_table(entries: list[AuditEntry], thread: str | None) -> Table:
+    table = Table(title=f"audit · {thread}" if thread else "audit")
+    columns = ("time", "thread", "step", "principal", "kind", "name", "decision", "outcome")
+    for column in (*columns, "tokens", "cost $", "reason"):
+        table.add_column(
+            column, justify="right" if column in ("step", "tokens", "cost $") else "left"
+        )
+    for entry in entries:
+        table.add_row(
+            entry["time"],
+            entry["thread"],
+            str(entry["step"]),
+            entry["principal"] or "",
+            entry["kind"],
+            entry["name"],
+            entry["decision"],
+            entry["outcome"],
+            "" if entry["tokens"] is None else f"{entry['tokens']:,}",
+            "" if entry["cost_usd"] is None else f"{entry['cost_usd']:.5f}",
+            escape(entry["reason"][:90]),
+        )
+    return table
+
+
+def _show(usage: BudgetUsage) -> str:
+    limit = "unlimited" if usage.limit_usd is None else f"${usage.limit_usd:.4f}"
+    tokens = "unlimited" if usage.limit_tokens is None else f"{usage.limit_tokens:,}"
+    return (
+        f"{usage.key}: limit {limit} / {tokens} tokens · spent ${usage.spent.usd:.4f} / "
+        f"{usage.spent.tokens:,} tokens · held ${usage.held.usd:.4f} / {usage.held.tokens:,}"
+    )
+
+
+@budget_app.command("set")
+def budget_set(  # noqa: PLR0917 — typer takes options as parameters
+    thread: ThreadKey = None,
+    principal: PrincipalKey = None,
+    tenant: TenantKey = None,
+    usd: UsdOption = None,
+    tokens: TokensOption = None,
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Set a budget's limits (a dimension not given is unlimited)."""
+    key = _key(thread, principal, tenant)
+    if usd is None and tokens is None:
+        raise TierflowError("give --usd and/or --tokens")
+    budgets = Budgets(_database(db))
+    budgets.set_limit(key, usd=usd, tokens=tokens)
+    out.print(_show(budgets.usage(key)))
+
+
+@budget_app.command("raise")
+def budget_raise(  # noqa: PLR0917
+    thread: ThreadKey = None,
+    principal: PrincipalKey = None,
+    tenant: TenantKey = None,
+    usd: UsdOption = None,
+    tokens: TokensOption = None,
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Add to a budget; a run that ended `budget_exceeded` continues with
+    `tierflow resume THREAD`."""
+    key = _key(thread, principal, tenant)
+    if not usd and not tokens:
+        raise TierflowError("raise by --usd and/or --tokens, more than 0")
+    budgets = Budgets(_database(db))
+    budgets.raise_limit(key, usd=usd or 0.0, tokens=tokens or 0)
+    out.print(_show(budgets.usage(key)))
+    if thread is not None:
+        out.print(f"continue it with: tierflow resume {thread} --db {db}")
+
+
+@budget_app.command("show")
+def budget_show(
+    thread: ThreadKey = None,
+    principal: PrincipalKey = None,
+    tenant: TenantKey = None,
+    db: DbOption = DEFAULT_DB,
+    as_json: JsonOption = False,
+) -> None:
+    """A budget's limits, and what is spent and held against them."""
+    key = _key(thread, principal, tenant)
+    usage = Budgets(_database(db)).usage(key)
+    if as_json:
+        document = {
+            "key": usage.key,
+            "limit_usd": usage.limit_usd,
+            "limit_tokens": usage.limit_tokens,
+            "spent_usd": usage.spent.usd,
+            "spent_tokens": usage.spent.tokens,
+            "held_usd": usage.held.usd,
+            "held_tokens": usage.held.tokens,
+        }
+        sys.stdout.write(json.dumps(document) + "\n")
+    else:
+        out.print(_show(usage))
