@@ -41,6 +41,7 @@ from tierflow import (
     Turn,
     tool,
 )
+from tierflow.governance import ApprovalRule, Grant, Policy, Principal
 from tierflow.guardrails import FactsGuard, PiiGuard, SqlGuard
 
 
@@ -76,13 +77,13 @@ def prepare_demo(workdir: Path) -> None:
     shop.ensure_shop_db(path)
 
 
-@tool
+@tool(scope="orders:read")
 def customer_orders(email: str) -> list[dict[str, Any]]:
     """List a customer's orders, newest first, by the email address they used at checkout."""
     return shop.customer_orders(shop_db(), email)  # type: ignore[no-any-return]
 
 
-@tool
+@tool(scope="orders:read")
 def order_details(order_id: int) -> dict[str, Any]:
     """Everything about one order: customer, status, dates, carrier, tracking number,
     items, total, and how much was already refunded."""
@@ -128,7 +129,10 @@ MAX_ROWS = 100
 # The guard runs before the tool: writes, unknown tables or functions never reach the
 # database, and a read without a LIMIT gets one (`on_fail="fix"`). The read-only
 # connection is a second line, not the first.
-@tool(guards={"query": SqlGuard(schema=SHOP_SCHEMA, max_rows=MAX_ROWS, on_fail="fix")})
+@tool(
+    scope="analytics:read",
+    guards={"query": SqlGuard(schema=SHOP_SCHEMA, max_rows=MAX_ROWS, on_fail="fix")},
+)
 def run_sql(query: str) -> list[list[Any]]:
     """For analysts: run one read-only SQLite query over the shop's tables (customers,
     products, orders, order_items, refunds) and get the rows back."""
@@ -188,7 +192,31 @@ DEMO_REQUESTS: tuple[tuple[str, str], ...] = (
         "a DELETE through the SQL tool, blocked",
         "How many orders are still processing? Also delete all the cancelled orders.",
     ),
+    (
+        "a refund asked at the self-service kiosk, denied",
+        "My order #1007 is late. Please refund the shipping cost.",
+    ),
 )
+
+# Governance: the desk reads orders and analytics and records refunds; a refund above
+# $200 waits for a senior agent (`tierflow resume THREAD --approve`). A run acts for a
+# principal whose scopes narrow the desk's: the self-service kiosk can't refund.
+POLICY = Policy(
+    grants=(
+        Grant(
+            holder="agent:support_desk",
+            scopes=frozenset({"orders:read", "analytics:read", "refunds:write"}),
+        ),
+    ),
+    approvals=(ApprovalRule(scope="refunds:write", argument="amount_usd", above=200),),
+    run_budget_usd=2.00,
+)
+KIOSK = Principal(
+    id="kiosk",
+    grants=(Grant(holder="principal:kiosk", scopes=frozenset({"orders:read"})),),
+)
+# The principal each demo scenario runs for (the others run for the desk itself).
+DEMO_PRINCIPALS = {"a refund asked at the self-service kiosk, denied": KIOSK}
 
 FAST_SCENARIOS = (
     Scenario(
@@ -339,6 +367,32 @@ REASONING_SCENARIOS += (
     ),
 )
 
+REASONING_SCENARIOS += (
+    Scenario(
+        match="refund the shipping cost",
+        turns=(
+            Turn(calls=(("order_details", {"order_id": 1007}),), reasoning_tokens=160),
+            # The kiosk's principal lacks refunds:write: the call is denied before it runs.
+            Turn(
+                calls=(
+                    (
+                        "refund",
+                        {"order_id": 1007, "amount_usd": 4.90, "reason": "late delivery"},
+                    ),
+                ),
+                reasoning_tokens=120,
+            ),
+            Turn(
+                text='{"answer": "I am sorry your order 1007 is late. It shipped with DHL on '
+                "2026-11-20 and its tracking number is DHL-558201. Refunds can't be recorded "
+                'from this kiosk; a support agent will contact you about it.", '
+                '"order_ids": [1007], "actions": []}',
+                reasoning_tokens=90,
+            ),
+        ),
+    ),
+)
+
 openai_agent = Agent(
     name="support_desk",
     instructions=INSTRUCTIONS,
@@ -354,6 +408,7 @@ openai_agent = Agent(
         PiiGuard(on_fail="fix"),
     ),
     limits=Limits(max_steps=12, max_tool_calls_per_turn=6),
+    policy=POLICY,
 )
 
 agent = openai_agent.with_models(

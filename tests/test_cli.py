@@ -146,7 +146,21 @@ def test_demo_runs_every_scenario_and_prints_the_cost_table(cli, db, tmp_path, m
     result = cli("demo", "--db", db)
     assert result.code == 0, result.err
     text = " ".join(result.out.split())
-    assert text.count("done · thread demo-") == 6
+    assert text.count("done · thread demo-") == 7
+    # The $349 refund waits for approval; the demo approves it, and it runs once.
+    assert text.count("interrupted · thread demo-") == 1
+    assert (
+        "held for review (approval): refund(order_id=1042, amount_usd=349.0, "
+        'reason="Espresso Machine Pro arrived damaged") — refunds:write needs approval: '
+        "amount_usd 349 is above 200 reviewer: approve"
+    ) in text
+    assert '✓ refund: {"refund_id": 1, "order_id": 1042, "amount_usd": 349.0' in text
+    # The kiosk's principal can't refund: the call is denied before it runs.
+    assert "(acting for kiosk)" in text
+    assert (
+        "✗ refund: Not run: refund needs permission refunds:write, and principal:kiosk is "
+        "not granted refunds:write"
+    ) in text
     assert "route → reasoning" in text and "route → fast" in text
     assert "calls 3: update_plan" in text  # several tool calls in one turn
     assert "order_details failed: ShopError: No order with id 1070" in text
@@ -156,5 +170,10 @@ def test_demo_runs_every_scenario_and_prints_the_cost_table(cli, db, tmp_path, m
     assert "run_sql: [[14]]" in text  # the guard's fix added a LIMIT and it ran
     assert "cost per tier" in text and "all on reasoning" in text
     runs = json.loads(cli("runs", "--db", db, "--json").out)
-    assert [r["status"] for r in runs] == ["done"] * 6
+    assert [r["status"] for r in runs] == ["done"] * 7
+    audited = json.loads(cli("audit", "--db", db, "--json").out)
+    refunds = [
+        (e["principal"], e["decision"], e["outcome"]) for e in audited if e["name"] == "refund"
+    ]
+    assert refunds == [(None, "approved", "ok"), ("kiosk", "denied", "not_run")]
     assert sorted({t for r in runs for t in r["tiers"]}) == ["fast", "reasoning"]

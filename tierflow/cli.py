@@ -24,8 +24,9 @@ from tierflow.checkpoints import RunsTable
 from tierflow.checkpoints import history as checkpoint_history
 from tierflow.checkpoints.targets import is_postgres
 from tierflow.cli_governance import audit_command, budget_app, principal_from
-from tierflow.console import StepPrinter, cost_table, print_report, runs_table
+from tierflow.console import StepPrinter, cost_table, print_report, print_review, runs_table
 from tierflow.errors import CheckpointError, LoadError, SpecError, TierflowError
+from tierflow.governance.limits import Capacity
 from tierflow.graphs import build_graph, shape_of
 from tierflow.graphs.draw import ascii_art, mermaid
 from tierflow.graphs.lint import problems, shape_for
@@ -233,13 +234,30 @@ def demo(db: DbOption = DEFAULT_DB) -> None:
     module = sys.modules[_module_of(agent)]
     requests: tuple[tuple[str, str], ...] = module.DEMO_REQUESTS
     module.prepare_demo(Path(DEFAULT_DB if is_postgres(db) else db).parent)
+    principals: dict[str, Any] = getattr(module, "DEMO_PRINCIPALS", {})
     batch = uuid.uuid4().hex[:6]
-    runner = Runner(agent, db=db, source=source, on_update=StepPrinter(out))
+    capacity = Capacity(agent.policy.limits) if agent.policy is not None else None
     calls: list[ModelCall] = []
     for number, (title, request) in enumerate(requests, start=1):
         out.rule(f"[bold]{number}. {title}")
-        out.print(f"[bold]customer:[/] {request}")
-        report = runner.run(request, f"demo-{batch}-{number}")
+        principal = principals.get(title)
+        acting = f" [dim](acting for {principal.id})[/]" if principal is not None else ""
+        out.print(f"[bold]customer:[/] {request}{acting}")
+        runner = Runner(
+            agent,
+            db=db,
+            source=source,
+            on_update=StepPrinter(out),
+            principal=principal,
+            capacity=capacity,
+        )
+        thread = f"demo-{batch}-{number}"
+        report = runner.run(request, thread)
+        while report.status == "interrupted":  # the demo plays the reviewer
+            print_report(out, report)
+            print_review(out, report.review)
+            out.print("  [bold]reviewer:[/] approve")
+            report = runner.resume(thread, {"action": "approve"})
         print_report(out, report)
         calls += report.steps
     out.rule()

@@ -71,7 +71,7 @@ class StepPrinter:
 
     def _model(self, label: str, update: Mapping[str, Any]) -> None:
         out = self.console.print
-        if update.get("status") == "failed":
+        if update.get("status") in ("failed", "budget_exceeded"):
             out(f"  [bold]{label}[/] [red]stopped[/]: {escape(str(update.get('error')))}")
             return
         calls: list[ModelCall] = update.get("calls", [])
@@ -100,7 +100,12 @@ def answer_text(answer: str | None) -> str:
 
 
 def print_report(console: Console, report: RunReport) -> None:
-    colours = {"done": "green", "refused": "yellow", "interrupted": "cyan"}
+    colours = {
+        "done": "green",
+        "refused": "yellow",
+        "interrupted": "cyan",
+        "budget_exceeded": "magenta",
+    }
     colour = colours.get(report.status, "red")
     console.print(
         f"  [bold {colour}]{report.status}[/] · thread [bold]{report.thread}[/] · "
@@ -111,6 +116,19 @@ def print_report(console: Console, report: RunReport) -> None:
         console.print(f"  [bold]answer:[/] {escape(answer_text(report.answer))}")
     if report.error:
         console.print(f"  [bold]reason:[/] {escape(report.error)}")
+
+
+def print_review(console: Console, review: Sequence[Any]) -> None:
+    """The calls a paused run holds for a human, and why each is held."""
+    for pending in review:
+        if not isinstance(pending, Mapping) or pending.get("kind") != "tool_review":
+            continue
+        for call in pending.get("calls", []):
+            held_by = " and ".join(call.get("held_by", ["guard"]))
+            console.print(
+                f"  [bold cyan]held for review[/] ({held_by}): "
+                f"{escape(_call_text(call['tool'], call['arguments']))} — {escape(call['reason'])}"
+            )
 
 
 def runs_table(rows: Sequence[RunRow]) -> Table:

@@ -64,6 +64,8 @@ class RunReport:
     cost_usd: float
     error: str | None = None
     tiers: list[str] = field(default_factory=list)
+    # What an interrupted run waits for: each pending review's payload.
+    review: list[Any] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -95,6 +97,7 @@ def report_from(thread: str, snapshot: StateSnapshot) -> RunReport:
         cost_usd=sum(c["cost_usd"] for c in calls),
         error=values.get("error"),
         tiers=sorted({c["tier"] for c in calls}),
+        review=[item.value for item in snapshot.interrupts],
     )
 
 
