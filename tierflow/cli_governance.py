@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from tierflow.errors import CheckpointError, TierflowError
+from tierflow.errors import CheckpointError, SpecError, TierflowError
 from tierflow.governance.audit import AuditEntry, audit
 from tierflow.governance.budget import Budgets, BudgetUsage, principal_key, run_key, tenant_key
 from tierflow.governance.errors import GovernanceError
@@ -22,7 +22,7 @@ from tierflow.governance.policy import Principal
 
 DEFAULT_DB = ".tierflow/runs.db"  # the same default as every other command
 
-out = Console(highlight=False)
+out = Console(highlight=False, emoji=False)
 budget_app = typer.Typer(
     help="Budgets of runs, principals and tenants: set, raise, show.", no_args_is_help=True
 )
@@ -54,13 +54,8 @@ def principal_from(
             (Grant(holder=f"principal:{principal}", scopes=frozenset(scopes)),) if scopes else ()
         )
         return Principal(id=principal, tenant=tenant, grants=grants)
-    except ValueError as error:  # pydantic's ValidationError is a ValueError
-        raise TierflowError(f"--principal: {_first_line(error)}") from None
-
-
-def _first_line(error: Exception) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[-2] if len(lines) >= 2 else (lines[0] if lines else type(error).__name__)
+    except SpecError as error:
+        raise TierflowError(f"--principal {principal}: {error}") from None
 
 
 def _database(db: str) -> Path:
@@ -104,26 +99,27 @@ def audit_command(
 
 
 def audit_table(entries: list[AuditEntry], thread: str | None) -> Table:
+    """The log, one row per decision (`--json` has every column, times included)."""
     table = Table(title=f"audit · {thread}" if thread else "audit")
-    columns = ("time", "thread", "step", "principal", "kind", "name", "decision", "outcome")
-    for column in (*columns, "tokens", "cost $", "reason"):
-        table.add_column(
-            column, justify="right" if column in ("step", "tokens", "cost $") else "left"
-        )
+    columns = ["step", "principal", "kind", "name", "decision", "outcome", "cost $", "reason"]
+    if thread is None:
+        columns.insert(0, "thread")
+    for column in columns:
+        numeric = column in ("step", "cost $")
+        table.add_column(column, justify="right" if numeric else "left", overflow="fold")
     for entry in entries:
-        table.add_row(
-            entry["time"],
-            entry["thread"],
-            str(entry["step"]),
-            entry["principal"] or "",
-            entry["kind"],
-            entry["name"],
-            entry["decision"],
-            entry["outcome"],
-            "" if entry["tokens"] is None else f"{entry['tokens']:,}",
-            "" if entry["cost_usd"] is None else f"{entry['cost_usd']:.5f}",
-            escape(entry["reason"][:90]),
-        )
+        cells = {
+            "thread": entry["thread"],
+            "step": str(entry["step"]),
+            "principal": entry["principal"] or "",
+            "kind": entry["kind"],
+            "name": entry["name"],
+            "decision": entry["decision"],
+            "outcome": entry["outcome"],
+            "cost $": "" if entry["cost_usd"] is None else f"{entry['cost_usd']:.5f}",
+            "reason": escape(entry["reason"][:120]),
+        }
+        table.add_row(*(cells[column] for column in columns))
     return table
 
 
