@@ -1,0 +1,70 @@
+"""A refund's side effect survives SIGKILL exactly once: killed after the refund and
+before the step's checkpoint, the resumed run leaves one refund in the shop."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+AGENT = str(Path(__file__).parent / "agents" / "refunding.py")
+REQUEST = "Please refund order 1042: it was late."
+
+
+def tierflow(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tierflow", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("point", "tool_runs"),
+    [
+        # The refund happened, its outcome was not recorded: the tool runs again with
+        # the same idempotency key, and the shop returns the first refund.
+        ("after_effect", ["refund", "refund"]),
+        # The outcome was recorded: the replayed step returns it; the tool doesn't run.
+        ("after_record", ["refund"]),
+    ],
+)
+def test_sigkill_between_the_refund_and_the_checkpoint_leaves_one_refund(
+    tmp_path: Path, point: str, tool_runs: list[str]
+) -> None:
+    shop = tmp_path / "shop.db"
+    db = str(tmp_path / "runs.db")
+    log = tmp_path / "tool.log"
+    env = {
+        **os.environ,
+        "TIERFLOW_SHOP_DB": str(shop),
+        "REFUND_LOG": str(log),
+        "REFUND_CRASH": point,
+        "REFUND_CRASH_FLAG": str(tmp_path / "crashed.flag"),
+    }
+    killed = tierflow("run", AGENT, "--input", REQUEST, "--thread", "k", "--db", db, env=env)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert (tmp_path / "crashed.flag").read_text(encoding="utf-8") == point
+    runs = json.loads(tierflow("runs", "--db", db, "--json", env=env).stdout)
+    assert [(r["thread"], r["status"]) for r in runs] == [("k", "running")]
+
+    resumed = tierflow("resume", "k", "--db", db, "--json", env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    report = json.loads(resumed.stdout)
+    assert (report["status"], report["answer"]) == ("done", "Refunded $25.00 on order 1042.")
+    with sqlite3.connect(shop) as conn:
+        refunds = conn.execute("SELECT order_id, amount_usd FROM refunds").fetchall()
+    assert refunds == [(1042, 25.0)]
+    assert log.read_text(encoding="utf-8").split() == tool_runs
+    rows = json.loads(tierflow("audit", "k", "--db", db, "--json", env=env).stdout)
+    tool_rows = [(r["name"], r["decision"], r["outcome"]) for r in rows if r["kind"] == "tool"]
+    assert tool_rows == [("refund", "allowed", "ok")]
