@@ -20,7 +20,7 @@ from langgraph.graph.message import add_messages
 from typing_extensions import TypedDict
 
 from tierflow import checkpoints
-from tierflow.checkpoints import SqliteStore
+from tierflow.checkpoints import SqliteStore, blobs, values
 
 SERDE = JsonPlusSerializer()
 
@@ -148,11 +148,14 @@ def test_checkpoint_rows_do_not_grow_with_the_thread(store: SqliteStore, tmp_pat
     build(store).invoke({"messages": [HumanMessage("go", id="h1")], "target": 150}, config())
     with sqlite3.connect(tmp_path / "runs.db") as conn:
         rows = [n for (n,) in conn.execute("SELECT length(payload) FROM checkpoints ORDER BY id")]
-        segments = conn.execute(
-            "SELECT max(length(segments)) FROM channel_values WHERE channel = 'messages'"
-        ).fetchone()[0]
+        versions = conn.execute(
+            "SELECT segments FROM channel_values WHERE channel = 'messages'"
+        ).fetchall()
     assert max(rows[-20:]) <= max(rows[10:30]) + 8  # a few bytes for bigger counters
-    assert segments <= 8  # a message version points at one or two blobs, never at all
+    # A message version points at what changed (an edit: the few items after it), never
+    # at the whole history again.
+    assert len(versions) > 140
+    assert max(len(blobs.unpack_ids(segments)) for (segments,) in versions) <= 4
 
 
 def test_a_fork_in_one_thread_keeps_both_branches_values(store: SqliteStore) -> None:
@@ -226,3 +229,17 @@ def test_messages_from_parallel_writers_are_each_stored_once(
     assert len(graph.get_state(config()).values["messages"]) == 15
     assert sorted(stored) == sorted(set(stored))
     assert len(stored) == 10
+
+
+def test_a_new_version_is_cut_along_the_writes_that_made_it() -> None:
+    # Unit level, deterministic: the tail [m1, m2, m3, m4] after a base of [m0], with the
+    # parent's writes [[m1, m2], [m3]], is stored as those two writes' own bytes and m4.
+    m = [AIMessage(f"message {n}", id=f"m{n}") for n in range(5)]
+    base = values.Base(version="1", row=1, items=[m[0]])
+    planned = values.plan(SERDE, "messages", "2", list(m), base=base, writes=[[m[1], m[2]], [m[3]]])
+    assert (planned.kind, planned.prefix, planned.base) == (values.LIST, 1, base)
+    expected = [[m[1], m[2]], [m[3]], [m[4]]]
+    assert [s.hash for s in planned.segments] == [blobs.encode(SERDE, p).hash for p in expected]
+    # A write that is not what the tail holds (another object) is not used.
+    other = values.plan(SERDE, "messages", "2", list(m), base=base, writes=[[AIMessage("x")]])
+    assert [s.hash for s in other.segments] == [blobs.encode(SERDE, [x]).hash for x in m[1:]]

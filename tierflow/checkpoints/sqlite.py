@@ -9,6 +9,7 @@ a busy timeout (several processes may write one file), and migrated.
 from __future__ import annotations
 
 import sqlite3
+import time
 from contextlib import closing
 from enum import Enum
 from pathlib import Path
@@ -21,6 +22,7 @@ from tierflow.errors import CheckpointError
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 30_000
+WAL_RETRY_S = 0.01
 # The layout tierflow 0.1 wrote: LangGraph's SqliteSaver tables and the runs table.
 LEGACY_TABLES = frozenset({"checkpoints", "writes", "runs"})
 LEGACY_CHECKPOINT_COLUMNS = frozenset({"thread_id", "checkpoint_ns", "checkpoint_id", "checkpoint"})
@@ -110,7 +112,7 @@ def connect(path: Path) -> sqlite3.Connection:
     conn.create_function("pack_id", 1, pack_id, deterministic=True)
     try:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
-        conn.execute("PRAGMA journal_mode = WAL")
+        _use_wal(conn)
     except sqlite3.OperationalError as error:
         conn.close()
         raise CheckpointError(f"cannot use {path}: {error}") from error
@@ -118,6 +120,22 @@ def connect(path: Path) -> sqlite3.Connection:
         conn.close()
         raise CheckpointError(f"{path} is not a readable SQLite database ({error})") from error
     return conn
+
+
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Switch the file to WAL unless it is already. SQLite does not wait (busy timeout)
+    for a journal-mode switch: processes creating one new file together can find it
+    locked, so this retries, briefly, for as long as the busy timeout would have waited."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(WAL_RETRY_S)
 
 
 def open_database(path: str | Path, *, create: bool = True) -> sqlite3.Connection:

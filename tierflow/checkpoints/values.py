@@ -87,7 +87,7 @@ def _common_prefix(value: list[Any], items: list[Any]) -> int:
 
 
 def _split(tail: list[Any], writes: Sequence[Any]) -> list[list[Any]]:
-    """Cut `tail` into the write lists it is made of (same objects), then the rest."""
+    """Cut `tail` into the write lists it is made of (same objects), then single items."""
     parts: list[list[Any]] = []
     position = 0
     for written in writes:
@@ -98,8 +98,10 @@ def _split(tail: list[Any], writes: Sequence[Any]) -> list[list[Any]]:
             break
         parts.append(written)
         position = end
-    if position < len(tail):
-        parts.append(tail[position:])
+    # The rest, item by item: a node's write is most often a list of one message, and
+    # then this piece is that write byte for byte, even when the write arrives after the
+    # checkpoint (LangGraph saves task writes on background threads).
+    parts.extend([item] for item in tail[position:])
     return parts
 
 
