@@ -19,9 +19,9 @@ from types import ModuleType
 
 import pytest
 from langchain_core.messages import AIMessageChunk, HumanMessage
-from langgraph.checkpoint.memory import InMemorySaver
 from rich.console import Console
 
+from tierflow.checkpoints import open_sqlite
 from tierflow.console import cost_table
 from tierflow.graphs.load import load_agent
 from tierflow.models import Price
@@ -94,7 +94,10 @@ def hand_cost(usage: Usage, price: Price) -> float:
 def test_runs_end_to_end_without_streaming(server, cli, tmp_path) -> None:  # type: ignore[no-untyped-def]
     db = str(tmp_path / "runs.db")
     base = ("run", str(EXAMPLE), "--provider", "openai", "--db", db, "--json")
-    damaged = cli(*base, "--input", DAMAGED, "--thread", "damaged")
+    held = cli(*base, "--input", DAMAGED, "--thread", "damaged")
+    assert held.code == 0, held.err
+    assert json.loads(held.out)["status"] == "interrupted"  # the $349 refund needs approval
+    damaged = cli("resume", "damaged", "--db", db, "--json", "--approve")
     assert damaged.code == 0, damaged.err
     policy = cli(*base, "--input", RETURN_WINDOW, "--thread", "policy")
     assert policy.code == 0, policy.err
@@ -182,11 +185,14 @@ def test_runs_end_to_end_streaming(server, cli, tmp_path) -> None:  # type: igno
         "--input", DAMAGED, "--thread", "streamed",
     )  # fmt: skip
     assert result.code == 0, result.err
+    assert "interrupted · thread streamed" in result.out  # the $349 refund needs approval
+    approved = cli("resume", "streamed", "--db", db, "--stream", "--approve")
+    assert approved.code == 0, approved.err
     sent = server.completions()
     assert len(sent) == 3
     assert all(r.stream and r.body["stream_options"] == {"include_usage": True} for r in sent)
 
-    out = result.out
+    out = result.out + approved.out
     assert "route → reasoning" in out
     # Each tool call shows when the model starts it, and again when it finished.
     starts = [
@@ -209,30 +215,32 @@ def test_runs_end_to_end_streaming(server, cli, tmp_path) -> None:  # type: igno
     assert (row["output_tokens"], row["reasoning_tokens"]) == (1070, 830)
 
 
-def test_python_api_streams_tokens_with_langgraph_stream_modes(server) -> None:  # type: ignore[no-untyped-def]
+def test_python_api_streams_tokens_with_langgraph_stream_modes(server, tmp_path) -> None:  # type: ignore[no-untyped-def]
     agent, _ = load_agent(str(EXAMPLE), "openai")
-    graph = agent.compile(checkpointer=InMemorySaver())
-    config = {"configurable": {"thread_id": "api"}}
-    tokens: list[str] = []
-    nodes: list[str] = []
-    for mode, chunk in graph.stream(
-        {"messages": [HumanMessage(RETURN_WINDOW)]},
-        config,
-        stream_mode=["messages", "updates"],
-        durability="sync",
-    ):
-        if mode == "messages":
-            message, metadata = chunk
-            if isinstance(message, AIMessageChunk) and message.text:
-                assert metadata["langgraph_node"] == "model.fast"
-                tokens.append(str(message.text))
-        else:
-            nodes += list(chunk)
-    final = graph.get_state(config).values
-    assert final["status"] == "done"
-    assert len(tokens) > 10, "the answer arrives in many pieces, not one"
-    assert "".join(tokens) == final["answer"]
-    assert nodes == ["remind", "route", "model.fast", "act", "observe", "remind", "route",
-                     "model.fast", "guard.schema", "guard.facts", "guard.pii"]  # fmt: skip
-    assert all(r.stream for r in server.completions())
-    assert final["calls"][-1]["usage"]["cached_tokens"] == 1024
+    # The agent's policy keeps its audit log and budgets in the runs database.
+    with open_sqlite(tmp_path / "runs.db") as store:
+        graph = agent.compile(checkpointer=store)
+        config = {"configurable": {"thread_id": "api"}}
+        tokens: list[str] = []
+        nodes: list[str] = []
+        for mode, chunk in graph.stream(
+            {"messages": [HumanMessage(RETURN_WINDOW)]},
+            config,
+            stream_mode=["messages", "updates"],
+            durability="sync",
+        ):
+            if mode == "messages":
+                message, metadata = chunk
+                if isinstance(message, AIMessageChunk) and message.text:
+                    assert metadata["langgraph_node"] == "model.fast"
+                    tokens.append(str(message.text))
+            else:
+                nodes += list(chunk)
+        final = graph.get_state(config).values
+        assert final["status"] == "done"
+        assert len(tokens) > 10, "the answer arrives in many pieces, not one"
+        assert "".join(tokens) == final["answer"]
+        assert nodes == ["remind", "route", "model.fast", "act", "observe", "remind", "route",
+                         "model.fast", "guard.schema", "guard.facts", "guard.pii"]  # fmt: skip
+        assert all(r.stream for r in server.completions())
+        assert final["calls"][-1]["usage"]["cached_tokens"] == 1024
