@@ -65,6 +65,29 @@ class Price(SpecModel):
         ) / PER_MILLION
 
 
+
+def expected_cost(
+    price: Price,
+    input_tokens: float,
+    cached_share: float = 0.0,
+    output_tokens: float = 0.0,
+    reasoning_tokens: float = 0.0,
+) -> float:
+    """Expected cost in USD of a call not made yet, from expected token counts.
+
+    `cached_share` of the input is read from the provider's prompt cache (billed at
+    `cached_input`). Unlike `TokenUsage`, `output_tokens` here is the visible answer
+    only: `reasoning_tokens` come on top of it, billed as output.
+    """
+    if not 0.0 <= cached_share <= 1.0:
+        raise ValueError(f"cached_share must be between 0 and 1, got {cached_share}")
+    cached = input_tokens * cached_share
+    return (
+        (input_tokens - cached) * price.input
+        + cached * price.cached_input
+        + (output_tokens + reasoning_tokens) * price.output
+    ) / PER_MILLION
+
 def service_tier_of(metadata: Mapping[str, Any] | None) -> str | None:
     """ "priority" or "flex" when the usage says the call was served on that service tier
     (langchain-openai then prefixes the detail keys: `priority_cache_read`, …)."""

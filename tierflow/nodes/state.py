@@ -32,6 +32,10 @@ class RouteDecision(TypedDict):
     router: str
     reason: str
     confidence: float
+    # The second axis: a reasoning effort ("low", "high", …) where the tier has one.
+    effort: NotRequired[str]
+    # Expected cost in USD of serving the request so, when the router knows the prices.
+    expected_cost_usd: NotRequired[float]
 
 
 class ModelCall(TypedDict):
