@@ -34,6 +34,7 @@ from tierflow.graphs.load import load_agent, load_object
 from tierflow.graphs.names import GUARD_PREFIX, display
 from tierflow.graphs.runner import Runner, RunReport, resume_thread
 from tierflow.nodes.state import ModelCall
+from tierflow.router_cli import router_app
 from tierflow.stream_printer import StreamPrinter
 
 DEFAULT_DB = ".tierflow/runs.db"
@@ -49,6 +50,7 @@ out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 app.command("audit")(audit_command)
 app.add_typer(budget_app, name="budget")
+app.add_typer(router_app, name="router")
 
 DbOption = Annotated[
     str,

@@ -1,0 +1,123 @@
+"""What the learned router sees of a request: word and character n-grams, and its shape.
+
+Two TF-IDF blocks (scikit-learn's vectorizers; each row L2-normalised) and four shape
+numbers (length in characters and words, lines, share of digits) side by side. After
+training, a vectorizer is just its vocabulary (terms in column order) and its IDF
+weights, so it saves as data and rebuilds exactly (no pickle).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import Field
+from scipy import sparse
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from tierflow.spec_model import SpecModel
+
+SHAPE_FEATURES = ("log_chars", "log_words", "lines", "digit_share")
+
+
+class FeatureSettings(SpecModel):
+    """How requests become features (saved with the router)."""
+
+    word_ngrams: tuple[int, int] = (1, 2)
+    word_min_df: int = Field(default=2, ge=1)
+    char_ngrams: tuple[int, int] = (2, 5)
+    char_min_df: int = Field(default=3, ge=1)
+    sublinear_tf: bool = True
+
+    def vectorizer(
+        self, block: str, vocabulary: Mapping[str, int] | None = None
+    ) -> TfidfVectorizer:
+        if block == "word":
+            return TfidfVectorizer(
+                ngram_range=self.word_ngrams,
+                min_df=self.word_min_df,
+                sublinear_tf=self.sublinear_tf,
+                vocabulary=vocabulary,
+                dtype=np.float64,
+            )
+        return TfidfVectorizer(
+            analyzer="char_wb",
+            ngram_range=self.char_ngrams,
+            min_df=self.char_min_df,
+            sublinear_tf=self.sublinear_tf,
+            vocabulary=vocabulary,
+            dtype=np.float64,
+        )
+
+
+BLOCKS = ("word", "char")
+
+
+class TextFeatures:
+    """Fitted featurizer: `transform(texts)` → one sparse row per text."""
+
+    def __init__(
+        self,
+        settings: FeatureSettings,
+        vocabularies: Mapping[str, Sequence[str]],
+        idf: Mapping[str, npt.NDArray[np.float64]],
+    ) -> None:
+        self.settings = settings
+        self.vocabularies = {block: list(vocabularies[block]) for block in BLOCKS}
+        self.idf = {block: np.asarray(idf[block], dtype=np.float64) for block in BLOCKS}
+        self._vectorizers: dict[str, TfidfVectorizer] = {}
+        for block in BLOCKS:
+            terms = self.vocabularies[block]
+            vectorizer = settings.vectorizer(block, {term: i for i, term in enumerate(terms)})
+            vectorizer.idf_ = self.idf[block]  # sklearn's setter: a fitted vectorizer
+            self._vectorizers[block] = vectorizer
+
+    @classmethod
+    def fit_transform(
+        cls, texts: Sequence[str], settings: FeatureSettings
+    ) -> tuple[TextFeatures, sparse.csr_matrix]:
+        """Fit the vectorizers on `texts`; return them and the features of `texts`."""
+        vocabularies: dict[str, list[str]] = {}
+        idf: dict[str, npt.NDArray[np.float64]] = {}
+        blocks: list[Any] = []
+        for block in BLOCKS:
+            vectorizer = settings.vectorizer(block)
+            try:
+                blocks.append(vectorizer.fit_transform(texts))
+            except ValueError:
+                # Too few requests for min_df: keep every term instead.
+                vectorizer = settings.model_copy(update={f"{block}_min_df": 1}).vectorizer(block)
+                blocks.append(vectorizer.fit_transform(texts))
+            vocabularies[block] = [str(t) for t in vectorizer.get_feature_names_out()]
+            idf[block] = np.asarray(vectorizer.idf_, dtype=np.float64)
+        blocks.append(sparse.csr_matrix(shape_features(texts)))
+        return cls(settings, vocabularies, idf), sparse.hstack(blocks, format="csr")
+
+    @property
+    def width(self) -> int:
+        return sum(len(v) for v in self.vocabularies.values()) + len(SHAPE_FEATURES)
+
+    def transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
+        blocks: list[Any] = [self._vectorizers[b].transform(texts) for b in BLOCKS]
+        blocks.append(sparse.csr_matrix(shape_features(texts)))
+        return sparse.hstack(blocks, format="csr")
+
+
+def shape_features(texts: Sequence[str]) -> npt.NDArray[np.float64]:
+    """Length, words, lines and digit share, each scaled to about [0, 1] for ordinary
+    requests, so that one regularisation strength suits them and the n-grams."""
+    rows = []
+    for text in texts:
+        chars = len(text)
+        rows.append(
+            (
+                math.log1p(chars) / 8,
+                math.log1p(len(text.split())) / 6,
+                text.count("\n") / 10,
+                sum(c.isdigit() for c in text) / max(1, chars),
+            )
+        )
+    return np.asarray(rows, dtype=np.float64).reshape(len(texts), len(SHAPE_FEATURES))
