@@ -40,6 +40,7 @@ def test_run_prints_steps_and_runs_lists_the_thread(cli, db) -> None:  # type: i
     assert [(r["thread"], r["status"], r["agent"]) for r in listed] == [("t2", "done", "crashy")]
     assert listed[0]["answer"] == "Finished: did a, did b, gate open."
     assert listed[0]["tiers"] == ["fast"]
+    assert [(r["tier"], r["router"]) for r in listed[0]["routes"]] == [("fast", "rules")]
     table = cli("runs", "--db", db)
     assert table.code == 0 and "t2" in table.out
 

@@ -37,6 +37,10 @@ def test_a_paused_run_waits_for_a_decision_and_approve_finishes_it(cli, db) -> N
         ("tone", False, "interrupt")
     ]
     assert status_of(cli, db, "a") == "done"
+    (row,) = json.loads(cli("runs", "--db", db, "--json").out)
+    assert [(v["guard"], v["ok"], v["policy"]) for v in row["verdicts"]] == [
+        ("tone", False, "interrupt")
+    ]
     one_line_error(cli("resume", "a", "--db", db, "--approve"), "not waiting for a review")
 
 

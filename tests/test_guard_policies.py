@@ -138,3 +138,26 @@ def test_interrupt_reject_refuses_and_edit_replaces_the_answer(
     graph, config = interrupted(scripted)
     edited = graph.invoke(Command(resume={"action": "edit", "answer": "Order 7 shipped."}), config)
     assert (edited["status"], edited["answer"]) == ("done", "Order 7 shipped.")
+
+
+def test_an_escalation_is_in_the_runs_table(
+    tmp_path: Any, scripted_agent: Callable[..., Scripted]
+) -> None:
+    from tierflow.checkpoints import RunsTable
+    from tierflow.graphs.runner import Runner
+
+    scripted = scripted_agent(
+        [Turn(text=BAD)],
+        reasoning_turns=[Turn(text="(not played)"), Turn(text=GOOD)],
+        guardrails=(OutputSchema(Status, on_fail="escalate"),),
+    )
+    db = tmp_path / "runs.db"
+    Runner(scripted.agent, db=db, source="test").run("status of order 7?", "esc")
+    row = RunsTable(db).get("esc")
+    assert row is not None
+    assert [(r["tier"], r["router"]) for r in row["routes"]] == [
+        ("fast", "rules"),
+        ("reasoning", "escalation"),
+    ]
+    assert row["tiers"] == ["fast", "reasoning"]
+    assert [v["policy"] for v in row["verdicts"]] == ["escalate", "pass"]

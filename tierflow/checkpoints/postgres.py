@@ -20,12 +20,12 @@ from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from psycopg import sql
 from psycopg.rows import DictRow, dict_row
 
-from tierflow.checkpoints.schema import RUNS_COLUMNS
+from tierflow.checkpoints.schema import RUNS_COLUMNS, RUNS_COLUMNS_V2
 from tierflow.checkpoints.targets import redact
 from tierflow.errors import CheckpointError
 
 SQL_TYPES = {str: "TEXT", int: "BIGINT", float: "DOUBLE PRECISION"}
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def connect(url: str) -> psycopg.Connection[DictRow]:
@@ -63,6 +63,14 @@ def setup_tierflow_tables(conn: psycopg.Connection[DictRow]) -> None:
         if found < 1:
             conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS runs ({})").format(columns))
             conn.execute("INSERT INTO tierflow_schema (version) VALUES (1)")
+        if found < 2:
+            for column in RUNS_COLUMNS_V2:
+                conn.execute(
+                    sql.SQL("ALTER TABLE runs ADD COLUMN IF NOT EXISTS {} TEXT").format(
+                        sql.Identifier(column)
+                    )
+                )
+            conn.execute("INSERT INTO tierflow_schema (version) VALUES (2)")
 
 
 class PostgresStore(PostgresSaver):

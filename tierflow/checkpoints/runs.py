@@ -22,6 +22,7 @@ from tierflow.checkpoints.targets import describe, is_postgres
 from tierflow.errors import CheckpointError
 
 RUNS = "runs"
+JSON_COLUMNS = frozenset({"tiers", "routes", "verdicts"})
 
 
 class RunRow(TypedDict):
@@ -40,6 +41,8 @@ class RunRow(TypedDict):
     reasoning_tokens: int
     cost_usd: float
     error: str | None
+    routes: list[dict[str, Any]]
+    verdicts: list[dict[str, Any]]
 
 
 def utc_now() -> str:
@@ -128,12 +131,13 @@ class RunsTable:
         )
 
     def update(self, thread: str, **values: Any) -> None:
-        """Set columns of an existing run; `tiers` is stored as a JSON list."""
+        """Set columns of an existing run; `tiers`, `routes` and `verdicts` are stored as
+        JSON lists."""
         unknown = set(values) - set(COLUMNS)
         if unknown:
             raise ValueError(f"unknown runs columns {sorted(unknown)}")
-        if "tiers" in values:
-            values["tiers"] = json.dumps(values["tiers"])
+        for column in JSON_COLUMNS & set(values):
+            values[column] = json.dumps(values[column])
         if not self.store.upsert(
             thread, {**values, "updated_at": self.clock()}, only_existing=True
         ):
@@ -164,4 +168,6 @@ def _decode(row: dict[str, Any]) -> RunRow:
         reasoning_tokens=row["reasoning_tokens"] or 0,
         cost_usd=row["cost_usd"] or 0.0,
         error=row["error"],
+        routes=json.loads(row["routes"]) if row.get("routes") else [],
+        verdicts=json.loads(row["verdicts"]) if row.get("verdicts") else [],
     )

@@ -49,7 +49,12 @@ RUNS_COLUMNS: dict[str, type] = {
     "reasoning_tokens": int,
     "cost_usd": float,
     "error": str,
+    # JSON lists: every route decision (escalations included) and every guard verdict.
+    "routes": str,
+    "verdicts": str,
 }
+# Columns added after v1, by the migration that added them.
+RUNS_COLUMNS_V2 = ("routes", "verdicts")
 
 
 def _v1_tables(db: sqlite_utils.Database) -> None:
@@ -109,13 +114,21 @@ def _v1_tables(db: sqlite_utils.Database) -> None:
     )
     db.table("blobs").create_index(["hash"], unique=True)
     if not db.table("runs").exists():  # files written before the schema was versioned have it
-        db.table("runs").create(RUNS_COLUMNS, pk="thread")
+        v1 = {k: v for k, v in RUNS_COLUMNS.items() if k not in RUNS_COLUMNS_V2}
+        db.table("runs").create(v1, pk="thread")
+
+
+def _v2_run_routes_and_verdicts(db: sqlite_utils.Database) -> None:
+    runs = db.table("runs")
+    for column in RUNS_COLUMNS_V2:
+        if column not in runs.columns_dict:
+            runs.add_column(column, str)
 
 
 Migration = Callable[[sqlite_utils.Database], None]
 
 # Append only: a migration's position (from 1) is the schema version it produces.
-MIGRATIONS: tuple[Migration, ...] = (_v1_tables,)
+MIGRATIONS: tuple[Migration, ...] = (_v1_tables, _v2_run_routes_and_verdicts)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

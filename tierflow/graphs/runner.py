@@ -204,6 +204,8 @@ class Runner:
             answer=None if report.answer is None else self._clean(report.answer),
             error=None if report.error is None else self._clean(report.error),
             tiers=report.tiers,
+            routes=report.routes,
+            verdicts=report.verdicts,
             cost_usd=report.cost_usd,
             **report.usage,
         )
