@@ -175,8 +175,10 @@ def evaluate(  # noqa: PLR0917 — typer maps each option to a parameter
     from tierflow.nodes.routers.data import load_routing_csv
     from tierflow.nodes.routers.evaluate import evaluate_routers
     from tierflow.nodes.routers.learned import LearnedRouter
-    from tierflow.nodes.routers.plot import plot_pgr
+    from tierflow.nodes.routers.plot import plot_pgr, pyplot
 
+    if plot is not None:
+        pyplot()  # fail before the evaluation, not after it
     if router_path is not None and split != "random":
         raise TierflowError(
             "--split chooses the cross-validation folds; with --router the router is "

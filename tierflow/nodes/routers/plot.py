@@ -4,20 +4,29 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from tierflow.errors import TierflowError
 from tierflow.nodes.routers.metrics import QualityCurve, apgr
 
 
-def plot_pgr(curves: Mapping[str, QualityCurve], path: str | Path, title: str) -> None:
-    """Draw each router's PGR against its strong-call share and save it to `path`."""
+def pyplot() -> Any:
+    """matplotlib's pyplot on the file-only Agg backend, or a clear error without it."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")  # files only: never open a window
         import matplotlib.pyplot as plt
     except ImportError:
-        raise TierflowError("--plot needs matplotlib: pip install 'tierflow[plot]'") from None
+        raise TierflowError(
+            "--plot needs matplotlib: pip install matplotlib (or tierflow's plot extra)"
+        ) from None
+    return plt
+
+
+def plot_pgr(curves: Mapping[str, QualityCurve], path: str | Path, title: str) -> None:
+    """Draw each router's PGR against its strong-call share and save it to `path`."""
+    plt = pyplot()
     figure, axes = plt.subplots(figsize=(7, 5))
     try:
         for name, curve in curves.items():
