@@ -198,3 +198,9 @@ def test_tiers_and_ladder(trained: LearnedRouter) -> None:
     assert trained.ladder() == ("fast", "reasoning")
     with pytest.raises(TierflowError, match="different tiers"):
         LearnedRouter(scorer=trained.scorer, threshold=0.0, weak="fast", strong="fast")
+
+
+def test_one_request_scores_as_the_batch_does(trained: LearnedRouter) -> None:
+    prompts = [*synthetic(40, seed=3).prompts, "unseen words only", "", "x " * 500]
+    one_by_one = np.array([trained.scorer.score(p) for p in prompts])
+    np.testing.assert_allclose(one_by_one, trained.scorer.scores(prompts), rtol=0, atol=1e-12)

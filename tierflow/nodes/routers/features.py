@@ -9,7 +9,8 @@ weights, so it saves as data and rebuilds exactly (no pickle).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -69,11 +70,15 @@ class TextFeatures:
         self.vocabularies = {block: list(vocabularies[block]) for block in BLOCKS}
         self.idf = {block: np.asarray(idf[block], dtype=np.float64) for block in BLOCKS}
         self._vectorizers: dict[str, TfidfVectorizer] = {}
+        self._columns: dict[str, dict[str, int]] = {}
+        self._analyzers: dict[str, Callable[[str], list[str]]] = {}
         for block in BLOCKS:
-            terms = self.vocabularies[block]
-            vectorizer = settings.vectorizer(block, {term: i for i, term in enumerate(terms)})
+            columns = {term: i for i, term in enumerate(self.vocabularies[block])}
+            vectorizer = settings.vectorizer(block, columns)
             vectorizer.idf_ = self.idf[block]  # sklearn's setter: a fitted vectorizer
             self._vectorizers[block] = vectorizer
+            self._columns[block] = columns
+            self._analyzers[block] = vectorizer.build_analyzer()
 
     @classmethod
     def fit_transform(
@@ -104,6 +109,32 @@ class TextFeatures:
         blocks: list[Any] = [self._vectorizers[b].transform(texts) for b in BLOCKS]
         blocks.append(sparse.csr_matrix(shape_features(texts)))
         return sparse.hstack(blocks, format="csr")
+
+    def row(self, text: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+        """The features of one text as (columns, values): what `transform` computes, by
+        hand, because scikit-learn's per-call checks cost milliseconds on one request."""
+        columns: list[npt.NDArray[np.int64]] = []
+        values: list[npt.NDArray[np.float64]] = []
+        offset = 0
+        for block in BLOCKS:
+            index = self._columns[block]
+            counts = Counter(self._analyzers[block](text))
+            found = [(index[term], n) for term, n in counts.items() if term in index]
+            if found:
+                where = np.array([c for c, _ in found], dtype=np.int64)
+                tf = np.array([n for _, n in found], dtype=np.float64)
+                if self.settings.sublinear_tf:
+                    tf = np.log(tf) + 1.0
+                weights = tf * self.idf[block][where]
+                norm = float(np.sqrt(np.dot(weights, weights)))
+                if norm > 0:
+                    weights = weights / norm
+                columns.append(where + offset)
+                values.append(weights)
+            offset += len(index)
+        columns.append(np.arange(offset, offset + len(SHAPE_FEATURES), dtype=np.int64))
+        values.append(shape_features([text])[0])
+        return np.concatenate(columns), np.concatenate(values)
 
 
 def shape_features(texts: Sequence[str]) -> npt.NDArray[np.float64]:

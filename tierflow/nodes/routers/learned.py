@@ -54,6 +54,11 @@ class LinearScorer:
         matrix = self.features.transform(texts)
         return np.asarray(matrix @ self.coef, dtype=np.float64) + self.intercept
 
+    def score(self, text: str) -> float:
+        """The score of one request (the route node's path: no batch overhead)."""
+        columns, values = self.features.row(text)
+        return float(np.dot(values, self.coef[columns])) + self.intercept
+
     def confidence(self, score: float, threshold: float) -> float:
         """0.5 at the threshold, rising to 1 as the score gets as far from it as the
         farthest training request on its side."""
@@ -148,7 +153,7 @@ class LearnedRouter(SpecModel):
         return (self.weak, self.strong)
 
     def score(self, request: str) -> float:
-        return float(self.scorer.scores([request])[0])
+        return self.scorer.score(request)
 
     def route(self, request: str, state: Mapping[str, Any]) -> RouteDecision:
         score = self.score(request)
