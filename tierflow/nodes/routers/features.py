@@ -9,8 +9,8 @@ weights, so it saves as data and rebuilds exactly (no pickle).
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -31,6 +31,9 @@ class FeatureSettings(SpecModel):
     word_min_df: int = Field(default=2, ge=1)
     char_ngrams: tuple[int, int] = (2, 5)
     char_min_df: int = Field(default=3, ge=1)
+    # Character n-grams of the first this many characters only: the cost of a decision
+    # grows with them, and a long reading passage adds little past its start.
+    char_max_chars: int | None = Field(default=1000, gt=0)
     sublinear_tf: bool = True
 
     def vectorizer(
@@ -46,6 +49,7 @@ class FeatureSettings(SpecModel):
             )
         return TfidfVectorizer(
             analyzer="char_wb",
+            preprocessor=partial(_head, self.char_max_chars),
             ngram_range=self.char_ngrams,
             min_df=self.char_min_df,
             sublinear_tf=self.sublinear_tf,
@@ -118,11 +122,11 @@ class TextFeatures:
         offset = 0
         for block in BLOCKS:
             index = self._columns[block]
-            counts = Counter(self._analyzers[block](text))
-            found = [(index[term], n) for term, n in counts.items() if term in index]
-            if found:
-                where = np.array([c for c, _ in found], dtype=np.int64)
-                tf = np.array([n for _, n in found], dtype=np.float64)
+            # Known terms as column numbers (dict lookups in C), counted by numpy.
+            known = [c for c in map(index.get, self._analyzers[block](text)) if c is not None]
+            if known:
+                where, counts = np.unique(np.array(known, dtype=np.int64), return_counts=True)
+                tf = counts.astype(np.float64)
                 if self.settings.sublinear_tf:
                     tf = np.log(tf) + 1.0
                 weights = tf * self.idf[block][where]
@@ -135,6 +139,11 @@ class TextFeatures:
         columns.append(np.arange(offset, offset + len(SHAPE_FEATURES), dtype=np.int64))
         values.append(shape_features([text])[0])
         return np.concatenate(columns), np.concatenate(values)
+
+
+def _head(limit: int | None, text: str) -> str:
+    """scikit-learn's default preprocessing (lower case), of the first `limit` chars."""
+    return (text if limit is None else text[:limit]).lower()
 
 
 def shape_features(texts: Sequence[str]) -> npt.NDArray[np.float64]:
