@@ -9,20 +9,17 @@ skip, saying why; in CI (`CI=true`) they fail instead, so CI can't pass without 
 from __future__ import annotations
 
 import os
-import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
+from conftest import Result
 from psycopg import sql
-
-from tierflow.cli import main
 
 SERVER_VARIABLE = "TIERFLOW_TEST_POSTGRES"
 STORES = ("sqlite", "postgres")
@@ -68,36 +65,8 @@ def target_fixture() -> Any:
     return target
 
 
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-def cli_fixture() -> Any:
-    """A fixture running the `tierflow` command in process: `cli(*args) -> Result`."""
-
-    @pytest.fixture
-    def cli(
-        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-    ) -> Callable[..., Result]:
-        def invoke(*args: str) -> Result:
-            monkeypatch.setattr(sys, "argv", ["tierflow", *args])
-            code = 0
-            try:
-                main()
-            except SystemExit as exit_:
-                code = int(exit_.code or 0)
-            captured = capsys.readouterr()
-            return Result(code, captured.out, captured.err)
-
-        return invoke
-
-    return cli
-
-
 def one_line_error(result: Result, *fragments: str) -> None:
+    """Stricter than conftest's: exactly one line on stderr."""
     assert result.code == 1, result
     assert result.out == ""
     assert result.err.startswith("error:") and result.err.count("\n") == 1, result.err

@@ -8,14 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from checkpoint_stores import cli_fixture, one_line_error
+from checkpoint_stores import one_line_error
 from langgraph.checkpoint.sqlite import SqliteSaver
 
 from tierflow import CheckpointError, checkpoints
 from tierflow.checkpoints import RunsTable
 from tierflow.checkpoints.schema import SCHEMA_VERSION
-
-cli = cli_fixture()
 
 
 def tierflow_file(path: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from checkpoint_stores import cli_fixture, one_line_error, target_fixture
+from checkpoint_stores import one_line_error, target_fixture
 from langchain_core.messages import HumanMessage
 
 from tierflow import CheckpointError, checkpoints
@@ -24,7 +24,6 @@ REQUEST = "Please run the long task."
 PLAN = ["do a", "do b", "pass the gate", "report"]
 
 target = target_fixture()
-cli = cli_fixture()
 
 
 def run(cli: Any, target: str, thread: str) -> dict[str, Any]:
