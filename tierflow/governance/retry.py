@@ -9,9 +9,11 @@ exhausted budget — retrying those only burns time and money.
 
 Delays double from `first_s` up to `max_s`, each shortened at random by up to `jitter`
 (so a crowd of callers that failed together doesn't retry together); a `retry_after_s`
-the error carries replaces the backoff, up to `max_retry_after_s`. Sleep and the random
-draw are injected. Model calls have their own retry loop (`tierflow.models.retry`),
-which knows the providers' errors.
+the error carries (or its response's `Retry-After`, as seconds or an HTTP date) replaces
+the backoff, up to `max_retry_after_s`. Sleep and the random draw are injected. The loop,
+the backoff and the reading of statuses and `Retry-After` are shared with model calls
+(`tierflow.retrying`); what is transient differs (`tierflow.models.retry` knows the
+providers' errors).
 
 A retried side-effecting tool gets the same idempotency key on every attempt, so a
 first attempt that did its work before failing is not done twice by the second.
@@ -22,13 +24,14 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from pydantic import Field, ValidationError
 from typing_extensions import TypedDict
 
 from tierflow.governance.errors import BudgetExceeded, PermissionDenied
+from tierflow.retrying import aretry_loop, exponential_delay_s, retry_after_s, retry_loop, status_of
 from tierflow.spec_model import SpecModel
 
 T = TypeVar("T")
@@ -60,8 +63,7 @@ class Backoff(SpecModel):
 
     def delay_s(self, retry: int, draw: Callable[[], float] = random.random) -> float:
         """The delay before retry number `retry` (1-based) when the error named none."""
-        delay = min(self.first_s * 2.0 ** (retry - 1), self.max_s)
-        return delay * (1 - self.jitter * draw())
+        return exponential_delay_s(retry, self.first_s, self.max_s, self.jitter, draw)
 
 
 NO_RETRY = Backoff(retries=0)
@@ -79,16 +81,6 @@ class RetryEvent(TypedDict):
 OnRetry = Callable[[RetryEvent], None]
 
 
-def status_of(error: BaseException) -> int | None:
-    """The HTTP status an error carries, however its library spells it."""
-    for holder in (error, getattr(error, "response", None)):
-        for name in ("status_code", "status", "code"):
-            status = getattr(holder, name, None)
-            if isinstance(status, int) and not isinstance(status, bool) and 100 <= status < 600:
-                return status
-    return None
-
-
 def is_transient(error: BaseException) -> bool:
     if isinstance(error, NEVER_RETRIED):
         return False
@@ -96,18 +88,6 @@ def is_transient(error: BaseException) -> bool:
         return True
     status = status_of(error)
     return status is not None and (status in RETRYABLE_STATUS or status >= 500)
-
-
-def retry_after_s(error: BaseException) -> float | None:
-    asked = getattr(error, "retry_after_s", None)
-    if isinstance(asked, int | float) and asked >= 0:
-        return float(asked)
-    headers = getattr(getattr(error, "response", None), "headers", None)
-    value = headers.get("retry-after") if isinstance(headers, Mapping) else None
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except (TypeError, ValueError):
-        return None  # an HTTP date: fall back to the backoff
 
 
 def _next_retry(
@@ -149,18 +129,12 @@ def call_with_retries(
 ) -> T:
     """`call()`, retried on transient errors; the last error propagates unchanged
     (with a note saying how many attempts were made)."""
-    retry = 0
-    while True:
-        try:
-            return call()
-        except Exception as error:
-            retry += 1
-            event = _next_retry(error, backoff, retry, transient, draw)
-            if event is None:
-                raise
-        if on_retry is not None:
-            on_retry(event)
-        sleep(event["delay_s"])
+    return retry_loop(
+        call,
+        lambda error, retry: _next_retry(error, backoff, retry, transient, draw),
+        on_retry=on_retry,
+        sleep=sleep,
+    )
 
 
 async def acall_with_retries(
@@ -173,15 +147,9 @@ async def acall_with_retries(
     draw: Callable[[], float] = random.random,
 ) -> T:
     """The async twin of `call_with_retries`."""
-    retry = 0
-    while True:
-        try:
-            return await call()
-        except Exception as error:
-            retry += 1
-            event = _next_retry(error, backoff, retry, transient, draw)
-            if event is None:
-                raise
-        if on_retry is not None:
-            on_retry(event)
-        await sleep(event["delay_s"])
+    return await aretry_loop(
+        call,
+        lambda error, retry: _next_retry(error, backoff, retry, transient, draw),
+        on_retry=on_retry,
+        sleep=sleep,
+    )

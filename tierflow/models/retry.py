@@ -16,12 +16,10 @@ caller gets a `ModelError` with one line saying what happened.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any, TypeVar
 
@@ -30,6 +28,14 @@ from langchain_core.exceptions import ModelError as LangChainModelError
 from typing_extensions import TypedDict
 
 from tierflow.errors import ModelError
+from tierflow.retrying import (
+    aretry_loop,
+    exponential_delay_s,
+    response_headers,
+    retry_after_s,
+    retry_loop,
+    status_of,
+)
 
 T = TypeVar("T")
 RETRYABLE_STATUS = frozenset({408, 409, 429})
@@ -70,19 +76,8 @@ def is_provider_error(error: BaseException) -> bool:
     return isinstance(error, LangChainModelError | openai.OpenAIError)
 
 
-def status_of(error: BaseException) -> int | None:
-    status = getattr(error, "status_code", None)
-    return status if isinstance(status, int) else None
-
-
-def _headers(error: BaseException) -> Mapping[str, str]:
-    response = getattr(error, "response", None)
-    headers = getattr(response, "headers", None)
-    return headers if isinstance(headers, Mapping) else {}
-
-
 def is_transient(error: BaseException) -> bool:
-    should_retry = _headers(error).get("x-should-retry")
+    should_retry = response_headers(error).get("x-should-retry")
     if should_retry in ("true", "false"):
         return should_retry == "true"
     if isinstance(error, LangChainModelError) and error.is_retryable:
@@ -91,29 +86,6 @@ def is_transient(error: BaseException) -> bool:
         return True
     status = status_of(error)
     return status is not None and (status in RETRYABLE_STATUS or status >= 500)
-
-
-def retry_after_s(error: BaseException, now: Callable[[], datetime] | None = None) -> float | None:
-    """Seconds the server asked to wait (`retry-after-ms`, or `Retry-After` as seconds
-    or an HTTP date), or None."""
-    headers = _headers(error)
-    for name, divisor in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value is None:
-            continue
-        try:
-            return max(0.0, float(value) / divisor)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    current = now() if now is not None else datetime.now(UTC)
-    return max(0.0, (when - current).total_seconds())
 
 
 def describe(error: BaseException) -> str:
@@ -152,8 +124,7 @@ def _root_cause(error: BaseException) -> BaseException:
 
 def backoff_s(policy: RetryPolicy, retry: int, draw: Callable[[], float] = random.random) -> float:
     """The delay before retry number `retry` (1-based) when the server gave none."""
-    delay = min(policy.backoff_s * 2.0 ** (retry - 1), policy.max_backoff_s)
-    return delay * (1 - JITTER * draw())
+    return exponential_delay_s(retry, policy.backoff_s, policy.max_backoff_s, JITTER, draw)
 
 
 def next_step(
@@ -187,6 +158,16 @@ def next_step(
     )
 
 
+def _decide(policy: RetryPolicy, label: str, auth_hint: str) -> Callable[[Exception, int], Any]:
+    def decide(error: Exception, retry: int) -> RetryNotice | None:
+        step = next_step(error, policy, retry, label, auth_hint)
+        if isinstance(step, ModelError):
+            raise step from error
+        return step
+
+    return decide
+
+
 def call_with_retries(
     call: Callable[[], T],
     policy: RetryPolicy,
@@ -198,20 +179,7 @@ def call_with_retries(
 ) -> T:
     """`call()`, retried on transient provider errors; provider errors become a
     `ModelError` naming `label` (e.g. the tier and model)."""
-    retry = 0
-    while True:
-        try:
-            return call()
-        except Exception as error:
-            retry += 1
-            step = next_step(error, policy, retry, label, auth_hint)
-            if step is None:
-                raise
-            if isinstance(step, ModelError):
-                raise step from error
-        if on_retry is not None:
-            on_retry(step)
-        sleep(step["delay_s"])
+    return retry_loop(call, _decide(policy, label, auth_hint), on_retry=on_retry, sleep=sleep)
 
 
 async def acall_with_retries(
@@ -224,17 +192,6 @@ async def acall_with_retries(
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
 ) -> T:
     """The async twin of `call_with_retries`."""
-    retry = 0
-    while True:
-        try:
-            return await call()
-        except Exception as error:
-            retry += 1
-            step = next_step(error, policy, retry, label, auth_hint)
-            if step is None:
-                raise
-            if isinstance(step, ModelError):
-                raise step from error
-        if on_retry is not None:
-            on_retry(step)
-        await sleep(step["delay_s"])
+    return await aretry_loop(
+        call, _decide(policy, label, auth_hint), on_retry=on_retry, sleep=sleep
+    )
