@@ -88,3 +88,56 @@ def test_the_reminder_survives_sigkill_and_resume(tmp_path: Path, target: str) -
     assert json.loads(resumed.stdout)["status"] == "done"
     assert reminders(target, "killed") == expected
     assert reminders(target, "killed")[: len(at_kill)] == at_kill
+
+
+DESK = Path(__file__).parent / "agents" / "desk_gated.py"
+DESK_REQUEST = (
+    "Hi, this is Alice Martin (alice@example.com). The espresso machine from order 1042 "
+    "arrived damaged. I'd like a refund for it."
+)
+
+
+def test_the_example_reminder_survives_sigkill_and_resume(tmp_path: Path, target: str) -> None:
+    """The support_desk example's refund request, killed inside its first tool turn."""
+    env = {**os.environ, "TIERFLOW_SHOP_DB": str(tmp_path / "shop.db")}
+    calm = tierflow(
+        "run", str(DESK), "--input", DESK_REQUEST, "--thread", "calm", "--db", target,
+        "--json", env=env,
+    )  # fmt: skip
+    assert calm.returncode == 0, calm.stderr
+    assert json.loads(calm.stdout)["status"] == "done"
+    expected = reminders(target, "calm")
+
+    killed_env = {**env, "DESK_GATE": str(tmp_path / "desk.flag")}
+    command = [sys.executable, "-m", "tierflow", "run", str(DESK), "--input", DESK_REQUEST]
+    with subprocess.Popen(
+        [*command, "--thread", "killed", "--db", target, "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=killed_env,
+    ) as process:
+        assert process.stdout is not None
+        # Blocks in `act` of the first model turn, after update_plan set the plan.
+        assert process.stdout.readline().strip() == "DESK_GATE_REACHED"
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL
+
+    at_kill = reminders(target, "killed")
+    _, objective, _, reminder = at_kill[-1]
+    assert objective == DESK_REQUEST
+    assert f"Objective: {DESK_REQUEST}" in reminder
+    assert at_kill == expected[: len(at_kill)]
+
+    resumed = tierflow("resume", "killed", "--db", target, "--json", env=killed_env)
+    assert resumed.returncode == 0, resumed.stderr
+    report = json.loads(resumed.stdout)
+    assert report["status"] == "done"
+    assert [s["step"] for s in report["plan"]] == [
+        "check order 1042",
+        "check the damage policy",
+        "record the refund",
+        "answer",
+    ]
+    assert reminders(target, "killed") == expected
