@@ -62,7 +62,8 @@ def test_runs_table_records_a_run_from_start_to_end(runs: RunsTable) -> None:
     runs.start("a", agent="support", source="/x.py:agent", request="again")
     row = runs.get("a")
     assert row is not None
-    assert (row["status"], row["request"], row["started_at"]) == ("running", "again", "t001")
+    # Marked running, but no process holds its lease: it shows as crashed.
+    assert (row["status"], row["request"], row["started_at"]) == ("crashed", "again", "t001")
     assert [r["thread"] for r in runs.all()] == ["a"]
 
 

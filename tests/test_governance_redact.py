@@ -16,7 +16,7 @@ from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.graph import START, MessagesState, StateGraph
 
 from tierflow.checkpoints import SqliteStore
-from tierflow.checkpoints.sqlite import open_database
+from tierflow.checkpoints.database import acquire_sqlite
 from tierflow.errors import SpecError
 from tierflow.governance.approval import ApprovalRule
 from tierflow.governance.audit import AuditLog, audit
@@ -168,7 +168,7 @@ def run_the_governed_step(db: Path, serde: JsonPlusSerializer) -> tuple[str, dic
     builder.add_node("act", act)
     builder.add_edge(START, "model")
     builder.add_edge("model", "act")
-    with SqliteStore(open_database(db), db, serde=serde) as saver:
+    with SqliteStore(acquire_sqlite(db), serde=serde) as saver:
         graph = builder.compile(checkpointer=saver)
         config: Any = {"configurable": {"thread_id": "t1"}}
         graph.invoke({"messages": [HumanMessage("log me in")]}, config, durability="sync")

@@ -34,3 +34,24 @@ class ScriptExhausted(ModelError):
 
 class LoadError(TierflowError):
     """A user file (agent module) can't be loaded."""
+
+
+class ThreadBusy(CheckpointError):
+    """Another process holds the thread's lease: it is running (or resuming) it now.
+
+    `holder` names that process (host, pid); the lease expires `expires_at` (ISO 8601,
+    UTC) unless its holder renews it."""
+
+    def __init__(self, thread: str, holder: str, expires_at: str) -> None:
+        self.thread = thread
+        self.holder = holder
+        self.expires_at = expires_at
+        super().__init__(
+            f"thread {thread!r} is being run by {holder} (its lease runs to {expires_at}); "
+            "wait for it to finish, or resume it after that process has stopped"
+        )
+
+
+class AgentChanged(TierflowError):
+    """A thread is resumed with an agent whose declaration differs from the one it
+    started with (the fingerprint recorded before its first step)."""

@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tierflow.checkpoints.database import acquire_sqlite
 from tierflow.checkpoints.runs import RunRow, RunsTable
 from tierflow.checkpoints.saver import SqliteStore
-from tierflow.checkpoints.sqlite import open_database
 from tierflow.checkpoints.targets import is_postgres
 from tierflow.errors import CheckpointError
 
@@ -25,8 +25,7 @@ def open_sqlite(path: str | Path, *, create: bool = True) -> SqliteStore:
     """tierflow's SQLite saver on the file at `path` (checked, WAL, migrated).
 
     `create=False` refuses a missing file instead of creating an empty database."""
-    target = Path(path)
-    return SqliteStore(open_database(target, create=create), target)
+    return SqliteStore(acquire_sqlite(Path(path), create=create))
 
 
 def open(target: str | Path, *, create: bool = True) -> SqliteStore | PostgresStore:

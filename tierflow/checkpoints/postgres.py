@@ -15,37 +15,71 @@ from types import TracebackType
 from typing import Any, Self
 
 import psycopg
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata
 from langgraph.checkpoint.postgres import PostgresSaver
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from psycopg import sql
 from psycopg.rows import DictRow, dict_row
+from psycopg_pool import ConnectionPool
 
+from tierflow.checkpoints.database import PostgresDatabase
 from tierflow.checkpoints.schema import RUNS_COLUMNS, RUNS_COLUMNS_V2
+from tierflow.checkpoints.tables import RUNS_COLUMNS_V3, ddl
 from tierflow.checkpoints.targets import redact
 from tierflow.errors import CheckpointError
+from tierflow.faults import crash_point
 
 SQL_TYPES = {str: "TEXT", int: "BIGINT", float: "DOUBLE PRECISION"}
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def connect(url: str) -> psycopg.Connection[DictRow]:
     try:
-        return psycopg.Connection.connect(
-            url, autocommit=True, prepare_threshold=0, row_factory=dict_row
-        )
+        return psycopg.Connection.connect(url, **CONNECTION_KWARGS)
     except psycopg.Error as error:
-        reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
-        raise CheckpointError(f"cannot connect to {redact(url)}: {reason}") from error
+        raise CheckpointError(f"cannot connect to {redact(url)}: {_reason(error)}") from error
+
+
+def _reason(error: psycopg.Error) -> str:
+    text = str(error).strip()
+    return text.splitlines()[-1] if text else type(error).__name__
+
+
+CONNECTION_KWARGS: dict[str, Any] = {
+    "autocommit": True,
+    "prepare_threshold": 0,
+    "row_factory": dict_row,
+}
+POOL_MAX = 8
+
+
+def open_pool(url: str) -> ConnectionPool[psycopg.Connection[DictRow]]:
+    """The process's pool for `url`, its tables set up (`database.acquire` calls this)."""
+    with connect(url) as conn:  # fail fast, with one clear line, on a bad URL
+        try:
+            PostgresSaver(conn).setup()
+            setup_tierflow_tables(conn)
+        except psycopg.Error as error:
+            raise CheckpointError(
+                f"{redact(url)}: cannot set up checkpoint tables ({error})"
+            ) from error
+    pool: ConnectionPool[psycopg.Connection[DictRow]] = ConnectionPool(
+        url, min_size=1, max_size=POOL_MAX, kwargs=CONNECTION_KWARGS, open=True
+    )
+    return pool
 
 
 def setup_tierflow_tables(conn: psycopg.Connection[DictRow]) -> None:
-    """The runs table (and its schema version) in the checkpoint database."""
+    """The runs table, the governance tables, leases and approvals (and the schema
+    version) in the checkpoint database."""
     columns = sql.SQL(", ").join(
         sql.SQL("{} {}").format(
             sql.Identifier(name),
             sql.SQL(SQL_TYPES[kind] + (" PRIMARY KEY" if name == "thread" else "")),
         )
         for name, kind in RUNS_COLUMNS.items()
+        if name not in (*RUNS_COLUMNS_V2, *RUNS_COLUMNS_V3)
     )
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('tierflow_schema'))")
@@ -63,23 +97,42 @@ def setup_tierflow_tables(conn: psycopg.Connection[DictRow]) -> None:
         if found < 1:
             conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS runs ({})").format(columns))
             conn.execute("INSERT INTO tierflow_schema (version) VALUES (1)")
-        if found < 2:
-            for column in RUNS_COLUMNS_V2:
+        for version, added in ((2, RUNS_COLUMNS_V2), (3, RUNS_COLUMNS_V3)):
+            if found >= version:
+                continue
+            for column in added:
                 conn.execute(
                     sql.SQL("ALTER TABLE runs ADD COLUMN IF NOT EXISTS {} TEXT").format(
                         sql.Identifier(column)
                     )
                 )
-            conn.execute("INSERT INTO tierflow_schema (version) VALUES (2)")
+            if version == 3:
+                for statement in ddl("postgres"):
+                    conn.execute(statement.encode())
+            conn.execute("INSERT INTO tierflow_schema (version) VALUES (%s)", (version,))
 
 
 class PostgresStore(PostgresSaver):
-    """LangGraph's `PostgresSaver` owning its connection: use it as a context manager."""
+    """LangGraph's `PostgresSaver` on the process's pool (`database.acquire`): use it
+    as a context manager; closing it releases the pool."""
 
     url: str
+    db: PostgresDatabase
+
+    def put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        # LangGraph's saver writes in one transaction we can't reach into: the crash
+        # point sits just before it (a checkpoint lost whole, never half-written).
+        crash_point("checkpoint.write")
+        return super().put(config, checkpoint, metadata, new_versions)
 
     def close(self) -> None:
-        self.conn.close()
+        self.db.release()
 
     def __enter__(self) -> Self:
         return self
@@ -94,20 +147,13 @@ class PostgresStore(PostgresSaver):
 
 
 def open_postgres(url: str) -> PostgresStore:
-    conn = connect(url)
-    try:
-        store = PostgresStore(conn)
-        store.url = url
-        store.setup()
-        setup_tierflow_tables(conn)
-    except psycopg.Error as error:
-        conn.close()
-        raise CheckpointError(
-            f"{redact(url)}: cannot set up checkpoint tables ({error})"
-        ) from error
-    except BaseException:
-        conn.close()
-        raise
+    from tierflow.checkpoints.database import acquire
+
+    db = acquire(url)
+    assert isinstance(db, PostgresDatabase)
+    store = PostgresStore(db.pool)
+    store.url = url
+    store.db = db
     return store
 
 
@@ -123,9 +169,8 @@ async def open_postgres_async(url: str) -> AsyncIterator[AsyncPostgresSaver]:
 @contextmanager
 def cursor(store: PostgresStore) -> Iterator[psycopg.Cursor[DictRow]]:
     """A cursor in one transaction; psycopg errors become `CheckpointError`."""
-    conn: psycopg.Connection[DictRow] = store.conn  # type: ignore[assignment]
     try:
-        with store.lock, conn.transaction(), conn.cursor() as cur:
+        with store.db.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             yield cur
     except psycopg.Error as error:
         raise CheckpointError(f"{redact(store.url)}: {error}") from error
@@ -279,52 +324,3 @@ def keep(
                 lane,
             )
     return sum(len(ids) for ids in doomed.values())
-
-
-class PostgresRuns:
-    """The runs table in a Postgres database (same columns and API as `RunsTable`)."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-
-    @contextmanager
-    def _cursor(self) -> Iterator[psycopg.Cursor[DictRow]]:
-        with connect(self.url) as conn:
-            try:
-                setup_tierflow_tables(conn)
-                with conn.transaction(), conn.cursor() as cur:
-                    yield cur
-            except psycopg.Error as error:
-                raise CheckpointError(
-                    f"{redact(self.url)}: runs table unusable ({error})"
-                ) from error
-
-    def upsert(self, thread: str, values: dict[str, Any], *, only_existing: bool) -> bool:
-        """Set `values` on the row of `thread` (creating it unless `only_existing`);
-        whether a row was written."""
-        columns = [sql.Identifier(name) for name in values]
-        with self._cursor() as cur:
-            if only_existing:
-                statement = sql.SQL("UPDATE runs SET {} WHERE thread = %s").format(
-                    sql.SQL(", ").join(sql.SQL("{} = %s").format(c) for c in columns)
-                )
-                cur.execute(statement, [*values.values(), thread])
-                return cur.rowcount > 0
-            statement = sql.SQL(
-                "INSERT INTO runs (thread, {}) VALUES (%s, {}) "
-                "ON CONFLICT (thread) DO UPDATE SET {}"
-            ).format(
-                sql.SQL(", ").join(columns),
-                sql.SQL(", ").join(sql.Placeholder() * len(columns)),
-                sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(c) for c in columns),
-            )
-            cur.execute(statement, [thread, *values.values()])
-            return True
-
-    def rows(self, thread: str | None = None) -> list[dict[str, Any]]:
-        with self._cursor() as cur:
-            if thread is None:
-                cur.execute("SELECT * FROM runs ORDER BY started_at, thread")
-            else:
-                cur.execute("SELECT * FROM runs WHERE thread = %s", (thread,))
-            return [dict(r) for r in cur.fetchall()]

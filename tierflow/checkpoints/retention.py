@@ -245,7 +245,10 @@ def copy_thread(
         conn.execute(
             "INSERT INTO tasks (thread, checkpoint_id, task_id, task_path) "
             "SELECT :target, checkpoint_id, task_id, task_path FROM tasks "
-            f"WHERE thread = :source AND (:upto IS NULL OR checkpoint_id IN ({kept})) "
+            f"WHERE thread = :source AND (:upto IS NULL OR (checkpoint_id IN ({kept}) "
+            # The fork point's own writes stay behind: its tasks run again, so a fork
+            # never inherits a result (or a reviewer's decision) of its parent.
+            "AND checkpoint_id <> pack_id(:upto))) "
             "ON CONFLICT DO NOTHING",
             names,
         )

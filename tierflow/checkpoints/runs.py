@@ -7,22 +7,22 @@ database — so a thread's checkpoints and its summary are stored, and travel, t
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol, TypedDict
+from typing import Any, TypedDict
 
-import sqlite_utils
-
+from tierflow.checkpoints import database, leases
+from tierflow.checkpoints.database import Tx, rows_as_dicts
 from tierflow.checkpoints.schema import RUNS_COLUMNS as COLUMNS
-from tierflow.checkpoints.sqlite import open_database
-from tierflow.checkpoints.targets import describe, is_postgres
+from tierflow.checkpoints.targets import describe
 from tierflow.errors import CheckpointError
 
 RUNS = "runs"
 JSON_COLUMNS = frozenset({"tiers", "routes", "verdicts"})
+# Statuses of a run a live process executes; without the lease, the run `crashed`.
+LIVE_STATUSES = frozenset({"running", "waiting"})
 
 
 class RunRow(TypedDict):
@@ -43,80 +43,77 @@ class RunRow(TypedDict):
     error: str | None
     routes: list[dict[str, Any]]
     verdicts: list[dict[str, Any]]
+    # Recorded before the first step; a resume uses exactly these.
+    principal: dict[str, Any] | None
+    fingerprint: str
+    provider: str
 
 
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-class Rows(Protocol):
-    """Where the rows live: what `RunsTable` needs of a database."""
-
-    def upsert(self, thread: str, values: dict[str, Any], *, only_existing: bool) -> bool: ...
-
-    def rows(self, thread: str | None = None) -> list[dict[str, Any]]: ...
-
-
-class SqliteRows:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    @contextmanager
-    def _db(self, *, write: bool) -> Iterator[sqlite_utils.Database]:
-        # Writes take the write lock up front: a read-then-write transaction could not
-        # wait for another process's writer and would fail with "database is locked".
-        conn = open_database(self.path)
-        try:
-            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            try:
-                yield sqlite_utils.Database(conn, execute_plugins=False)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-        except sqlite3.DatabaseError as error:
-            raise CheckpointError(f"{self.path}: runs table unusable ({error})") from error
-        finally:
-            conn.close()
-
-    def upsert(self, thread: str, values: dict[str, Any], *, only_existing: bool) -> bool:
-        with self._db(write=True) as db:
-            table = db.table(RUNS)
-            if only_existing:
-                if not list(table.rows_where("thread = ?", [thread])):
-                    return False
-                table.update(thread, values)
-            else:
-                table.upsert({"thread": thread, **values}, pk="thread")
-            return True
-
-    def rows(self, thread: str | None = None) -> list[dict[str, Any]]:
-        with self._db(write=False) as db:
-            if thread is None:
-                return list(db.table(RUNS).rows_where(order_by="started_at, thread"))
-            return list(db.table(RUNS).rows_where("thread = ?", [thread]))
+def _quoted(column: str) -> str:
+    if column not in COLUMNS:  # names come from the fixed column list, never from input
+        raise ValueError(f"unknown runs column {column!r}")
+    return f'"{column}"'
 
 
 class RunsTable:
     """Read and write the runs table of the database at `target` (a SQLite file path or
-    a `postgresql://` URL)."""
+    a `postgresql://` URL), through the process's connection to it."""
 
     def __init__(self, target: str | Path, *, clock: Callable[[], str] = utc_now) -> None:
         self.target = target
         self.clock = clock
-        self.store: Rows
-        if is_postgres(target):
-            from tierflow.checkpoints.postgres import PostgresRuns  # needs tierflow[postgres]
 
-            self.store = PostgresRuns(str(target))
-        else:
-            self.store = SqliteRows(Path(target))
+    @contextmanager
+    def _tx(self, *, write: bool) -> Iterator[Tx]:
+        with database.using(self.target) as db, db.transaction(write=write) as tx:
+            yield tx
 
-    def start(self, thread: str, *, agent: str, source: str, request: str) -> None:
-        """Record a run (or a new request on an existing thread) as running."""
+    def _upsert(self, thread: str, values: dict[str, Any], *, only_existing: bool) -> bool:
+        names = list(values)
+        with self._tx(write=True) as tx:
+            if only_existing:
+                assignments = ", ".join(f"{_quoted(n)} = ?" for n in names)
+                cursor = tx.execute(
+                    f"UPDATE runs SET {assignments} WHERE thread = ?",
+                    [*values.values(), thread],
+                )
+                return cursor.rowcount > 0
+            columns = ", ".join(_quoted(n) for n in ["thread", *names])
+            marks = ", ".join("?" for _ in range(len(names) + 1))
+            updates = ", ".join(f"{_quoted(n)} = excluded.{_quoted(n)}" for n in names)
+            tx.execute(
+                f"INSERT INTO runs ({columns}) VALUES ({marks}) "
+                f"ON CONFLICT (thread) DO UPDATE SET {updates}",
+                [thread, *values.values()],
+            )
+            return True
+
+    def _rows(self, thread: str | None = None) -> list[dict[str, Any]]:
+        with self._tx(write=False) as tx:
+            if thread is None:
+                return rows_as_dicts(tx.execute("SELECT * FROM runs ORDER BY started_at, thread"))
+            return rows_as_dicts(tx.execute("SELECT * FROM runs WHERE thread = ?", [thread]))
+
+    def start(
+        self,
+        thread: str,
+        *,
+        agent: str,
+        source: str,
+        request: str,
+        principal: dict[str, Any] | None = None,
+        fingerprint: str = "",
+        provider: str = "",
+    ) -> None:
+        """Record a run (or a new request on an existing thread) as running, with who
+        it acts for, its agent's fingerprint and provider, before its first step."""
         now = self.clock()
         existing = self.get(thread)
-        self.store.upsert(
+        self._upsert(
             thread,
             {
                 "agent": agent,
@@ -126,6 +123,9 @@ class RunsTable:
                 "started_at": existing["started_at"] if existing else now,
                 "updated_at": now,
                 "error": None,
+                "principal": None if principal is None else json.dumps(principal),
+                "fingerprint": fingerprint,
+                "provider": provider,
             },
             only_existing=False,
         )
@@ -138,17 +138,27 @@ class RunsTable:
             raise ValueError(f"unknown runs columns {sorted(unknown)}")
         for column in JSON_COLUMNS & set(values):
             values[column] = json.dumps(values[column])
-        if not self.store.upsert(
-            thread, {**values, "updated_at": self.clock()}, only_existing=True
-        ):
+        if not self._upsert(thread, {**values, "updated_at": self.clock()}, only_existing=True):
             raise CheckpointError(f"unknown thread {thread!r} in {describe(self.target)}")
 
     def get(self, thread: str) -> RunRow | None:
-        rows = self.store.rows(thread)
-        return _decode(rows[0]) if rows else None
+        rows = self._rows(thread)
+        return self._decoded(rows)[0] if rows else None
 
     def all(self) -> list[RunRow]:
-        return [_decode(row) for row in self.store.rows()]
+        return self._decoded(self._rows())
+
+    def _decoded(self, rows: list[dict[str, Any]]) -> list[RunRow]:
+        """Rows as `RunRow`s; a run marked running or waiting whose process no longer
+        holds its lease shows as `crashed` (resumable)."""
+        decoded = [_decode(row) for row in rows]
+        if any(row["status"] in LIVE_STATUSES for row in decoded):
+            with database.using(self.target) as db:
+                live = leases.live_threads(db)
+            for row in decoded:
+                if row["status"] in LIVE_STATUSES and row["thread"] not in live:
+                    row["status"] = "crashed"
+        return decoded
 
 
 def _decode(row: dict[str, Any]) -> RunRow:
@@ -170,4 +180,7 @@ def _decode(row: dict[str, Any]) -> RunRow:
         error=row["error"],
         routes=json.loads(row["routes"]) if row.get("routes") else [],
         verdicts=json.loads(row["verdicts"]) if row.get("verdicts") else [],
+        principal=json.loads(row["principal"]) if row.get("principal") else None,
+        fingerprint=row.get("fingerprint") or "",
+        provider=row.get("provider") or "",
     )

@@ -16,10 +16,8 @@ from __future__ import annotations
 import builtins
 import random
 import sqlite3
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from types import TracebackType
 from typing import Any, NamedTuple, Self, cast
 
@@ -38,10 +36,11 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from tierflow.checkpoints import blobs, codec, retention, values
+from tierflow.checkpoints.database import SqliteDatabase
 from tierflow.checkpoints.hints import Lru, Written
 from tierflow.checkpoints.threaded import AsyncInWorkerThread
 from tierflow.checkpoints.values import Base, Loader
-from tierflow.errors import CheckpointError
+from tierflow.faults import crash_point
 
 INLINE_TEXT = 64  # characters: a string this short lives in the checkpoint row
 LIST_PAGE = 256  # checkpoints per read transaction (and per value loader) in `list`
@@ -74,13 +73,15 @@ def _inline(value: Any) -> bool:
 class SqliteStore(AsyncInWorkerThread, BaseCheckpointSaver[str]):
     """The default checkpoint saver: one SQLite file, normalised, sync and async."""
 
-    def __init__(
-        self, conn: sqlite3.Connection, path: Path, *, serde: SerializerProtocol | None = None
-    ) -> None:
+    def __init__(self, db: SqliteDatabase, *, serde: SerializerProtocol | None = None) -> None:
+        """A saver on the process's connection `db` (`database.acquire_sqlite`); closing
+        the saver releases it."""
         super().__init__(serde=serde)
-        self.conn = conn
-        self.path = path
-        self.lock = threading.RLock()
+        self.db = db
+        self.conn = db.conn
+        self.path = db.path
+        self.lock = db.lock
+        self._closed = False
         # In-memory hints, never trusted without a check against the file: the last
         # list value of each (thread, namespace, channel), which the next version is
         # likely to extend, and each recent checkpoint's writes, which the next
@@ -93,7 +94,10 @@ class SqliteStore(AsyncInWorkerThread, BaseCheckpointSaver[str]):
 
     def close(self) -> None:
         with self.lock:
-            self.conn.close()
+            if self._closed:
+                return
+            self._closed = True
+        self.db.release()
 
     def __enter__(self) -> Self:
         return self
@@ -108,19 +112,9 @@ class SqliteStore(AsyncInWorkerThread, BaseCheckpointSaver[str]):
 
     @contextmanager
     def transaction(self, *, write: bool) -> Iterator[sqlite3.Connection]:
-        """One transaction on the connection; SQLite errors become `CheckpointError`."""
-        with self.lock:
-            try:
-                self.conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-                try:
-                    yield self.conn
-                    self.conn.execute("COMMIT")
-                except BaseException:
-                    if self.conn.in_transaction:  # a failed COMMIT leaves it open
-                        self.conn.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as error:
-                raise CheckpointError(f"{self.path}: {error}") from error
+        """One transaction on the process's connection (errors: `CheckpointError`)."""
+        with self.db.transaction(write=write) as tx:
+            yield tx.conn
 
     def get_next_version(self, current: str | None, channel: None) -> str:
         # Monotonic, and random in the tail so two forks of one thread never store
@@ -198,6 +192,7 @@ class SqliteStore(AsyncInWorkerThread, BaseCheckpointSaver[str]):
                         payload,
                     ),
                 )
+                crash_point("checkpoint.write")  # written, not yet committed
             for p in planned:
                 if p.kind == values.LIST:
                     items = list(p.value)

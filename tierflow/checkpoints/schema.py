@@ -19,6 +19,7 @@ The tables, and why they look the way they do (docs/checkpoints.md has the long 
 - `blobs`: serialised values, content-addressed by hash. A message a node writes and the
   same message appended to `messages` are one blob, referenced twice.
 - `runs`: tierflow's run registry (`runs.py`), in the same file.
+- v3: the governance tables, leases and approvals (`tables.py`, shared with Postgres).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from datetime import UTC, datetime
 
 import sqlite_utils
 
+from tierflow.checkpoints.tables import RUNS_COLUMNS_V3, ddl
 from tierflow.errors import CheckpointError
 
 SCHEMA_TABLE = "tierflow_schema"
@@ -52,6 +54,10 @@ RUNS_COLUMNS: dict[str, type] = {
     # JSON lists: every route decision (escalations included) and every guard verdict.
     "routes": str,
     "verdicts": str,
+    # v3: who the run acts for (JSON), its agent's fingerprint, its provider file.
+    "principal": str,
+    "fingerprint": str,
+    "provider": str,
 }
 # Columns added after v1, by the migration that added them.
 RUNS_COLUMNS_V2 = ("routes", "verdicts")
@@ -114,7 +120,8 @@ def _v1_tables(db: sqlite_utils.Database) -> None:
     )
     db.table("blobs").create_index(["hash"], unique=True)
     if not db.table("runs").exists():  # files written before the schema was versioned have it
-        v1 = {k: v for k, v in RUNS_COLUMNS.items() if k not in RUNS_COLUMNS_V2}
+        later = (*RUNS_COLUMNS_V2, *RUNS_COLUMNS_V3)
+        v1 = {k: v for k, v in RUNS_COLUMNS.items() if k not in later}
         db.table("runs").create(v1, pk="thread")
 
 
@@ -125,10 +132,25 @@ def _v2_run_routes_and_verdicts(db: sqlite_utils.Database) -> None:
             runs.add_column(column, str)
 
 
+def _v3_governance_leases_approvals(db: sqlite_utils.Database) -> None:
+    """The governance tables (created ad hoc before v3), leases, approvals, and what a
+    run records before its first step."""
+    for statement in ddl("sqlite"):
+        db.execute(statement)
+    runs = db.table("runs")
+    for column in RUNS_COLUMNS_V3:
+        if column not in runs.columns_dict:
+            runs.add_column(column, str)
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 
 # Append only: a migration's position (from 1) is the schema version it produces.
-MIGRATIONS: tuple[Migration, ...] = (_v1_tables, _v2_run_routes_and_verdicts)
+MIGRATIONS: tuple[Migration, ...] = (
+    _v1_tables,
+    _v2_run_routes_and_verdicts,
+    _v3_governance_leases_approvals,
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

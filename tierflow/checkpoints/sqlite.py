@@ -8,6 +8,7 @@ a busy timeout (several processes may write one file), and migrated.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from contextlib import closing
@@ -20,7 +21,6 @@ from tierflow.checkpoints.codec import pack_id
 from tierflow.checkpoints.schema import SCHEMA_TABLE, SCHEMA_VERSION, migrate
 from tierflow.errors import CheckpointError
 
-SQLITE_HEADER = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 30_000
 WAL_RETRY_S = 0.01
 # The layout tierflow 0.1 wrote: LangGraph's SqliteSaver tables and the runs table.
@@ -38,26 +38,30 @@ class FileKind(Enum):
 def inspect_file(path: Path) -> tuple[FileKind, int]:
     """What the file at `path` is, and its schema version; read-only.
 
-    Raises `CheckpointError` for a file tierflow must not write to."""
+    Only SQLite opens the file (never Python's `open()`): SQLite's VFS keeps a closed
+    descriptor open while the process holds locks on the file, where a plain close
+    would drop them. Raises `CheckpointError` for a file tierflow must not write to."""
     if not path.exists():
         return FileKind.MISSING, 0
     if path.is_dir():
         raise CheckpointError(f"{path} is a directory, not a checkpoint database")
     try:
-        with path.open("rb") as handle:
-            header = handle.read(len(SQLITE_HEADER))
+        if path.stat().st_size == 0:
+            return FileKind.EMPTY, 0
     except OSError as error:
         raise CheckpointError(f"cannot read {path}: {error.strerror}") from error
-    if not header:
-        return FileKind.EMPTY, 0
-    if header != SQLITE_HEADER:
-        raise CheckpointError(f"{path} is not a readable SQLite database (no SQLite header)")
+    if not os.access(path, os.R_OK):
+        raise CheckpointError(f"cannot read {path}: Permission denied")
     try:
         # Immutable: no lock, no -wal or -shm file created next to somebody else's file.
         uri = f"{path.resolve().as_uri()}?mode=ro&immutable=1"
         with closing(sqlite3.connect(uri, uri=True)) as conn:
             return classify(conn, path)
     except sqlite3.DatabaseError as error:
+        if "not a database" in str(error):
+            raise CheckpointError(
+                f"{path} is not a readable SQLite database (no SQLite header)"
+            ) from error
         raise CheckpointError(f"{path} is a damaged SQLite database ({error})") from error
 
 
@@ -140,6 +144,8 @@ def _use_wal(conn: sqlite3.Connection) -> None:
 
 def open_database(path: str | Path, *, create: bool = True) -> sqlite3.Connection:
     """A checked, migrated connection to the checkpoint file at `path`.
+
+    Only `database.acquire` calls this: a process keeps one connection per file.
 
     `create=False` refuses a missing file instead of creating an empty database (for
     commands that only read or resume)."""

@@ -18,10 +18,11 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, NotRequired, TypedDict
 
+from tierflow.checkpoints.database import rows_as_dicts
 from tierflow.governance.redact import Redactor
 from tierflow.governance.store import GovernanceStore, utc_now
 
-Kind = Literal["tool", "model"]
+Kind = Literal["tool", "model", "review", "run"]
 AuditDecision = Literal["allowed", "denied", "waited", "approved", "rejected"]
 # ok: ran and succeeded · error: ran and failed · timeout: abandoned at its deadline ·
 # not_run: refused before running (denied, rejected, over budget).
@@ -115,8 +116,13 @@ class AuditLog:
         rows = [self.row(record) for record in records]
         if not rows:
             return
-        with self.store.table_writer() as db:
-            db.table("audit").insert_all(rows, ignore=True)
+        columns = list(rows[0])
+        with self.store.transaction() as tx:
+            tx.executemany(
+                f"INSERT INTO audit ({', '.join(columns)}) "
+                f"VALUES ({', '.join('?' for _ in columns)}) ON CONFLICT DO NOTHING",
+                [[row[column] for column in columns] for row in rows],
+            )
 
 
 def audit(db: str | Path, thread: str | None = None) -> list[AuditEntry]:
@@ -128,8 +134,7 @@ def audit(db: str | Path, thread: str | None = None) -> list[AuditEntry]:
             if thread is None
             else conn.execute("SELECT * FROM audit WHERE thread = ? ORDER BY id", (thread,))
         )
-        names = [column[0] for column in cursor.description]
-        rows = [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
+        rows = rows_as_dicts(cursor)
     return [_entry(row) for row in rows]
 
 

@@ -27,13 +27,14 @@ and a budget check must not flip on the sixteenth digit).
 from __future__ import annotations
 
 import math
-import sqlite3
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tierflow.checkpoints.database import Tx, rows_as_dicts
+from tierflow.faults import crash_point
 from tierflow.governance.errors import BudgetExceeded, GovernanceError
 from tierflow.governance.store import GovernanceStore, utc_now
 
@@ -118,6 +119,16 @@ def _usd(nano: int) -> str:
     return f"${nano / NANO:.4f}"
 
 
+@dataclass(frozen=True)
+class ThreadSpend:
+    """What the ledger charged one run (`Budgets.thread_spend`)."""
+
+    usd: float
+    settled_calls: int
+    abandoned_calls: int
+    abandoned_usd: float
+
+
 class Budgets:
     """The budgets and ledger of the runs database at `db`."""
 
@@ -147,9 +158,11 @@ class Budgets:
         }
         with self.store.transaction() as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO budgets (key, limit_usd_nano, limit_tokens, "
-                "updated_at) VALUES (:key, :limit_usd_nano, :limit_tokens, :updated_at)",
-                row,
+                "INSERT INTO budgets (key, limit_usd_nano, limit_tokens, updated_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
+                "limit_usd_nano = excluded.limit_usd_nano, "
+                "limit_tokens = excluded.limit_tokens, updated_at = excluded.updated_at",
+                [row["key"], row["limit_usd_nano"], row["limit_tokens"], row["updated_at"]],
             )
 
     def ensure_limit(
@@ -159,8 +172,8 @@ class Budgets:
         at its first start, and a budget raised since is kept when the run resumes."""
         with self.store.transaction() as conn:
             conn.execute(
-                "INSERT OR IGNORE INTO budgets (key, limit_usd_nano, limit_tokens, "
-                "updated_at) VALUES (?, ?, ?, ?)",
+                "INSERT INTO budgets (key, limit_usd_nano, limit_tokens, updated_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
                 (key, None if usd is None else to_nano(usd), tokens, self.clock()),
             )
 
@@ -205,11 +218,10 @@ class Budgets:
                 "VALUES (?, ?, 'reserved', ?, ?, 0, 0, ?, ?, ?)",
                 [(reservation.id, key, usd, tokens, thread, label, now) for key in names],
             )
+        crash_point("budget.reserved")
         return reservation
 
-    def _refusal(
-        self, conn: sqlite3.Connection, key: str, usd: int, tokens: int
-    ) -> BudgetExceeded | None:
+    def _refusal(self, conn: Tx, key: str, usd: int, tokens: int) -> BudgetExceeded | None:
         limit = conn.execute(
             "SELECT limit_usd_nano, limit_tokens FROM budgets WHERE key = ?", (key,)
         ).fetchone()
@@ -232,12 +244,14 @@ class Budgets:
         return None
 
     @staticmethod
-    def _used(conn: sqlite3.Connection, key: str) -> tuple[int, int]:
+    def _used(conn: Tx, key: str) -> tuple[int, int]:
         """(nano-USD, tokens) spent or held on `key`: held rows count their estimate."""
         row = conn.execute(
             "SELECT "
-            "coalesce(sum(CASE state WHEN 'reserved' THEN reserved_usd_nano ELSE usd_nano END), 0),"
-            " coalesce(sum(CASE state WHEN 'reserved' THEN reserved_tokens ELSE tokens END), 0) "
+            "CAST(coalesce(sum(CASE state WHEN 'reserved' THEN reserved_usd_nano "
+            "ELSE usd_nano END), 0) AS BIGINT), "
+            "CAST(coalesce(sum(CASE state WHEN 'reserved' THEN reserved_tokens "
+            "ELSE tokens END), 0) AS BIGINT) "
             "FROM budget_ledger WHERE key = ?",
             (key,),
         ).fetchone()
@@ -246,13 +260,18 @@ class Budgets:
     def settle(self, reservation: Reservation, actual: Spend) -> Settlement:
         """Record what the call cost and release the rest of its hold. Settling twice
         (a replayed step) changes nothing and says so."""
+        return self._close(reservation, actual, "settled")
+
+    def _close(self, reservation: Reservation, actual: Spend, state: str) -> Settlement:
         estimate = reservation.estimate
         with self.store.transaction() as conn:
             changed = conn.execute(
-                "UPDATE budget_ledger SET state = 'settled', usd_nano = ?, tokens = ?, "
+                "UPDATE budget_ledger SET state = ?, usd_nano = ?, tokens = ?, "
                 "settled_at = ? WHERE reservation = ? AND state = 'reserved'",
-                (to_nano(actual.usd), actual.tokens, self.clock(), reservation.id),
+                (state, to_nano(actual.usd), actual.tokens, self.clock(), reservation.id),
             ).rowcount
+        if state == "settled":
+            crash_point("budget.settled")
         released = Spend(
             max(0.0, estimate.usd - actual.usd), max(0, estimate.tokens - actual.tokens)
         )
@@ -260,8 +279,29 @@ class Budgets:
         return Settlement(reservation.id, actual, released, over, already_settled=changed == 0)
 
     def release(self, reservation: Reservation) -> Settlement:
-        """Give the whole hold back: the call never ran, or cost nothing."""
-        return self.settle(reservation, Spend())
+        """Give the whole hold back: the call never ran, or cost nothing (the ledger
+        row says `released`, so it never counts as a billed call)."""
+        return self._close(reservation, Spend(), "released")
+
+    def thread_spend(self, thread: str) -> ThreadSpend:
+        """What the ledger charged `thread`'s run budget: settled calls (a call re-run
+        after a crash is in twice: the provider billed it twice) and reservations a
+        crash abandoned (charged at their estimate)."""
+        with self.store.transaction(write=False) as conn:
+            rows = conn.execute(
+                "SELECT state, count(*), CAST(coalesce(sum(usd_nano), 0) AS BIGINT) "
+                "FROM budget_ledger WHERE key = ? AND state IN ('settled', 'abandoned') "
+                "GROUP BY state",
+                (run_key(thread),),
+            ).fetchall()
+        found = {state: (int(count), int(nano)) for state, count, nano in rows}
+        settled, abandoned = found.get("settled", (0, 0)), found.get("abandoned", (0, 0))
+        return ThreadSpend(
+            usd=(settled[1] + abandoned[1]) / NANO,
+            settled_calls=settled[0],
+            abandoned_calls=abandoned[0],
+            abandoned_usd=abandoned[1] / NANO,
+        )
 
     def abandon_open(self, thread: str) -> int:
         """Close the reservations a dead process left held on `thread`, counting each
@@ -283,10 +323,14 @@ class Budgets:
             ).fetchone()
             row = conn.execute(
                 "SELECT "
-                "coalesce(sum(CASE state WHEN 'reserved' THEN 0 ELSE usd_nano END), 0), "
-                "coalesce(sum(CASE state WHEN 'reserved' THEN 0 ELSE tokens END), 0), "
-                "coalesce(sum(CASE state WHEN 'reserved' THEN reserved_usd_nano END), 0), "
-                "coalesce(sum(CASE state WHEN 'reserved' THEN reserved_tokens END), 0) "
+                "CAST(coalesce(sum(CASE state WHEN 'reserved' THEN 0 ELSE usd_nano END), 0) "
+                "AS BIGINT), "
+                "CAST(coalesce(sum(CASE state WHEN 'reserved' THEN 0 ELSE tokens END), 0) "
+                "AS BIGINT), "
+                "CAST(coalesce(sum(CASE state WHEN 'reserved' THEN reserved_usd_nano END), 0) "
+                "AS BIGINT), "
+                "CAST(coalesce(sum(CASE state WHEN 'reserved' THEN reserved_tokens END), 0) "
+                "AS BIGINT) "
                 "FROM budget_ledger WHERE key = ?",
                 (key,),
             ).fetchone()
@@ -307,8 +351,7 @@ class Budgets:
                 if key is None
                 else conn.execute("SELECT * FROM budget_ledger WHERE key = ? ORDER BY id", (key,))
             )
-            names = [column[0] for column in cursor.description]
-            rows = [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
+            rows = rows_as_dicts(cursor)
         for row in rows:
             row["reserved_usd"] = row.pop("reserved_usd_nano") / NANO
             row["usd"] = row.pop("usd_nano") / NANO

@@ -23,11 +23,12 @@ Model calls (`model:TIER`):
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from tierflow.faults import crash_point
 from tierflow.governance.approval import needs_approval, review_outcome
 from tierflow.governance.audit import AuditDecision, AuditLog, AuditRecord, Outcome
 from tierflow.governance.budget import (
@@ -44,6 +45,7 @@ from tierflow.governance.limits import Capacity
 from tierflow.governance.permissions import check, denial_message
 from tierflow.governance.policy import Policy, Principal
 from tierflow.governance.redact import RedactingSerializer
+from tierflow.governance.reviews import Reviews
 from tierflow.governance.side_effects import CallSite, RecordedResult, SideEffects
 from tierflow.governance.store import utc_now
 
@@ -116,6 +118,7 @@ class Governor:
         self.audit_log = AuditLog(db, redactor=self.redactor, clock=clock)
         self.budgets = Budgets(db, clock=clock)
         self.side_effects = SideEffects(db, redactor=self.redactor, clock=clock)
+        self.reviews = Reviews(db, redactor=self.redactor, clock=clock)
         self.grants = policy.grants + (principal.grants if principal else ())
 
     # -- the run ---------------------------------------------------------------------
@@ -169,6 +172,37 @@ class Governor:
             reason = str(decision.get("reason") or "rejected by a reviewer")
             self.tool_audited(call, "rejected", "not_run", reason=reason)
         return outcome
+
+    def recorded_review(self, held: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+        """The reviewer's recorded decision on these held calls, if this thread has one
+        (a resume after a crash doesn't ask again)."""
+        return self.reviews.recorded(self.thread, [str(call["call_id"]) for call in held])
+
+    def record_review(self, held: Sequence[Mapping[str, Any]], decision: Mapping[str, Any]) -> None:
+        """Write the reviewer's decision on the held calls — before any of them runs —
+        and an audit row naming the reviewer for each."""
+        self.reviews.record(self.thread, held, decision)
+        crash_point("review.recorded")
+        outcome = review_outcome(decision)
+        reviewer = decision.get("reviewer") or "unknown reviewer"
+        why = decision.get("reason")
+        for call in held:
+            self.audit_log.write(
+                AuditRecord(
+                    event=f"review:{self.thread}:{call['call_id']}",
+                    thread=self.thread,
+                    step=-1,
+                    principal=self.principal.id if self.principal else None,
+                    agent=self.agent,
+                    kind="review",
+                    name=str(call["tool"]),
+                    call_id=str(call["call_id"]),
+                    arguments=call.get("arguments"),
+                    decision=outcome,
+                    outcome="ok",
+                    reason=f"{outcome} by {reviewer}" + (f": {why}" if why else ""),
+                )
+            )
 
     def execute_tool(
         self,

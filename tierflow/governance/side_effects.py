@@ -41,6 +41,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from tierflow.faults import crash_point
 from tierflow.governance.redact import Redactor
 from tierflow.governance.store import GovernanceStore, utc_now
 
@@ -149,6 +150,7 @@ class SideEffects:
         if isinstance(started, RecordedResult):
             return started
         outcome = call(started)
+        crash_point("tool.effect")
         if outcome is None:
             return None
         return self.record(key, ok=outcome.ok, content=outcome.content)
@@ -165,6 +167,7 @@ class SideEffects:
         if isinstance(started, RecordedResult):
             return started
         outcome = await call(started)
+        crash_point("tool.effect")
         if outcome is None:
             return None
         return await asyncio.to_thread(

@@ -62,9 +62,7 @@ def build_graph(
 
     builder.add_node(REMIND, make_remind_node(agent.limits.max_steps))
     builder.add_node(ROUTE, make_route_node(agent.router, tier_names))
-    builder.add_node(
-        ACT, make_act_node(tools, agent.limits.max_tool_calls_per_turn, governance)
-    )
+    builder.add_node(ACT, make_act_node(tools, agent.limits.max_tool_calls_per_turn, governance))
     builder.add_node(OBSERVE, observe)
     builder.add_edge(START, REMIND)
     builder.add_edge(REMIND, ROUTE)
@@ -118,19 +116,21 @@ def compile_agent(
     return builder.compile(checkpointer=checkpointer, name=agent.name)
 
 
-def _default_governance(
-    agent: Agent, checkpointer: BaseCheckpointSaver[Any] | None
-) -> Governance:
-    """An agent with a policy keeps its governance tables in the runs database, which
-    only tierflow's SQLite store names; any other checkpointer needs `governance=`."""
+def _default_governance(agent: Agent, checkpointer: BaseCheckpointSaver[Any] | None) -> Governance:
+    """An agent with a policy keeps its governance tables in the run store, which
+    tierflow's own savers (SQLite, Postgres) name; any other checkpointer needs
+    `governance=`."""
     from tierflow.checkpoints.saver import SqliteStore
 
     assert agent.policy is not None
-    if not isinstance(checkpointer, SqliteStore):
-        raise SpecError(
-            "policy",
-            "an agent with a policy keeps its audit log, budgets and side effects in a SQLite "
-            "runs database: compile it with checkpointer=tierflow.checkpoints.open(PATH), "
-            "or pass governance=governance_for(policy, PATH, agent=...)",
-        )
-    return governance_for(agent.policy, checkpointer.path, agent=agent.name)
+    if isinstance(checkpointer, SqliteStore):
+        return governance_for(agent.policy, checkpointer.path, agent=agent.name)
+    url = getattr(checkpointer, "url", None)
+    if isinstance(url, str):  # tierflow.checkpoints.open("postgresql://...")
+        return governance_for(agent.policy, url, agent=agent.name)
+    raise SpecError(
+        "policy",
+        "an agent with a policy keeps its audit log, budgets and side effects in the run "
+        "store: compile it with checkpointer=tierflow.checkpoints.open(PATH or URL), "
+        "or pass governance=governance_for(policy, PATH or URL, agent=...)",
+    )

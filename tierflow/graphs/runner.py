@@ -7,6 +7,9 @@ step starts, so a process killed mid-run loses at most the step in flight, and
 
 from __future__ import annotations
 
+import getpass
+import hashlib
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,15 +20,19 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command, Interrupt, StateSnapshot, StreamMode
 
 from tierflow import checkpoints
-from tierflow.checkpoints import RunsTable, SqliteStore
-from tierflow.checkpoints.sqlite import open_database
+from tierflow.checkpoints import RunsTable, SqliteStore, leases
+from tierflow.checkpoints.runs import RunRow
 from tierflow.checkpoints.targets import describe, is_postgres
-from tierflow.errors import CheckpointError, TierflowError
+from tierflow.errors import AgentChanged, CheckpointError, TierflowError
+from tierflow.faults import crash_point
+from tierflow.governance.audit import AuditLog, AuditRecord
+from tierflow.governance.budget import Budgets, ThreadSpend
 from tierflow.governance.gate import WaitEvent
 from tierflow.governance.limits import Capacity
 from tierflow.governance.policy import Principal
 from tierflow.governance.redact import RedactingSerializer
-from tierflow.graphs.load import load_agent
+from tierflow.governance.reviews import Reviews
+from tierflow.graphs.load import PROVIDER_MARK, load_agent
 from tierflow.graphs.names import ROUTE
 from tierflow.graphs.spec import Agent
 from tierflow.models.price import TokenUsage
@@ -33,7 +40,6 @@ from tierflow.nodes.governed import Governance, governance_for
 from tierflow.nodes.state import GuardRecord, ModelCall, PlanStep, RouteDecision
 
 if TYPE_CHECKING:
-    from langgraph.checkpoint.base import CheckpointTuple
     from langgraph.graph.state import CompiledStateGraph
 
     from tierflow.checkpoints.postgres import PostgresStore
@@ -66,6 +72,11 @@ class RunReport:
     tiers: list[str] = field(default_factory=list)
     # What an interrupted run waits for: each pending review's payload.
     review: list[Any] = field(default_factory=list)
+    # Governed runs: what the ledger says (cost_usd is then the ledger's charge).
+    billed_model_calls: int = 0
+    rerun_model_calls: int = 0  # re-run after a crash: the provider billed them twice
+    abandoned_reservations: int = 0
+    abandoned_usd: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -104,10 +115,15 @@ def report_from(thread: str, snapshot: StateSnapshot) -> RunReport:
 class Runner:
     """Runs one agent's threads on the database at `db`.
 
-    For an agent with a `policy`: `principal` is who the runs act for (kept with each
-    thread: a resume acts for the same one), `capacity` the process's concurrency caps
-    and rate limits (one per process; by default one per runner), `on_wait` hears when
-    a call waits for a slot (the runs table shows such a run as `waiting` meanwhile)."""
+    For an agent with a `policy`: `principal` is who the runs act for (recorded with the
+    thread before its first step: a resume acts for the same one), `capacity` the
+    process's concurrency caps and rate limits (one per process; by default one per
+    runner), `on_wait` hears when a call waits for a slot (the runs table shows such a
+    run as `waiting` meanwhile).
+
+    A run or resume holds the thread's lease while it executes (`ThreadBusy` if another
+    process holds it). `allow_changed_agent` resumes a thread whose agent declaration
+    changed since it started (refused otherwise; the override is audited)."""
 
     def __init__(
         self,
@@ -120,6 +136,8 @@ class Runner:
         principal: Principal | None = None,
         capacity: Capacity | None = None,
         on_wait: Callable[[str, WaitEvent], None] | None = None,
+        allow_changed_agent: bool = False,
+        lease_ttl: float = leases.TTL_S,
     ) -> None:
         self.agent = agent
         self.db = db if is_postgres(db) else Path(db)  # a SQLite file or a postgresql:// URL
@@ -128,15 +146,13 @@ class Runner:
         self.on_stream = on_stream
         self.principal = principal
         self.on_wait = on_wait
+        self.allow_changed_agent = allow_changed_agent
+        self.lease_ttl = lease_ttl
         self.runs = RunsTable(self.db)
         self.redactor = agent.policy.redaction if agent.policy is not None else None
+        self.fingerprint = fingerprint(agent)
         self.capacity = None
         if agent.policy is not None:
-            if is_postgres(self.db):
-                raise TierflowError(
-                    f"agent {agent.name!r} declares a policy: its audit log, budgets and "
-                    "side effects need a SQLite runs database (not built for Postgres yet)"
-                )
             self.capacity = capacity or Capacity(agent.policy.limits)
 
     def run(self, request: str, thread: str) -> RunReport:
@@ -149,47 +165,36 @@ class Runner:
         """Continue `thread` from its last checkpoint (a no-op for a finished thread).
         A thread paused for review needs the reviewer's `decision`, e.g.
         `{"action": "approve"}`, `{"action": "reject", "reason": ...}` or
-        `{"action": "edit", "answer": ...}`."""
+        `{"action": "edit", "answer": ...}` (a `"reviewer"` names who decided; by
+        default the operating-system user)."""
+        if decision is not None and "reviewer" not in decision:
+            decision = {**decision, "reviewer": getpass.getuser()}
         return self._drive(thread, None, decision)
 
     def _drive(
         self, thread: str, request: str | None, decision: Mapping[str, Any] | None = None
     ) -> RunReport:
-        config: RunnableConfig = {"configurable": {"thread_id": thread}}
-        payload: dict[str, Any] | Command[Any] | None = None
-        with self._open(create=request is not None) as saver:
-            existing = saver.get_tuple(config)
-            governance = self._governance(thread, existing)
+        config: RunnableConfig = {
+            "configurable": {"thread_id": thread},
+            "recursion_limit": recursion_limit(self.agent),
+        }
+        with (
+            self._open(create=request is not None) as saver,
+            leases.held(saver.db, thread, ttl=self.lease_ttl),
+        ):
+            record = self.runs.get(thread)
+            self._check_agent(thread, record)
+            principal = self._principal(thread, record)
+            governance = self._governance(principal)
             graph = self.agent.compile(checkpointer=saver, governance=governance)
-            if request is not None:
-                payload = {"messages": [HumanMessage(request)]}
-                if governance is not None:
-                    payload["principal"] = _principal_json(governance.principal)
-                self.runs.start(
-                    thread, agent=self.agent.name, source=self.source, request=self._clean(request)
-                )
-            elif existing is None:
-                raise CheckpointError(f"thread {thread!r} has no checkpoint in {describe(self.db)}")
-            else:
-                snapshot = graph.get_state(config)
-                if snapshot.values.get("status") == "budget_exceeded" and decision is None:
-                    _continue_after_budget(graph, config)
-                payload = review_command(thread, graph.get_state(config), decision)
+            payload = self._payload(thread, request, record, principal, graph, config, decision)
             if governance is not None:
                 governance.governor(thread).start_run()
-            modes: list[StreamMode] = ["updates"]
-            if self.on_stream is not None:
-                modes += ["messages", "custom"]
             try:
-                for mode, chunk in graph.stream(
-                    payload, config, stream_mode=modes, durability="sync"
-                ):
-                    if mode == "updates" and isinstance(chunk, Mapping):
-                        for node, update in chunk.items():
-                            if self.on_update is not None and isinstance(update, Mapping):
-                                self.on_update(node, update)
-                    elif self.on_stream is not None:
-                        self.on_stream(mode, chunk)
+                self._stream(graph, payload, config)
+            except KeyboardInterrupt:
+                self.runs.update(thread, status="interrupted", error="stopped by Ctrl-C")
+                raise
             except Exception as error:
                 reason = self._clean(f"{type(error).__name__}: {error}")
                 self.runs.update(thread, status="failed", error=reason)
@@ -198,44 +203,141 @@ class Runner:
                     f"`tierflow resume {thread}` continues from it)"
                 ) from error
             report = report_from(thread, graph.get_state(config))
-        self.runs.update(
-            thread,
-            status=report.status,
-            answer=None if report.answer is None else self._clean(report.answer),
-            error=None if report.error is None else self._clean(report.error),
-            tiers=report.tiers,
-            routes=report.routes,
-            verdicts=report.verdicts,
-            cost_usd=report.cost_usd,
-            **report.usage,
-        )
+            if governance is not None:
+                charge_from_ledger(report, Budgets(self.db).thread_spend(thread))
+            self.runs.update(
+                thread,
+                status=report.status,
+                answer=None if report.answer is None else self._clean(report.answer),
+                error=None if report.error is None else self._clean(report.error),
+                tiers=report.tiers,
+                routes=report.routes,
+                verdicts=report.verdicts,
+                cost_usd=report.cost_usd,
+                **report.usage,
+            )
         return report
+
+    def _payload(  # noqa: PLR0917
+        self,
+        thread: str,
+        request: str | None,
+        record: RunRow | None,
+        principal: Principal | None,
+        graph: CompiledStateGraph[Any, Any, Any, Any],
+        config: RunnableConfig,
+        decision: Mapping[str, Any] | None,
+    ) -> dict[str, Any] | Command[Any] | None:
+        """What to stream: a new request, the recorded request again (a run killed
+        before its first checkpoint), or a resume."""
+        if request is None and record is None:
+            raise CheckpointError(f"unknown thread {thread!r} in {describe(self.db)}")
+        if request is None:
+            self.runs.update(thread, status="running", error=None)
+        snapshot = graph.get_state(config)
+        if request is None and snapshot.created_at is not None:
+            if snapshot.values.get("status") == "budget_exceeded" and decision is None:
+                _continue_after_budget(graph, config)
+            snapshot = graph.get_state(config)
+            if decision is None and snapshot.interrupts and self.agent.policy is not None:
+                decision = _recorded_review(self.db, thread, snapshot)
+            return review_command(thread, snapshot, decision)
+        if request is None:
+            assert record is not None
+            if decision is not None:
+                raise TierflowError(f"thread {thread!r} is not waiting for a review")
+            request = record["request"]  # killed before its first checkpoint: start again
+        else:
+            self.runs.start(
+                thread,
+                agent=self.agent.name,
+                source=self.source,
+                request=self._clean(request),
+                principal=_principal_json(principal),
+                fingerprint=self.fingerprint,
+                provider=provider_of_source(self.source),
+            )
+            crash_point("runs.started")
+        payload: dict[str, Any] = {"messages": [HumanMessage(request)]}
+        if self.agent.policy is not None:
+            payload["principal"] = _principal_json(principal)
+        return payload
+
+    def _stream(
+        self,
+        graph: CompiledStateGraph[Any, Any, Any, Any],
+        payload: dict[str, Any] | Command[Any] | None,
+        config: RunnableConfig,
+    ) -> None:
+        modes: list[StreamMode] = ["updates"]
+        if self.on_stream is not None:
+            modes += ["messages", "custom"]
+        for mode, chunk in graph.stream(payload, config, stream_mode=modes, durability="sync"):
+            if mode == "updates" and isinstance(chunk, Mapping):
+                for node, update in chunk.items():
+                    if self.on_update is not None and isinstance(update, Mapping):
+                        self.on_update(node, update)
+            elif self.on_stream is not None:
+                self.on_stream(mode, chunk)
+
+    def _check_agent(self, thread: str, record: RunRow | None) -> None:
+        """A thread runs the agent it started with: a changed declaration is refused
+        (or, with `allow_changed_agent`, audited)."""
+        if record is None or not record["fingerprint"]:
+            return
+        if record["fingerprint"] == self.fingerprint:
+            return
+        if not self.allow_changed_agent:
+            raise AgentChanged(
+                f"thread {thread!r} was started by agent {record['agent']!r} "
+                f"(fingerprint {record['fingerprint'][:12]}); {self.agent.name!r} as loaded "
+                f"now is {self.fingerprint[:12]}: its declaration changed. Resume with "
+                "--allow-changed-agent to continue anyway (audited)"
+            )
+        AuditLog(self.db).write(
+            AuditRecord(
+                event=f"agent_changed:{thread}:{record['fingerprint']}:{self.fingerprint}",
+                thread=thread,
+                step=-1,
+                principal=(record["principal"] or {}).get("id"),
+                agent=self.agent.name,
+                kind="run",
+                name="agent_changed",
+                decision="allowed",
+                outcome="ok",
+                reason=f"fingerprint {record['fingerprint'][:12]} -> {self.fingerprint[:12]}",
+            )
+        )
+        self.runs.update(thread, fingerprint=self.fingerprint)
+
+    def _principal(self, thread: str, record: RunRow | None) -> Principal | None:
+        """Who the run acts for: the one recorded with the thread, never another."""
+        kept = None if record is None else record["principal"]
+        if kept is None:
+            return self.principal
+        recorded = Principal.model_validate(kept)
+        if self.principal is not None and self.principal != recorded:
+            raise TierflowError(
+                f"thread {thread!r} acts for principal {recorded.id!r}; a run can't "
+                f"change who it acts for (given {self.principal.id!r})"
+            )
+        return recorded
 
     def _open(self, *, create: bool) -> SqliteStore | PostgresStore:
         """The checkpoint store; a governed agent's masks its policy's secrets."""
-        if self.redactor is None or not isinstance(self.db, Path):
-            return checkpoints.open(self.db, create=create)
-        serde = RedactingSerializer(self.redactor)
-        return SqliteStore(open_database(self.db, create=create), self.db, serde=serde)
+        store = checkpoints.open(self.db, create=create)
+        if self.redactor is not None:
+            store.serde = RedactingSerializer(self.redactor)
+        return store
 
     def _clean(self, text: str) -> str:
         """Text for the runs table, with the policy's secrets masked."""
         return text if self.redactor is None else self.redactor.redact_text(text)
 
-    def _governance(self, thread: str, existing: CheckpointTuple | None) -> Governance | None:
+    def _governance(self, principal: Principal | None) -> Governance | None:
         policy = self.agent.policy
-        if policy is None or not isinstance(self.db, Path) or self.capacity is None:
+        if policy is None or self.capacity is None:
             return None
-        principal = self.principal
-        kept = None if existing is None else existing.checkpoint["channel_values"].get("principal")
-        if kept is not None:
-            recorded = Principal.model_validate(kept)
-            if principal is not None and principal != recorded:
-                raise TierflowError(
-                    f"thread {thread!r} acts for principal {recorded.id!r}; a run can't "
-                    f"change who it acts for (given {principal.id!r})"
-                )
-            principal = recorded
         return governance_for(
             policy,
             self.db,
@@ -252,8 +354,56 @@ class Runner:
             self.on_wait(thread, event)
 
 
+def fingerprint(agent: Agent) -> str:
+    """A hash of the agent's declaration without the models serving its tiers (a
+    resume may change provider, not the agent)."""
+    document = json.loads(agent.to_json())
+    for tier in document.get("tiers", []):
+        if isinstance(tier, dict):
+            tier.pop("model", None)
+    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
+
+
+def recursion_limit(agent: Agent) -> int:
+    """LangGraph's superstep limit for a run of `agent`: enough for `Limits.max_steps`
+    model steps, each passing route, remind, model, act, observe and every guard."""
+    per_step = 5 + len(agent.guardrails)
+    return agent.limits.max_steps * per_step + 25
+
+
+def provider_of_source(source: str) -> str:
+    return source.split(PROVIDER_MARK, 1)[1] if PROVIDER_MARK in source else ""
+
+
+def charge_from_ledger(report: RunReport, spend: ThreadSpend) -> None:
+    """The report's cost is what the ledger charged: model calls re-run after a crash
+    (billed twice by the provider) and reservations a crash abandoned included."""
+    report.cost_usd = spend.usd
+    report.billed_model_calls = spend.settled_calls
+    report.rerun_model_calls = max(0, spend.settled_calls - len(report.steps))
+    report.abandoned_reservations = spend.abandoned_calls
+    report.abandoned_usd = spend.abandoned_usd
+
+
 def _principal_json(principal: Principal | None) -> dict[str, Any] | None:
     return None if principal is None else principal.model_dump(mode="json")
+
+
+def _recorded_review(db: str | Path, thread: str, snapshot: StateSnapshot) -> dict[str, Any] | None:
+    """The reviewer's recorded decision on every call the thread is paused on: it was
+    given, and the process died before the calls ran. None if any is undecided."""
+    call_ids = [
+        str(call.get("call_id"))
+        for item in snapshot.interrupts
+        if isinstance(item.value, Mapping) and item.value.get("kind") == "tool_review"
+        for call in item.value.get("calls", [])
+    ]
+    if len(call_ids) == 0 or any(
+        not (isinstance(i.value, Mapping) and i.value.get("kind") == "tool_review")
+        for i in snapshot.interrupts
+    ):
+        return None
+    return Reviews(db).recorded(thread, call_ids)
 
 
 def _continue_after_budget(
@@ -305,6 +455,7 @@ def resume_thread(
     on_stream: OnStream | None = None,
     provider: str | None = None,
     decision: Mapping[str, Any] | None = None,
+    allow_changed_agent: bool = False,
 ) -> RunReport:
     """Resume `thread`, loading its agent from the source recorded in the runs table
     (with the provider recorded there, unless `provider` names another)."""
@@ -315,5 +466,12 @@ def resume_thread(
     if row is None:
         raise CheckpointError(f"unknown thread {thread!r} in {describe(database)}")
     agent, source = load_agent(row["source"], provider)
-    runner = Runner(agent, db=database, source=source, on_update=on_update, on_stream=on_stream)
+    runner = Runner(
+        agent,
+        db=database,
+        source=source,
+        on_update=on_update,
+        on_stream=on_stream,
+        allow_changed_agent=allow_changed_agent,
+    )
     return runner.resume(thread, decision)

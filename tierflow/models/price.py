@@ -65,7 +65,6 @@ class Price(SpecModel):
         ) / PER_MILLION
 
 
-
 def expected_cost(
     price: Price,
     input_tokens: float,
@@ -87,6 +86,7 @@ def expected_cost(
         + cached * price.cached_input
         + (output_tokens + reasoning_tokens) * price.output
     ) / PER_MILLION
+
 
 def service_tier_of(metadata: Mapping[str, Any] | None) -> str | None:
     """ "priority" or "flex" when the usage says the call was served on that service tier

@@ -296,7 +296,13 @@ def checked(
     held = [entry.held for entry, _ in screened if entry.held is not None]
     decision: Mapping[str, Any] = {}
     if held:
-        decision = interrupt(ToolReviewRequest(kind="tool_review", calls=held))
+        recorded = governor.recorded_review(held) if governor is not None else None
+        if recorded is not None:  # decided before a crash: never asked twice
+            decision = recorded
+        else:
+            decision = interrupt(ToolReviewRequest(kind="tool_review", calls=held))
+            if governor is not None:  # durable before any approved call runs
+                governor.record_review(held, decision)
     return [reviewed(entry, call, decision, governor) for entry, call in screened], records
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage
 
+from tierflow.checkpoints.targets import URL_SCHEMES
 from tierflow.governance.budget import Spend
 from tierflow.governance.gate import WaitEvent
 from tierflow.governance.governor import Governor
@@ -37,7 +38,7 @@ class Governance:
     """The governance a compiled graph's nodes apply."""
 
     policy: Policy
-    db: Path
+    db: str | Path  # the run store: a SQLite path or a postgresql:// URL
     agent: str
     principal: Principal | None = None
     capacity: Capacity = field(default_factory=Capacity)
@@ -75,7 +76,7 @@ def governance_for(
 ) -> Governance:
     return Governance(
         policy=policy,
-        db=Path(db),
+        db=db if isinstance(db, Path) or db.startswith(URL_SCHEMES) else Path(db),
         agent=agent,
         principal=principal,
         capacity=capacity or Capacity(policy.limits),
