@@ -176,13 +176,19 @@ class Governor:
     def recorded_review(self, held: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
         """The reviewer's recorded decision on these held calls, if this thread has one
         (a resume after a crash doesn't ask again)."""
-        return self.reviews.recorded(self.thread, [str(call["call_id"]) for call in held])
+        decision = self.reviews.recorded(self.thread, [str(call["call_id"]) for call in held])
+        if decision is not None:  # its audit rows too, if a crash came between the two
+            self._audit_review(held, decision)
+        return decision
 
     def record_review(self, held: Sequence[Mapping[str, Any]], decision: Mapping[str, Any]) -> None:
         """Write the reviewer's decision on the held calls — before any of them runs —
         and an audit row naming the reviewer for each."""
         self.reviews.record(self.thread, held, decision)
+        self._audit_review(held, decision)
         crash_point("review.recorded")
+
+    def _audit_review(self, held: Sequence[Mapping[str, Any]], decision: Mapping[str, Any]) -> None:
         outcome = review_outcome(decision)
         reviewer = decision.get("reviewer") or "unknown reviewer"
         why = decision.get("reason")

@@ -113,7 +113,16 @@ def compile_agent(
         governance = _default_governance(agent, checkpointer)
     builder = build_graph(agent, governance)
     lint(shape_of(builder))
-    return builder.compile(checkpointer=checkpointer, name=agent.name)
+    compiled = builder.compile(checkpointer=checkpointer, name=agent.name)
+    # LangGraph's own superstep limit must never stop a run `Limits` allows.
+    return compiled.with_config(recursion_limit=recursion_limit(agent))
+
+
+def recursion_limit(agent: Agent) -> int:
+    """LangGraph's superstep limit for a run of `agent`: enough for `Limits.max_steps`
+    model steps, each passing route, remind, model, act, observe and every guard."""
+    per_step = 5 + len(agent.guardrails)
+    return agent.limits.max_steps * per_step + 25
 
 
 def _default_governance(agent: Agent, checkpointer: BaseCheckpointSaver[Any] | None) -> Governance:

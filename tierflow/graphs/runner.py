@@ -32,6 +32,7 @@ from tierflow.governance.limits import Capacity
 from tierflow.governance.policy import Principal
 from tierflow.governance.redact import RedactingSerializer
 from tierflow.governance.reviews import Reviews
+from tierflow.graphs.compile import recursion_limit
 from tierflow.graphs.load import PROVIDER_MARK, load_agent
 from tierflow.graphs.names import ROUTE
 from tierflow.graphs.spec import Agent
@@ -362,13 +363,6 @@ def fingerprint(agent: Agent) -> str:
         if isinstance(tier, dict):
             tier.pop("model", None)
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
-
-
-def recursion_limit(agent: Agent) -> int:
-    """LangGraph's superstep limit for a run of `agent`: enough for `Limits.max_steps`
-    model steps, each passing route, remind, model, act, observe and every guard."""
-    per_step = 5 + len(agent.guardrails)
-    return agent.limits.max_steps * per_step + 25
 
 
 def provider_of_source(source: str) -> str:

@@ -1,0 +1,199 @@
+"""A run's lifecycle in the store: one owner per thread (leases), who/what recorded
+before the first step, a changed agent noticed, approvals as durable records."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tierflow.checkpoints import database, leases
+from tierflow.errors import AgentChanged, ThreadBusy
+from tierflow.governance.audit import audit
+from tierflow.graphs.load import load_agent
+from tierflow.graphs.runner import Runner
+
+ROOT = Path(__file__).resolve().parent.parent
+DESK = str(ROOT / "examples" / "support_desk.py")
+CRASHY = str(Path(__file__).parent / "agents" / "crashy.py")
+KIOSK_REQUEST = "My order #1007 is late. Please refund the shipping cost."
+DAMAGED = (
+    "Hi, this is Alice Martin (alice@example.com). The espresso machine from order 1042 "
+    "arrived damaged. I'd like a refund for it."
+)
+
+
+def tierflow(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tierflow", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "TIERFLOW_SHOP_DB": str(tmp_path / "shop.db"),
+        "TIERFLOW_CRASH_FLAG": str(tmp_path / "crashed.flag"),
+    }
+
+
+def refunds(env: dict[str, str]) -> int:
+    with sqlite3.connect(env["TIERFLOW_SHOP_DB"]) as conn:
+        return int(conn.execute("SELECT count(*) FROM refunds").fetchone()[0])
+
+
+def runs_row(db: str, thread: str, env: dict[str, str]) -> dict[str, Any]:
+    rows = json.loads(tierflow("runs", "--db", db, "--json", env=env).stdout)
+    found: dict[str, Any] = {row["thread"]: row for row in rows}[thread]
+    return found
+
+
+def put_lease(db: str, thread: str, *, machine: str, pid: int, expires_at: float) -> None:
+    with database.using(db) as store, store.transaction(write=True) as tx:
+        tx.execute(
+            "INSERT INTO leases (thread, holder, host, pid, acquired_at, expires_at) "
+            "VALUES (?, 'someone', ?, ?, 'then', ?)",
+            [thread, machine, pid, expires_at],
+        )
+
+
+def crashy_runner(db: str, **options: Any) -> Runner:
+    agent, source = load_agent(CRASHY)
+    return Runner(agent, db=db, source=source, **options)
+
+
+# -- one owner per thread -------------------------------------------------------------
+
+
+def test_a_thread_leased_by_a_live_process_elsewhere_is_refused(tmp_path: Path) -> None:
+    db = str(tmp_path / "runs.db")
+    put_lease(db, "t", machine="elsewhere/boot/1", pid=4242, expires_at=time.time() + 60)
+    with pytest.raises(ThreadBusy, match=r"thread 't' is being run by pid 4242 on elsewhere"):
+        crashy_runner(db).run("a long task", "t")
+
+
+def test_an_expired_lease_is_taken_over_and_released_at_the_end(tmp_path: Path) -> None:
+    db = str(tmp_path / "runs.db")
+    put_lease(db, "t", machine="elsewhere/boot/1", pid=4242, expires_at=time.time() - 1)
+    report = crashy_runner(db).run("a long task", "t")
+    assert report.status == "done"
+    with database.using(db) as store:
+        assert leases.current(store, "t") is None
+
+
+def test_a_dead_holder_on_this_machine_frees_the_lease_at_once(tmp_path: Path) -> None:
+    db = str(tmp_path / "runs.db")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    put_lease(db, "t", machine=leases.MACHINE, pid=dead.pid, expires_at=time.time() + 3600)
+    assert crashy_runner(db).run("a long task", "t").status == "done"
+
+
+def test_a_run_whose_process_died_shows_crashed_never_running(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    db = str(tmp_path / "runs.db")
+    killed = tierflow(
+        "run", DESK, "--input", DAMAGED, "--thread", "k", "--db", db,
+        env={**env, "TIERFLOW_CRASH_AT": "budget.reserved"},
+    )  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert runs_row(db, "k", env)["status"] == "crashed"
+
+
+# -- who, what and where, from the first instant ----------------------------------------
+
+
+def test_the_principal_recorded_before_the_first_step_governs_the_resume(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    """Killed right after its runs row was written, before any checkpoint: the kiosk
+    request resumes from its input, for the kiosk, and its refund stays denied."""
+    db = str(tmp_path / "runs.db")
+    reference = tierflow(
+        "run", DESK, "--input", KIOSK_REQUEST, "--thread", "ref", "--db", db, "--json",
+        "--principal", "kiosk", "--scope", "orders:read", env=env,
+    )  # fmt: skip
+    expected = json.loads(reference.stdout)
+    killed = tierflow(
+        "run", DESK, "--input", KIOSK_REQUEST, "--thread", "k", "--db", db,
+        "--principal", "kiosk", "--scope", "orders:read",
+        env={**env, "TIERFLOW_CRASH_AT": "runs.started"},
+    )  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert Path(env["TIERFLOW_CRASH_FLAG"]).read_text(encoding="utf-8") == "runs.started"
+    row = runs_row(db, "k", env)
+    assert (row["status"], row["principal"]["id"]) == ("crashed", "kiosk")
+    assert row["fingerprint"]
+
+    resumed = tierflow("resume", "k", "--db", db, "--json", env=env)
+    report = json.loads(resumed.stdout)
+    assert (report["status"], report["answer"]) == (expected["status"], expected["answer"])
+    assert refunds(env) == 0
+    denied = [e for e in audit(db, "k") if e["decision"] == "denied"]
+    assert [(e["name"], e["principal"]) for e in denied] == [("refund", "kiosk")]
+
+
+def test_a_changed_agent_is_refused_and_the_override_is_audited(tmp_path: Path) -> None:
+    db = str(tmp_path / "runs.db")
+    agent, source = load_agent(CRASHY)
+    assert Runner(agent, db=db, source=source).run("a long task", "t").status == "done"
+    changed = agent.model_copy(update={"instructions": "Work through the plan, faster."})
+    with pytest.raises(AgentChanged, match="declaration changed"):
+        Runner(changed, db=db, source=source).resume("t")
+    with pytest.raises(AgentChanged, match="--allow-changed-agent"):
+        Runner(changed, db=db, source=source).run("a long task again", "t")
+    Runner(changed, db=db, source=source, allow_changed_agent=True).resume("t")
+    rows = [e for e in audit(db, "t") if e["kind"] == "run"]
+    assert [(e["name"], e["decision"]) for e in rows] == [("agent_changed", "allowed")]
+
+
+# -- approvals are durable records -------------------------------------------------------
+
+
+def test_an_approval_survives_a_crash_and_a_fork_is_reviewed_again(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    db = str(tmp_path / "runs.db")
+    paused = tierflow(
+        "run", DESK, "--input", DAMAGED, "--thread", "a", "--db", db, "--json", env=env
+    )
+    assert json.loads(paused.stdout)["status"] == "interrupted", paused.stderr
+    history = json.loads(tierflow("history", "a", "--db", db, "--json", env=env).stdout)
+    paused_at = history[-1]["checkpoint_id"]
+
+    killed = tierflow(
+        "resume", "a", "--db", db, "--approve",
+        env={**env, "TIERFLOW_CRASH_AT": "review.recorded", "USER": "senior-agent"},
+    )  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert refunds(env) == 0  # recorded, not yet run
+
+    resumed = tierflow("resume", "a", "--db", db, "--json", env=env)  # no second --approve
+    assert json.loads(resumed.stdout)["status"] == "done", resumed.stderr
+    assert refunds(env) == 1
+    reviews = [e for e in audit(db, "a") if e["kind"] == "review"]
+    assert [(e["name"], e["decision"]) for e in reviews] == [("refund", "approved")]
+    assert "senior-agent" in reviews[0]["reason"]
+
+    forked = tierflow("fork", "a", "--at", paused_at, "--thread", "f", "--db", db, env=env)
+    assert forked.returncode == 0, forked.stderr
+    again = json.loads(tierflow("resume", "f", "--db", db, "--json", env=env).stdout)
+    # The fork inherits no approval: its refund is held for a reviewer again.
+    assert again["status"] == "interrupted"
+    assert [call["tool"] for call in again["review"][0]["calls"]] == ["refund"]
+    assert refunds(env) == 1
