@@ -1,4 +1,5 @@
-"""Budgets: reserve → settle, atomic across threads and processes, raised to continue."""
+"""Budgets: reserve → settle, atomic across threads and processes, raised to continue —
+on both run stores, a SQLite file and Postgres."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ import subprocess
 import sys
 import textwrap
 import threading
-from pathlib import Path
 
 import pytest
+from checkpoint_stores import target_fixture
 
 from tierflow.errors import TierflowError
 from tierflow.governance.budget import (
@@ -22,14 +23,16 @@ from tierflow.governance.errors import BudgetExceeded, GovernanceError
 
 BUDGET_KEY = "principal:acme"
 
+target = target_fixture()
+
 
 def settled_total(budgets: Budgets, key: str) -> float:
     """What the ledger says was spent on `key` (settled and abandoned rows)."""
-    return sum(row["usd"] for row in budgets.ledger(key) if row["state"] != "reserved")
+    return float(sum(row["usd"] for row in budgets.ledger(key) if row["state"] != "reserved"))
 
 
-def test_reserve_then_settle_releases_the_rest(tmp_path: Path) -> None:
-    budgets = Budgets(tmp_path / "runs.db")
+def test_reserve_then_settle_releases_the_rest(target: str) -> None:
+    budgets = Budgets(target)
     budgets.set_limit(BUDGET_KEY, usd=1.0, tokens=10_000)
     held = budgets.reserve(BUDGET_KEY, Spend(usd=0.30, tokens=3_000), thread="t1")
     assert isinstance(held, Reservation)
@@ -47,8 +50,8 @@ def test_reserve_then_settle_releases_the_rest(tmp_path: Path) -> None:
     assert after.remaining_tokens == 8_800
 
 
-def test_a_reservation_that_does_not_fit_is_refused_and_holds_nothing(tmp_path: Path) -> None:
-    budgets = Budgets(tmp_path / "runs.db")
+def test_a_reservation_that_does_not_fit_is_refused_and_holds_nothing(target: str) -> None:
+    budgets = Budgets(target)
     budgets.set_limit(BUDGET_KEY, usd=1.0)
     assert isinstance(budgets.reserve(BUDGET_KEY, Spend(usd=0.75)), Reservation)
     refused = budgets.reserve(BUDGET_KEY, Spend(usd=0.50))
@@ -59,8 +62,8 @@ def test_a_reservation_that_does_not_fit_is_refused_and_holds_nothing(tmp_path: 
     assert budgets.usage(BUDGET_KEY).held.usd == pytest.approx(0.75)
 
 
-def test_token_limits_are_checked_like_money(tmp_path: Path) -> None:
-    budgets = Budgets(tmp_path / "runs.db")
+def test_token_limits_are_checked_like_money(target: str) -> None:
+    budgets = Budgets(target)
     budgets.set_limit(BUDGET_KEY, tokens=1_000)
     assert isinstance(budgets.reserve(BUDGET_KEY, Spend(tokens=600)), Reservation)
     refused = budgets.reserve(BUDGET_KEY, Spend(tokens=600))
@@ -68,9 +71,9 @@ def test_token_limits_are_checked_like_money(tmp_path: Path) -> None:
     assert "400 of 1000 are left" in refused.reason
 
 
-def test_all_keys_or_none(tmp_path: Path) -> None:
+def test_all_keys_or_none(target: str) -> None:
     """A call charged to the run and the principal holds on both, or on neither."""
-    budgets = Budgets(tmp_path / "runs.db")
+    budgets = Budgets(target)
     budgets.set_limit(run_key("t1"), usd=5.0)
     budgets.set_limit(principal_key("alice"), usd=0.5)
     refused = budgets.reserve([run_key("t1"), principal_key("alice")], Spend(usd=1.0))
@@ -82,8 +85,8 @@ def test_all_keys_or_none(tmp_path: Path) -> None:
     assert {row["key"] for row in budgets.ledger()} == {run_key("t1"), principal_key("alice")}
 
 
-def test_a_key_without_limit_is_recorded_not_checked(tmp_path: Path) -> None:
-    budgets = Budgets(tmp_path / "runs.db")
+def test_a_key_without_limit_is_recorded_not_checked(target: str) -> None:
+    budgets = Budgets(target)
     held = budgets.reserve(run_key("t9"), Spend(usd=1_000.0))
     assert isinstance(held, Reservation)
     budgets.settle(held, Spend(usd=3.0, tokens=10))
@@ -92,8 +95,8 @@ def test_a_key_without_limit_is_recorded_not_checked(tmp_path: Path) -> None:
     assert usage.spent == Spend(3.0, 10)
 
 
-def test_raising_a_budget_lets_a_blocked_run_continue(tmp_path: Path) -> None:
-    budgets = Budgets(tmp_path / "runs.db")
+def test_raising_a_budget_lets_a_blocked_run_continue(target: str) -> None:
+    budgets = Budgets(target)
     budgets.ensure_limit(run_key("t1"), usd=0.10)
     first = budgets.reserve(run_key("t1"), Spend(usd=0.08))
     assert isinstance(first, Reservation)
@@ -106,13 +109,13 @@ def test_raising_a_budget_lets_a_blocked_run_continue(tmp_path: Path) -> None:
     assert isinstance(budgets.reserve(run_key("t1"), Spend(usd=0.05)), Reservation)
 
 
-def test_raising_an_unknown_budget_is_an_error(tmp_path: Path) -> None:
+def test_raising_an_unknown_budget_is_an_error(target: str) -> None:
     with pytest.raises(GovernanceError, match="no budget"):
-        Budgets(tmp_path / "runs.db").raise_limit("run:nope", usd=1.0)
+        Budgets(target).raise_limit("run:nope", usd=1.0)
 
 
-def test_settling_twice_changes_nothing(tmp_path: Path) -> None:
-    budgets = Budgets(tmp_path / "runs.db")
+def test_settling_twice_changes_nothing(target: str) -> None:
+    budgets = Budgets(target)
     held = budgets.reserve(BUDGET_KEY, Spend(usd=0.5))
     assert isinstance(held, Reservation)
     assert not budgets.settle(held, Spend(usd=0.2)).already_settled
@@ -121,8 +124,8 @@ def test_settling_twice_changes_nothing(tmp_path: Path) -> None:
     assert budgets.usage(BUDGET_KEY).spent.usd == pytest.approx(0.2)
 
 
-def test_overspending_is_recorded_and_reported(tmp_path: Path) -> None:
-    budgets = Budgets(tmp_path / "runs.db")
+def test_overspending_is_recorded_and_reported(target: str) -> None:
+    budgets = Budgets(target)
     held = budgets.reserve(BUDGET_KEY, Spend(usd=0.1, tokens=100))
     assert isinstance(held, Reservation)
     settlement = budgets.settle(held, Spend(usd=0.15, tokens=150))
@@ -131,8 +134,8 @@ def test_overspending_is_recorded_and_reported(tmp_path: Path) -> None:
     assert budgets.usage(BUDGET_KEY).spent == Spend(0.15, 150)
 
 
-def test_a_dead_process_reservation_is_abandoned_at_its_full_estimate(tmp_path: Path) -> None:
-    budgets = Budgets(tmp_path / "runs.db")
+def test_a_dead_process_reservation_is_abandoned_at_its_full_estimate(target: str) -> None:
+    budgets = Budgets(target)
     budgets.set_limit(run_key("t1"), usd=1.0)
     assert isinstance(budgets.reserve(run_key("t1"), Spend(usd=0.4), thread="t1"), Reservation)
     assert isinstance(budgets.reserve(run_key("t2"), Spend(usd=0.4), thread="t2"), Reservation)
@@ -143,10 +146,10 @@ def test_a_dead_process_reservation_is_abandoned_at_its_full_estimate(tmp_path: 
     assert budgets.usage(run_key("t2")).held.usd == pytest.approx(0.4)  # other threads kept
 
 
-def test_money_is_exact_over_many_small_settlements(tmp_path: Path) -> None:
+def test_money_is_exact_over_many_small_settlements(target: str) -> None:
     """Ten settlements of $0.1 fill a $1 budget exactly: no float drift refuses or
     admits an eleventh."""
-    budgets = Budgets(tmp_path / "runs.db")
+    budgets = Budgets(target)
     budgets.set_limit(BUDGET_KEY, usd=1.0)
     for _ in range(10):
         held = budgets.reserve(BUDGET_KEY, Spend(usd=0.1))
@@ -171,8 +174,8 @@ AFFORDABLE = 20
 CALL_COST = 0.25
 
 
-def reserve_and_settle(db: Path, outcomes: list[str], start: threading.Barrier) -> None:
-    budgets = Budgets(db)
+def reserve_and_settle(target: str, outcomes: list[str], start: threading.Barrier) -> None:
+    budgets = Budgets(target)
     start.wait()
     held = budgets.reserve(BUDGET_KEY, Spend(usd=CALL_COST, tokens=100), label="model")
     if isinstance(held, BudgetExceeded):
@@ -182,14 +185,13 @@ def reserve_and_settle(db: Path, outcomes: list[str], start: threading.Barrier) 
     outcomes.append("settled")
 
 
-def test_fifty_threads_share_a_budget_for_twenty(tmp_path: Path) -> None:
-    db = tmp_path / "runs.db"
-    budgets = Budgets(db)
+def test_fifty_threads_share_a_budget_for_twenty(target: str) -> None:
+    budgets = Budgets(target)
     budgets.set_limit(BUDGET_KEY, usd=AFFORDABLE * CALL_COST)
     outcomes: list[str] = []
     start = threading.Barrier(RESERVERS)
     threads = [
-        threading.Thread(target=reserve_and_settle, args=(db, outcomes, start))
+        threading.Thread(target=reserve_and_settle, args=(target, outcomes, start))
         for _ in range(RESERVERS)
     ]
     for thread in threads:
@@ -205,11 +207,10 @@ def test_fifty_threads_share_a_budget_for_twenty(tmp_path: Path) -> None:
 WORKER = textwrap.dedent(
     """
     import sys, threading
-    from pathlib import Path
     from tierflow.governance.budget import Budgets, Spend
     from tierflow.governance.errors import BudgetExceeded
 
-    db, key, threads = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+    db, key, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])  # a path or a URL
     estimate, actual = float(sys.argv[4]), float(sys.argv[5])
     budgets = Budgets(db)
     results = []
@@ -238,10 +239,10 @@ WORKER = textwrap.dedent(
 
 
 def run_processes(
-    db: Path, processes: int, threads: int, estimate: float, actual: float
+    target: str, processes: int, threads: int, estimate: float, actual: float
 ) -> list[str]:
     """`processes` times `threads` reservers, released together once every process is up."""
-    command = [sys.executable, "-c", WORKER, str(db), BUDGET_KEY, str(threads)]
+    command = [sys.executable, "-c", WORKER, target, BUDGET_KEY, str(threads)]
     running = [
         subprocess.Popen(
             [*command, str(estimate), str(actual)],
@@ -255,19 +256,22 @@ def run_processes(
     for process in running:
         assert process.stdout is not None
         assert process.stdout.readline().strip() == "ready"
+    for process in running:  # every process is up: release them all, then wait for each
+        assert process.stdin is not None
+        process.stdin.write("go\n")
+        process.stdin.flush()
     outcomes: list[str] = []
     for process in running:
-        out, err = process.communicate("go\n", timeout=100)
+        out, err = process.communicate(timeout=100)
         assert process.returncode == 0, err
         outcomes += out.split()
     return outcomes
 
 
-def test_fifty_reservers_in_five_processes_never_overshoot(tmp_path: Path) -> None:
-    db = tmp_path / "runs.db"
-    budgets = Budgets(db)
+def test_fifty_reservers_in_five_processes_never_overshoot(target: str) -> None:
+    budgets = Budgets(target)
     budgets.set_limit(BUDGET_KEY, usd=AFFORDABLE * CALL_COST)
-    outcomes = run_processes(db, processes=5, threads=10, estimate=CALL_COST, actual=CALL_COST)
+    outcomes = run_processes(target, processes=5, threads=10, estimate=CALL_COST, actual=CALL_COST)
     assert len(outcomes) == RESERVERS
     assert outcomes.count("settled") == AFFORDABLE
     assert outcomes.count("budget_exceeded") == RESERVERS - AFFORDABLE
@@ -276,11 +280,10 @@ def test_fifty_reservers_in_five_processes_never_overshoot(tmp_path: Path) -> No
     assert total == pytest.approx(AFFORDABLE * CALL_COST)
 
 
-def test_released_estimates_are_reused_but_never_overshoot(tmp_path: Path) -> None:
+def test_released_estimates_are_reused_but_never_overshoot(target: str) -> None:
     """Calls that cost less than their estimate release the rest: more than 20 may
     succeed, but the settled total still stays within the budget."""
-    db = tmp_path / "runs.db"
-    budgets = Budgets(db)
+    budgets = Budgets(target)
     limit = AFFORDABLE * CALL_COST
     budgets.set_limit(BUDGET_KEY, usd=limit)
     outcomes: list[str] = []

@@ -1,5 +1,6 @@
 """Side effects: recorded before the checkpoint, returned on replay; a SIGKILL between
-the side effect and its record still leaves exactly one refund in the example shop."""
+the side effect and its record still leaves exactly one refund in the example shop —
+with the records in either run store, a SQLite file or Postgres."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from checkpoint_stores import target_fixture
 
 from tierflow.governance.idempotency import idempotency_key
 from tierflow.governance.side_effects import Attempt, CallSite, RecordedResult, SideEffects
@@ -23,9 +25,11 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SITE = CallSite(thread="t1", step=3, call_id="call_refund", tool="refund")
 KEY = idempotency_key("t1", 3, "call_refund")
 
+target = target_fixture()
 
-def test_begin_record_recorded(tmp_path: Path) -> None:
-    effects = SideEffects(tmp_path / "runs.db")
+
+def test_begin_record_recorded(target: str) -> None:
+    effects = SideEffects(target)
     assert effects.recorded(KEY) is None
     assert effects.begin(KEY, SITE) == Attempt(KEY, 1)
     assert effects.recorded(KEY) is None  # started is not done
@@ -35,28 +39,28 @@ def test_begin_record_recorded(tmp_path: Path) -> None:
     assert effects.begin(KEY, SITE) == recorded  # a replay gets the outcome, not an attempt
 
 
-def test_an_unrecorded_attempt_is_counted(tmp_path: Path) -> None:
-    effects = SideEffects(tmp_path / "runs.db")
+def test_an_unrecorded_attempt_is_counted(target: str) -> None:
+    effects = SideEffects(target)
     effects.begin(KEY, SITE)
     again = effects.begin(KEY, SITE)
     assert again == Attempt(KEY, 2)
     assert again.repeated
 
 
-def test_the_first_record_wins(tmp_path: Path) -> None:
-    effects = SideEffects(tmp_path / "runs.db")
+def test_the_first_record_wins(target: str) -> None:
+    effects = SideEffects(target)
     effects.begin(KEY, SITE)
     effects.record(KEY, ok=True, content="first")
     assert effects.record(KEY, ok=False, content="second") == RecordedResult(True, "first")
 
 
-def test_recording_an_unbegun_key_is_an_error(tmp_path: Path) -> None:
+def test_recording_an_unbegun_key_is_an_error(target: str) -> None:
     with pytest.raises(KeyError, match="never begun"):
-        SideEffects(tmp_path / "runs.db").record("tf-nope", ok=True, content="x")
+        SideEffects(target).record("tf-nope", ok=True, content="x")
 
 
-def test_once_runs_the_call_once(tmp_path: Path) -> None:
-    effects = SideEffects(tmp_path / "runs.db")
+def test_once_runs_the_call_once(target: str) -> None:
+    effects = SideEffects(target)
     runs: list[Attempt] = []
 
     def call(attempt: Attempt) -> RecordedResult:
@@ -69,15 +73,15 @@ def test_once_runs_the_call_once(tmp_path: Path) -> None:
     assert runs == [Attempt(KEY, 1)]
 
 
-def test_a_timeout_is_not_recorded(tmp_path: Path) -> None:
-    effects = SideEffects(tmp_path / "runs.db")
+def test_a_timeout_is_not_recorded(target: str) -> None:
+    effects = SideEffects(target)
     assert effects.once(KEY, SITE, lambda _attempt: None) is None
     assert effects.recorded(KEY) is None
     assert effects.begin(KEY, SITE) == Attempt(KEY, 2)  # the replay runs it again, keyed
 
 
-def test_once_async(tmp_path: Path) -> None:
-    effects = SideEffects(tmp_path / "runs.db")
+def test_once_async(target: str) -> None:
+    effects = SideEffects(target)
     runs = 0
 
     async def call(attempt: Attempt) -> RecordedResult:
@@ -93,14 +97,16 @@ def test_once_async(tmp_path: Path) -> None:
     assert runs == 1
 
 
-def test_recorded_content_is_redacted(tmp_path: Path) -> None:
-    effects = SideEffects(tmp_path / "runs.db")
+def test_recorded_content_is_redacted(target: str) -> None:
+    effects = SideEffects(target)
     effects.begin(KEY, SITE)
     recorded = effects.record(KEY, ok=True, content="issued with key sk-live0123456789abcdefXYZ")
     assert recorded.content == "issued with key [REDACTED]"
 
 
 # --- SIGKILL between the side effect and its record -------------------------------------
+# The records go to the run store under test (`target`); the example shop — the system
+# the refund lands in — is its own SQLite file on both, read with sqlite3 below.
 
 ACT = textwrap.dedent(
     """
@@ -148,14 +154,15 @@ def shop_db(tmp_path: Path) -> Path:
     return built
 
 
-def act(tmp_path: Path, shop_db: Path, kill: str) -> subprocess.CompletedProcess[str]:
-    """One `act` step in a fresh process; `kill` says where it dies, if it does."""
+def act(target: str, tmp_path: Path, shop_db: Path, kill: str) -> subprocess.CompletedProcess[str]:
+    """One `act` step in a fresh process recording into the run store `target`; `kill`
+    says where it dies, if it does. The shop is always its own SQLite file."""
     command = [
         sys.executable,
         "-c",
         ACT,
         str(EXAMPLES),
-        str(tmp_path / "runs.db"),
+        target,
         str(shop_db),
         str(tmp_path / "invocations.log"),
         KEY,
@@ -177,30 +184,30 @@ def invocations(tmp_path: Path) -> list[str]:
 
 
 def test_sigkill_after_the_side_effect_then_resume_leaves_one_refund(
-    tmp_path: Path, shop_db: Path
+    target: str, tmp_path: Path, shop_db: Path
 ) -> None:
-    killed = act(tmp_path, shop_db, kill="after_effect")
-    assert killed.returncode == -signal.SIGKILL
+    killed = act(target, tmp_path, shop_db, kill="after_effect")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert refunds_with_key(shop_db) == 1
-    assert SideEffects(tmp_path / "runs.db").recorded(KEY) is None  # died before the record
+    assert SideEffects(target).recorded(KEY) is None  # died before the record
 
-    resumed = act(tmp_path, shop_db, kill="none")
+    resumed = act(target, tmp_path, shop_db, kill="none")
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stdout.strip() == "refund 1 of $50.00"  # the first refund, not a new one
     assert refunds_with_key(shop_db) == 1
     assert invocations(tmp_path) == ["attempt 1", "attempt 2"]  # ran again, keyed
 
-    replayed = act(tmp_path, shop_db, kill="none")
+    replayed = act(target, tmp_path, shop_db, kill="none")
     assert replayed.stdout == resumed.stdout
     assert invocations(tmp_path) == ["attempt 1", "attempt 2"]  # recorded: not run again
 
 
 def test_sigkill_after_the_record_then_resume_does_not_run_the_tool(
-    tmp_path: Path, shop_db: Path
+    target: str, tmp_path: Path, shop_db: Path
 ) -> None:
-    killed = act(tmp_path, shop_db, kill="after_record")
-    assert killed.returncode == -signal.SIGKILL
-    resumed = act(tmp_path, shop_db, kill="none")
+    killed = act(target, tmp_path, shop_db, kill="after_record")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    resumed = act(target, tmp_path, shop_db, kill="none")
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stdout.strip() == "refund 1 of $50.00"
     assert refunds_with_key(shop_db) == 1

@@ -45,7 +45,9 @@ class Reviews:
             ).fetchall()
         if len(rows) < len(set(call_ids)):
             return None
-        _, action, reviewer, reason = rows[0]
+        # One pause decides all its calls; should two pauses have decided them apart,
+        # the strictest decision wins (a rejection), whatever order the rows come in.
+        _, action, reviewer, reason = min(rows, key=lambda row: (row[1] == "approve", row[0]))
         decision: dict[str, Any] = {"action": action, "reviewer": reviewer}
         if reason:
             decision["reason"] = reason
