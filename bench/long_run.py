@@ -20,9 +20,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from test_long_runs import long_agent  # noqa: E402
+from test_long_runs import long_agent
 
-from tierflow.graphs.runner import Runner  # noqa: E402
+from tierflow.graphs.runner import Runner
 
 
 def main() -> None:
@@ -42,15 +42,15 @@ def main() -> None:
         started = time.perf_counter()
         report = runner.run("count to the end", "long")
         wall = time.perf_counter() - started
-        size = db.stat().st_size + sum(
-            p.stat().st_size for p in Path(folder).glob("runs.db-*")
-        )
+        size = db.stat().st_size + sum(p.stat().st_size for p in Path(folder).glob("runs.db-*"))
     window = min(100, len(stamps) // 4)
     first = (stamps[window] - stamps[0]) / window
     last = (stamps[-1] - stamps[-1 - window]) / window
     result = {
         "date": datetime.now(UTC).date().isoformat(),
-        "machine": f"{platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+        "machine": (
+            f"{platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+        ),
         "steps": args.steps,
         "status": report.status,
         "model_steps": len(report.steps),

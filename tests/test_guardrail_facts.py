@@ -91,7 +91,7 @@ def test_a_wrong_order_id_is_reported_with_the_ids_the_sources_have(
     verdict = guard.check(CORRECT.replace("1042", "1024"), run_context)
     assert not verdict.ok
     assert (
-        "order 1024 is not in any source; the orders in the sources are "
+        "order 1024 in field answer is not in any source; the orders in the sources are "
         "1042 (order_details, refund)" in verdict.reason
     )
 

@@ -6,7 +6,13 @@ are the values `facts_claims` finds (ids, codes, amounts, dates, quantities, opt
 durations) plus the declared key facts: a sentence that names a key ("return window")
 and then gives a value of the key's kind ("14 days") must give the declared value.
 
-A failing verdict names each unsupported claim and where the true value is, e.g.
+Everything is read normalised (`normalize`: NFKC, invisible characters removed), and a
+JSON answer field by field (`facts_answer`), so a claim is found in the usual surface
+forms ("three hundred fifty-nine dollars", "359$", "order no. 1,042", "ORD1042"; the list
+is in docs/guardrails.md).
+
+A failing verdict names each unsupported claim, its field in a JSON answer, and where the
+true value is, e.g.
 `amount $359.00 (order 1042) is not in any source; for order 1042 the sources have
 $349.00 at items[0].unit_price_usd (Espresso Machine Pro) in order_details, …`, so a
 reask can fix exactly that.
@@ -21,11 +27,13 @@ from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from tierflow.guardrails.base import GuardrailBase, OnFail, Verdict
+from tierflow.guardrails.facts_answer import Answer, read_answer
 from tierflow.guardrails.facts_claims import (
     Claim,
     Segment,
+    compile_id_patterns,
+    default_id_patterns,
     extract_claims,
-    segments_of,
     split_sentences,
 )
 from tierflow.guardrails.facts_report import Evidence, describe_unsupported
@@ -38,6 +46,7 @@ from tierflow.guardrails.facts_values import (
     show_date,
     show_duration,
 )
+from tierflow.guardrails.normalize import normalize
 
 CLAIM_KINDS = ("ids", "codes", "amounts", "dates", "quantities", "facts", "durations")
 # Durations are off by default: answers derive them ("delivered 3 days ago") too often.
@@ -54,9 +63,12 @@ class FactsGuard(GuardrailBase):
     `knowledge` declares key facts, `{"return window": "30 days", "express shipping":
     "$9.90"}`; a key may be a tuple of phrasings. `documents` are fixed texts (policy
     articles), a mapping label → text or plain texts. `check` picks the claim kinds (see
-    `CLAIM_KINDS`); `id_words` the words an id follows ("order 1042"). Ids and codes in
-    the request itself (`context["objective"]`) count as sourced: repeating the
-    customer's order number is not a hallucination.
+    `CLAIM_KINDS`); `id_words` the words an id follows ("order 1042") and names ids in
+    reasons; `id_patterns` the shapes of an id, regular expressions whose `id` group is
+    the id (default: `default_id_patterns(id_words)` — "order no. 1,042", "Order-1042",
+    "ORD1042", "#1042" …). Ids and codes in the request itself (`context["objective"]`)
+    count as sourced: repeating the customer's order number is not a hallucination.
+    Every text is read normalised (`normalize`: NFKC, invisible characters removed).
     """
 
     kind = "facts"
@@ -68,6 +80,7 @@ class FactsGuard(GuardrailBase):
         documents: Mapping[str, str] | Iterable[str] = (),
         check: Collection[str] = DEFAULT_CLAIMS,
         id_words: Iterable[str] = ("order",),
+        id_patterns: Iterable[str | re.Pattern[str]] | None = None,
         name: str = "facts",
         on_fail: OnFail = "reask",
         max_reasks: int = 2,
@@ -80,14 +93,18 @@ class FactsGuard(GuardrailBase):
         self.kinds = frozenset(check)
         self.id_words = tuple(w.strip() for w in id_words if w.strip())
         self._id_word = self.id_words[0] if self.id_words else "id"
+        self._custom_id_patterns = id_patterns is not None
+        self.id_patterns = compile_id_patterns(
+            default_id_patterns(self.id_words) if id_patterns is None else id_patterns
+        )
         self.knowledge: dict[tuple[str, ...], str] = {
-            ((key,) if isinstance(key, str) else tuple(key)): value
+            tuple(normalize(k) for k in ((key,) if isinstance(key, str) else key)): normalize(value)
             for key, value in (knowledge or {}).items()
         }
         self.documents: dict[str, str] = (
-            dict(documents)
+            {label: normalize(text) for label, text in documents.items()}
             if isinstance(documents, Mapping)
-            else {f"{KNOWLEDGE} #{i + 1}": text for i, text in enumerate(documents)}
+            else {f"{KNOWLEDGE} #{i + 1}": normalize(text) for i, text in enumerate(documents)}
         )
         facts_text = "\n".join(f"{keys[0]}: {value}." for keys, value in self.knowledge.items())
         self._fixed_sources = [read_source(KNOWLEDGE, facts_text)] + [
@@ -111,12 +128,13 @@ class FactsGuard(GuardrailBase):
         request = read_source(REQUEST, objective) if isinstance(objective, str) else None
         evidence = Evidence(sources, request)
 
-        texts, json_ids = segments_of(candidate)
-        segments = split_sentences(texts, self.id_words)
-        answer_ids = list(dict.fromkeys([*json_ids, *(i for s in segments for i in s.ids)]))
+        answer = read_answer(normalize(candidate))
+        segments = split_sentences(answer.texts, self.id_patterns, answer.owners)
+        answer_ids = list(
+            dict.fromkeys([*(i for _, i in answer.ids), *(i for s in segments for i in s.ids)])
+        )
         claims = list(extract_claims(segments, self.kinds, evidence.item_names()))
-        if "ids" in self.kinds:
-            claims += [Claim("id", v, v, -1, 0) for v in json_ids]
+        claims += self._json_claims(answer, evidence)
 
         problems: list[str] = []
         checked = 0
@@ -147,6 +165,25 @@ class FactsGuard(GuardrailBase):
             ok=True,
             reason=f"{checked} checkable claim{'s' if checked != 1 else ''} match the sources",
         )
+
+    def _json_claims(self, answer: Answer, evidence: Evidence) -> list[Claim]:
+        """The claims of a JSON answer's non-text values (ids, amounts, item quantities)."""
+        claims: list[Claim] = []
+        if "ids" in self.kinds:
+            claims += [Claim("id", v, v, -1, 0, field=f) for f, v in answer.ids]
+        if "amounts" in self.kinds:
+            claims += [
+                Claim("amount", str(a.value), a.value, -1, 0, a.owners, a.field)
+                for a in answer.amounts
+            ]
+        if "quantities" in self.kinds:
+            known = {name.lower() for name in evidence.item_names()}
+            claims += [
+                Claim("quantity", f"{i.value[1]} × {i.value[0]}", i.value, -1, 0, i.owners, i.field)
+                for i in answer.items
+                if i.value[0] in known
+            ]
+        return claims
 
     def _key_fact_problems(self, segments: list[Segment]) -> tuple[list[str], int]:
         problems: list[str] = []
@@ -180,6 +217,11 @@ class FactsGuard(GuardrailBase):
             "documents": sorted(self.documents),
             "check": [k for k in CLAIM_KINDS if k in self.kinds],
             "id_words": list(self.id_words),
+            **(
+                {"id_patterns": [p.pattern for p in self.id_patterns]}
+                if self._custom_id_patterns
+                else {}
+            ),
         }
 
 

@@ -1,22 +1,22 @@
 """The claims an answer makes that can be checked without understanding it.
 
-Only values with an unmistakable shape are claims: an id after a declared word ("order
-1042", "orders 1042 and 1007", "#1042"), a code (KT-ESP-01, DHL-558201), a tracking
-number after "tracking", a money amount with its currency, a date, a duration (when
-asked for), a count in front of an item name the sources know ("2 Ceramic Cup Sets").
+Only values with an unmistakable shape are claims: an id in one of the guard's id
+shapes ("order 1042", "orders 1042 and 1007", "order no. 1,042", "Order-1042",
+"ORD1042", "#1042"), a code (KT-ESP-01, DHL-558201), a tracking number after
+"tracking", a money amount with its currency, a date, a duration (when asked for), a
+count in front of an item name the sources know ("2 Ceramic Cup Sets").
 Everything else — prose, numbers without a unit, relative dates ("in 3 days") — is not
 a claim, so it can't be wrong. That is the guard's bias: a missed hallucination is
 possible, a false alarm on an honest answer should not be.
 
-An answer that is a JSON object is read field by field: its string values as text, and
-integers under `*_id`/`*_ids` keys as ids.
+The text is normalised first (`normalize`); a JSON answer is read field by field
+(`facts_answer`).
 """
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -28,23 +28,80 @@ from tierflow.guardrails.facts_values import (
     find_durations,
 )
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)|\n+")
-_ID_KEY = re.compile(r"(?:^|_)ids?$")
+# A sentence ends at . ! ? and a space — not after an abbreviation a number follows.
+_SENTENCE_END = re.compile(
+    r"(?<![Nn][Oo]\.)(?<![Nn][Rr]\.)(?<![Nn]um\.)(?<![Rr]ef\.)(?<![Oo]rd\.)(?<!approx\.)"
+    r"(?<=[.!?])\s+(?=\S)|\n+"
+)
 _TRACKING = re.compile(
     r"(?i:tracking)(?:\s+(?i:number|no\.?|code|id|#))?(?:\s+(?i:is|was))?\s*:?\s*"
     r"(?P<value>[A-Z0-9][A-Z0-9-]{5,})(?![\w-])"
 )
-_HASH_ID = re.compile(r"(?<![\w#&])#(?P<value>\d{3,})\b")
 _NUMBER_WORDS = {
     "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
     "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
 }  # fmt: skip
 
+# ---------------------------------------------------------------- id shapes
+
+# An id: 3+ digits, or digits in thousands ("1,042").
+ID_NUMBER = r"(?:\d{1,3}(?:,\d{3})+|\d{3,})(?![\d])"
+_ID_VALUE = re.compile(ID_NUMBER)
+_ID_LIST = rf"{ID_NUMBER}(?:\s*(?:,\s*(?:and|or)\b|,|and|or|&|/)\s*#?{ID_NUMBER})*"
+
+
+def id_word_pattern(word: str) -> str:
+    """The shapes of an id after `word`: "order 1042", "orders 1042, 1043 and 1007",
+    "order no. 1042", "order number: 1042", "Order-1042", "order #1042", "order (1042)",
+    "order 1,042" (case-insensitive)."""
+    name = r"[\s-]+".join(re.escape(part) for part in word.split())
+    label = r"(?:number|num|nr|no|id|ref)\b\.?|n°"
+    return rf"\b(?i:{name})s?(?:[\s-]*(?i:{label}))?[\s:#(-]*(?P<id>{_ID_LIST})"
+
+
+HASH_ID = rf"(?<![\w#&])#(?P<id>{ID_NUMBER})"
+ORDER_CODE_ID = r"(?<![\w-])(?i:ord)[-#.]?\s?(?P<id>\d{3,})(?![\w-])"
+
+
+def default_id_patterns(words: Iterable[str]) -> tuple[str, ...]:
+    """The id shapes for `words`: each word's shapes (`id_word_pattern`), `#1042`, and
+    for "order" also `ORD1042` / `ORD-1042`."""
+    words = [w for w in words if w.strip()]
+    patterns = [id_word_pattern(word) for word in words] + [HASH_ID]
+    if any(w.strip().lower() == "order" for w in words):
+        patterns.append(ORDER_CODE_ID)
+    return tuple(patterns)
+
+
+def compile_id_patterns(patterns: Iterable[str | re.Pattern[str]]) -> tuple[re.Pattern[str], ...]:
+    """Compiled id shapes; an `id` group marks the id (else the whole match), and every
+    number of 3+ digits in it is one."""
+    compiled = []
+    for pattern in patterns:
+        try:
+            compiled.append(re.compile(pattern) if isinstance(pattern, str) else pattern)
+        except re.error as error:
+            message = f"id pattern {pattern!r} is not a regular expression: {error}"
+            raise ValueError(message) from None
+    return tuple(compiled)
+
+
+def find_ids(text: str, patterns: Sequence[re.Pattern[str]]) -> list[tuple[str, int, int]]:
+    """Every id the shapes find: (digits without separators, start, end of the match)."""
+    found: list[tuple[str, int, int]] = []
+    for pattern in patterns:
+        for match in pattern.finditer(text):
+            group = "id" if "id" in pattern.groupindex and match["id"] is not None else 0
+            for number in _ID_VALUE.finditer(match[group]):
+                found.append((number.group().replace(",", ""), match.start(), match.end()))
+    return found
+
 
 @dataclass(frozen=True)
 class Claim:
     """One checkable statement: its kind, the text as written, its normalised value,
-    where it is (segment and offset), and the ids named in its sentence."""
+    where it is (segment and offset; the field of a JSON answer), and the ids of what it
+    is about."""
 
     kind: str  # id, code, amount, date, duration, quantity
     text: str
@@ -52,54 +109,23 @@ class Claim:
     segment: int
     start: int
     context_ids: tuple[str, ...] = ()
+    field: str = ""
 
 
 @dataclass(frozen=True)
 class Segment:
-    """A sentence of the answer (of one field, for a JSON answer)."""
+    """A sentence of the answer (of one field, for a JSON answer): the ids it names and
+    where, the field, and the ids of the JSON records around it."""
 
     text: str
     ids: tuple[str, ...]
+    id_spans: tuple[tuple[int, int], ...] = ()
+    field: str = ""
+    owners: tuple[str, ...] = ()
 
-
-def segments_of(candidate: str) -> tuple[list[str], list[str]]:
-    """The answer's texts (one per JSON string field, or the whole text) and the ids a
-    JSON answer declares in `*_id(s)` fields."""
-    stripped = candidate.strip()
-    if stripped[:1] == "{":
-        try:
-            value = json.loads(stripped)
-        except (ValueError, RecursionError):
-            return [candidate], []
-        texts: list[str] = []
-        ids: list[str] = []
-        _walk(value, "", texts, ids, depth=0)
-        return texts, ids
-    return [candidate], []
-
-
-def _walk(value: Any, key: str, texts: list[str], ids: list[str], depth: int) -> None:
-    if depth > 50:
-        return
-    if isinstance(value, str):
-        texts.append(value)
-    elif isinstance(value, Mapping):
-        for child_key, child in value.items():
-            _walk(child, str(child_key).lower(), texts, ids, depth + 1)
-    elif isinstance(value, list):
-        for child in value:
-            _walk(child, key, texts, ids, depth + 1)
-    elif isinstance(value, int) and not isinstance(value, bool) and _ID_KEY.search(key):
-        ids.append(str(value))
-
-
-@lru_cache(maxsize=32)
-def _id_pattern(words: tuple[str, ...]) -> re.Pattern[str]:
-    names = "|".join(re.escape(w) for w in words)
-    return re.compile(
-        rf"\b(?i:{names})s?(?:\s+(?i:number|no\.?|id))?\s*#?\s*\d{{3,}}"
-        r"(?:\s*(?:,|and|or|&)\s*#?\d{3,})*"
-    )
+    @property
+    def about(self) -> tuple[str, ...]:
+        return self.ids or self.owners
 
 
 @lru_cache(maxsize=64)
@@ -119,15 +145,21 @@ def _quantity_pattern(names: tuple[str, ...]) -> re.Pattern[str] | None:
     )
 
 
-def split_sentences(texts: Sequence[str], id_words: tuple[str, ...]) -> list[Segment]:
+def split_sentences(
+    texts: Sequence[tuple[str, str]],
+    id_patterns: Sequence[re.Pattern[str]],
+    owners: dict[str, tuple[str, ...]] | None = None,
+) -> list[Segment]:
+    """The sentences of (field, text) pairs, with the ids each names."""
     segments: list[Segment] = []
-    pattern = _id_pattern(id_words)
-    for text in texts:
+    for field, text in texts:
         for sentence in _SENTENCE_END.split(text):
             if sentence.strip():
-                ids = [v for m in pattern.finditer(sentence) for v in re.findall(r"\d{3,}", m[0])]
-                ids += [m["value"] for m in _HASH_ID.finditer(sentence)]
-                segments.append(Segment(sentence, tuple(dict.fromkeys(ids))))
+                found = find_ids(sentence, id_patterns)
+                ids = tuple(dict.fromkeys(value for value, _, _ in found))
+                spans = tuple(sorted({(start, end) for _, start, end in found}))
+                about = (owners or {}).get(field, ())
+                segments.append(Segment(sentence, ids, spans, field, about))
     return segments
 
 
@@ -139,30 +171,39 @@ def extract_claims(
     """Every claim of the asked-for kinds, in the order the answer makes them."""
     quantity_pattern = _quantity_pattern(tuple(sorted(set(item_names))))
     for index, segment in enumerate(segments):
-        text, context = segment.text, segment.ids
-        if "ids" in kinds:
-            for value in segment.ids:
-                yield Claim("id", value, value, index, text.find(value), context)
-        tracked: set[str] = set()
-        if "codes" in kinds:
-            for match in _TRACKING.finditer(text):
-                tracked.add(match["value"])
-                yield Claim("code", match["value"], match["value"], index, match.start(), context)
-            for code, start, _ in find_codes(text):
-                if code not in tracked:
-                    yield Claim("code", code, code, index, start, context)
-        if "amounts" in kinds:
-            for amount, start, end in find_amounts(text):
-                yield Claim("amount", text[start:end], amount, index, start, context)
-        if "dates" in kinds:
-            for days, start, end in find_dates(text):
-                yield Claim("date", text[start:end], days, index, start, context)
-        if "durations" in kinds:
-            for duration, start, end in find_durations(text):
-                yield Claim("duration", text[start:end], duration, index, start, context)
-        if "quantities" in kinds and quantity_pattern is not None:
-            for match in quantity_pattern.finditer(text):
-                count = (match["n1"] or match["n2"]).lower()
-                number = _NUMBER_WORDS.get(count) or int(count)
-                item = " ".join((match["name1"] or match["name2"]).split()).lower()
-                yield Claim("quantity", match[0], (item, number), index, match.start(), context)
+        for kind, shown, value, start in _found(segment, kinds, quantity_pattern):
+            yield Claim(kind, shown, value, index, start, segment.about, segment.field)
+
+
+def _found(
+    segment: Segment, kinds: frozenset[str], quantity_pattern: re.Pattern[str] | None
+) -> Iterator[tuple[str, str, Any, int]]:
+    """(kind, text as written, value, offset) of each claim of one sentence."""
+    text = segment.text
+    if "ids" in kinds:
+        for value in segment.ids:
+            yield "id", value, value, text.find(value)
+    tracked: set[str] = set()
+    if "codes" in kinds:
+        for match in _TRACKING.finditer(text):
+            tracked.add(match["value"])
+            yield "code", match["value"], match["value"], match.start()
+        for code, start, end in find_codes(text):
+            in_id = any(s < end and start < e for s, e in segment.id_spans)
+            if code not in tracked and not in_id:  # ORD-1042 is an id, not a code
+                yield "code", code, code, start
+    if "amounts" in kinds:
+        for amount, start, end in find_amounts(text):
+            yield "amount", text[start:end], amount, start
+    if "dates" in kinds:
+        for days, start, end in find_dates(text):
+            yield "date", text[start:end], days, start
+    if "durations" in kinds:
+        for duration, start, end in find_durations(text):
+            yield "duration", text[start:end], duration, start
+    if "quantities" in kinds and quantity_pattern is not None:
+        for match in quantity_pattern.finditer(text):
+            count = (match["n1"] or match["n2"]).lower()
+            number = _NUMBER_WORDS.get(count) or int(count)
+            item = " ".join((match["name1"] or match["name2"]).split()).lower()
+            yield "quantity", match[0], (item, number), match.start()

@@ -66,7 +66,8 @@ def describe_unsupported(
 ) -> str:
     """`<claim> is not in any source; <what the sources say instead>`."""
     about = f" ({id_word} {', '.join(orders)})" if orders and claim.kind != "id" else ""
-    head = f"{_kind_label(claim, id_word)} {_shown(claim)}{about} is not in any source"
+    field = f" in field {claim.field}" if claim.field else ""
+    head = f"{_kind_label(claim, id_word)} {_shown(claim)}{about}{field} is not in any source"
     instead = _instead(claim, orders, evidence, id_word)
     return f"{head}; {instead}" if instead else head
 

@@ -29,6 +29,7 @@ from tierflow.guardrails.facts_values import (
     find_dates,
     find_durations,
 )
+from tierflow.guardrails.normalize import normalize
 
 _DIGIT = re.compile(r"\d")
 _ID_KEY = re.compile(r"(?:^|_)ids?$")
@@ -90,7 +91,7 @@ class SourceFacts:
                 self.read_json(child, (*path, index), owners, item)
         elif isinstance(value, str):
             if _DIGIT.search(value):  # every checkable value has a digit; most strings don't
-                self.read_text(value, self._where(path, owners, item))
+                self.read_text(normalize(value), self._where(path, owners, item))
         elif isinstance(value, int | float) and not isinstance(value, bool):
             self._read_number(value, path, owners, item)
 
@@ -108,6 +109,7 @@ class SourceFacts:
         }
         owners = owners | own
         name = next((record[k] for k in _NAME_KEYS if isinstance(record.get(k), str)), None)
+        name = " ".join(normalize(name).split()) if name is not None else None
         quantity = next((record[k] for k in _QUANTITY_KEYS if _is_int(record.get(k))), None)
         if name is not None and quantity is not None:
             item = name
@@ -154,8 +156,10 @@ class SourceFacts:
 
 @lru_cache(maxsize=1024)
 def read_source(label: str, text: str) -> SourceFacts:
-    """The checkable values of one source (cached: sources repeat across checks)."""
+    """The checkable values of one source (cached: sources repeat across checks), read
+    normalised (`normalize`)."""
     facts = SourceFacts(label)
+    text = normalize(text)
     stripped = text.strip()
     if stripped[:1] in ("{", "["):
         try:

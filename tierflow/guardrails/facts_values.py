@@ -1,5 +1,8 @@
 """The checkable values of the facts guard — amounts, dates, durations, identifiers — found
-in text and normalised, so that "$1,234.50", "1234.5 USD" and a JSON 1234.5 compare equal.
+in text and normalised, so that "$1,234.50", "1234.5 USD", "1.234,50 $", "one thousand
+two hundred thirty-four dollars and fifty cents" and a JSON 1234.5 compare equal.
+The text given is normalised already (`normalize`): fullwidth digits and symbols are
+ASCII by then, and a zero-width space is gone.
 
 The same finders read the answer (claims) and the sources, so a value is recognised the
 same way on both sides.
@@ -11,6 +14,8 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+
+from tierflow.guardrails.facts_words import WORDS, find_numbers, words_value
 
 CENT = Decimal("0.01")
 
@@ -33,25 +38,45 @@ class Amount:
 
 
 _CURRENCY = {
-    "$": "USD", "us$": "USD", "usd": "USD", "dollar": "USD", "dollars": "USD",
+    "$": "USD", "usd": "USD", "dollar": "USD", "dollars": "USD", "buck": "USD", "bucks": "USD",
     "€": "EUR", "eur": "EUR", "euro": "EUR", "euros": "EUR",
-    "£": "GBP", "gbp": "GBP",
+    "£": "GBP", "gbp": "GBP", "sterling": "GBP",
 }  # fmt: skip
-_NUMBER = r"\d{1,3}(?:,\d{3})+(?:\.\d{1,2})?|\d+(?:[.,]\d{1,2})?"
-_AMOUNT = re.compile(
-    rf"(?<![\w.,])(?P<pre>US\$|\$|€|£|(?:USD|EUR|GBP)\s?)\s?(?P<n1>{_NUMBER})(?![\d,]*\d)"
-    # (not "pounds": as often a weight as a currency)
-    rf"|(?<![\w.,$€£])(?P<n2>{_NUMBER})\s?(?P<post>USD|EUR|GBP|€|dollars?\b|euros?\b)"
+_UNIT = {"dollar": "dollar", "dollars": "dollar", "buck": "dollar", "bucks": "dollar",
+         "euro": "euro", "euros": "euro", "cent": "cent", "cents": "cent", "¢": "cent"}  # fmt: skip
+_SCALE = {"k": 1_000, "thousand": 1_000, "m": 1_000_000, "mn": 1_000_000,
+          "million": 1_000_000, "bn": 1_000_000_000, "billion": 1_000_000_000}  # fmt: skip
+# 1,234.50 | 1.234,50 | 1 234,50 and 1'234.50 | 1234.5 and 349,00 (decimal comma).
+_NUMBER = (
+    r"\d{1,3}(?:,\d{3})+(?:\.\d{1,2})?|\d{1,3}(?:\.\d{3})+(?:,\d{1,2})?"
+    r"|\d{1,3}(?:[ ']\d{3})+(?:[.,]\d{1,2})?|\d+(?:[.,]\d{1,2})?"
 )
+_NUMBER_END = r"(?!\d|[.,']\d)"
+_SCALE_WORD = r"(?:\s?(?P<{0}>thousand|million|billion)\b|(?P<{0}x>[kKM]|mn|bn)\b)?"
+_CODE = r"(?i:usd|eur|gbp)(?![A-Za-z])"
+# A currency word after a number ("pounds" alone is not one: as often a weight).
+_CURRENCY_WORD = r"(?i:(?:US\s+)?dollars?|bucks?|euros?|pounds\s+sterling|cents?)\b"
+_AMOUNT = re.compile(
+    rf"(?<![\w.,])(?P<pre>US\$|\$|€|£|{_CODE}\s?:?)\s?(?P<n1>{_NUMBER}){_NUMBER_END}"
+    + _SCALE_WORD.format("s1")
+    + rf"|(?<![\w.,$€£])(?P<n2>{_NUMBER}){_NUMBER_END}"
+    + _SCALE_WORD.format("s2")
+    + rf"\s?(?P<post>(?:US\s?)?\$(?!\s?\d)|[€£](?!\s?\d)|\(?\s?{_CODE}\s?\)?|{_CURRENCY_WORD}|¢)"
+)
+_AFTER_WORDS = re.compile(rf"\s+(?P<post>{_CURRENCY_WORD})")
+# "… dollars and fifty cents", "… euros 20 cents"
+_CENTS = re.compile(rf"\s*,?\s*(?:(?i:and)\s+)?(?P<c>\d{{1,2}}|{WORDS})\s+(?i:cents?)\b")
 
 
 def to_cents(number: str) -> Decimal | None:
-    """'1,234.5' → 1234.50; '349,00' (decimal comma) → 349.00."""
+    """'1,234.5' → 1234.50; '349,00' (decimal comma) → 349.00; '1.234,50' → 1234.50."""
     text = number.strip()
     if re.fullmatch(r"\d{1,3}(?:,\d{3})+(?:\.\d{1,2})?", text):
         text = text.replace(",", "")
-    elif re.fullmatch(r"\d+,\d{1,2}", text):
-        text = text.replace(",", ".")
+    elif re.fullmatch(r"\d{1,3}(?:\.\d{3})+(?:,\d{1,2})?", text):
+        text = text.replace(".", "").replace(",", ".")
+    else:
+        text = re.sub(r"[ ']", "", text).replace(",", ".")
     try:
         return Decimal(text).quantize(CENT)
     except InvalidOperation:
@@ -59,13 +84,51 @@ def to_cents(number: str) -> Decimal | None:
 
 
 def find_amounts(text: str) -> Iterator[tuple[Amount, int, int]]:
-    """Every money amount written with a currency, and its span."""
+    """Every money amount written with a currency — a symbol, a code or a word, before or
+    after the number, in digits or English number words — and its span."""
+    found = sorted([*_in_digits(text), *_in_words(text)], key=lambda f: (f[2], -f[3]))
+    consumed = 0  # the end of the last amount, with its "and 50 cents" tail
+    for number, marker, start, end in found:
+        if start < consumed:
+            continue
+        currency, unit = _marker(marker)
+        value, stop = number, end
+        if unit == "cent":
+            value, currency = (number / 100).quantize(CENT), None
+        tail = _CENTS.match(text, end) if unit in ("dollar", "euro") else None
+        if tail is not None:
+            cents = int(tail["c"]) if tail["c"].isdigit() else words_value(tail["c"])
+            if cents is not None and cents < 100:
+                value, stop = number + Decimal(cents) / 100, tail.end()
+        consumed = stop
+        yield Amount(value, currency), start, stop
+
+
+def _in_digits(text: str) -> Iterator[tuple[Decimal, str, int, int]]:
+    """(number, currency marker, start, end) of the amounts written in digits."""
     for match in _AMOUNT.finditer(text):
-        number = match.group("n1") or match.group("n2")
-        marker = (match.group("pre") or match.group("post") or "").strip().lower()
-        value = to_cents(number)
-        if value is not None:
-            yield Amount(value, _CURRENCY.get(marker)), match.start(), match.end()
+        number = to_cents(match["n1"] or match["n2"])
+        scale = next((match[g] for g in ("s1", "s1x", "s2", "s2x") if match[g]), None)
+        if number is not None and scale is not None:
+            number = (number * _SCALE[scale.lower()]).quantize(CENT)
+        if number is not None:
+            yield number, match["pre"] or match["post"], match.start(), match.end()
+
+
+def _in_words(text: str) -> Iterator[tuple[Decimal, str, int, int]]:
+    """(number, currency word, start, end) of the amounts written in words."""
+    for value, start, end in find_numbers(text):
+        after = _AFTER_WORDS.match(text, end)
+        if after is not None:
+            yield Decimal(value).quantize(CENT), after["post"], start, after.end()
+
+
+def _marker(marker: str) -> tuple[str | None, str]:
+    """The currency and the unit word ("dollar", "euro", "cent" or "") of a marker: "$",
+    "US$", "(USD)", "USD:", "US dollars", "bucks", "pounds sterling", "¢" …"""
+    words = [w for w in re.findall(r"[a-z]+|[$€£¢]", marker.lower()) if w != "us"]
+    last = words[-1] if words else ""
+    return _CURRENCY.get(last), _UNIT.get(last, "")
 
 
 # ---------------------------------------------------------------- dates
@@ -132,20 +195,40 @@ def show_date(value: DateValue) -> str:
 # ---------------------------------------------------------------- durations
 
 Duration = tuple[int, int, str]  # (low, high, unit): "1-2 business days" → (1, 2, "day")
+_DURATION_UNIT = (
+    r"[\s-]*(?:(?:business|working|calendar|extra|more|additional)\s+)?"
+    r"(?P<unit>minute|hour|day|week|month|year)s?\b"
+)
 
 _DURATION = re.compile(
-    r"(?<![\w.])(?P<lo>\d+)(?:\s*(?:-|–|to)\s*(?P<hi>\d+))?[\s-]*"
-    r"(?:(?:business|working|calendar|extra|more|additional)\s+)?"
-    r"(?P<unit>minute|hour|day|week|month|year)s?\b",
+    r"(?<![\w.])(?P<lo>\d+)(?:\s*(?:-|–|to)\s*(?P<hi>\d+))?" + _DURATION_UNIT,
     re.IGNORECASE,
+)
+_DURATION_AFTER_WORDS = re.compile(
+    rf"(?:\s*(?:-|–|to)\s*(?P<hi>\d+|{WORDS}))?" + _DURATION_UNIT, re.IGNORECASE
 )
 
 
 def find_durations(text: str) -> Iterator[tuple[Duration, int, int]]:
+    """Every duration, in digits or words ("5 business days", "thirty days", "1-2 weeks",
+    "one to two weeks")."""
+    found: list[tuple[Duration, int, int]] = []
     for match in _DURATION.finditer(text):
         low = int(match["lo"])
         high = int(match["hi"]) if match["hi"] else low
-        yield (low, high, match["unit"].lower()), match.start(), match.end()
+        found.append(((low, high, match["unit"].lower()), match.start(), match.end()))
+    for low, start, end in find_numbers(text):
+        after = _DURATION_AFTER_WORDS.match(text, end)
+        if after is not None:
+            hi = after["hi"]
+            top = (int(hi) if hi.isdigit() else words_value(hi)) if hi else low
+            if top is not None:
+                found.append(((low, top, after["unit"].lower()), start, after.end()))
+    consumed = 0
+    for duration, start, end in sorted(found, key=lambda f: (f[1], -f[2])):
+        if start >= consumed:
+            consumed = end
+            yield duration, start, end
 
 
 def show_duration(value: Duration) -> str:

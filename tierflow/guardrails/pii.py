@@ -1,10 +1,13 @@
 """Policy / PII guard: personal data, banned phrases and topics, and a maximum length.
 
-Detection is deterministic (`pii_detectors`: patterns with checksums). The verdict never
-repeats the personal data it found — reasons are stored with the run and shown to the
-model — only its kind and a hint (`card number ending 1111`). Its `fixed` candidate is
-the text with each finding replaced by a mask (`[EMAIL]`, `[CARD]` …), banned phrases by
-`[removed]`, and cut to the maximum length, so `on_fail="fix"` can send it on.
+Detection is deterministic (`pii_detectors`: patterns with checksums) and runs on the
+normalised text (`normalize`: NFKC, invisible characters removed), so an address with a
+fullwidth at sign or a card number with zero-width spaces between its digits is found;
+the masks go on the original text's spans. The verdict never repeats the personal data
+it found — reasons are stored with the run and shown to the model — only its kind and a
+hint (`card number ending 1111`). Its `fixed` candidate is the text with each finding
+replaced by a mask (`[EMAIL]`, `[CARD]` …), banned phrases by `[removed]`, and cut to
+the maximum length, so `on_fail="fix"` can send it on.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from tierflow.guardrails.base import GuardrailBase, OnFail, Verdict
+from tierflow.guardrails.normalize import Normalized, normalize, normalized
 from tierflow.guardrails.pii_detectors import DETECTORS, LABELS, Finding, non_overlapping
 
 PII_KINDS: tuple[str, ...] = tuple(DETECTORS)
@@ -28,6 +32,9 @@ _MASKS = {
     "es_dni": "[NATIONAL ID]",
 }
 REMOVED = "[removed]"
+# Personal data, banned phrases and banned topics found in a (normalised) text.
+_Violations = tuple[list[Finding], list[re.Match[str]], list[re.Match[str]]]
+_MASK_ROUNDS = 3  # a mask can join what was around it into a new finding: mask again
 
 
 class PiiGuard(GuardrailBase):
@@ -62,10 +69,10 @@ class PiiGuard(GuardrailBase):
         if max_chars is not None and max_chars < 1:
             raise ValueError("max_chars must be >= 1")
         self.detect = tuple(kind for kind in PII_KINDS if kind in detect)
-        self.allow = frozenset(value.strip().lower() for value in allow if value.strip())
-        self.banned_phrases = tuple(p for p in (s.strip() for s in banned_phrases) if p)
+        self.allow = frozenset(normalize(v).strip().lower() for v in allow if v.strip())
+        self.banned_phrases = tuple(p for p in (normalize(s).strip() for s in banned_phrases) if p)
         self.banned_topics = {
-            topic: tuple(k for k in (s.strip() for s in keywords) if k)
+            topic: tuple(k for k in (normalize(s).strip() for s in keywords) if k)
             for topic, keywords in (banned_topics or {}).items()
         }
         self.max_chars = max_chars
@@ -75,9 +82,8 @@ class PiiGuard(GuardrailBase):
         self._topics = _phrase_pattern(list(self._topic_of))
 
     def check(self, candidate: str, context: Mapping[str, Any] | None = None) -> Verdict:
-        findings = [f for f in self._personal_data(candidate) if not self._allowed(f)]
-        phrases = _matches(self._phrases, candidate)
-        topics = _matches(self._topics, candidate)
+        text = normalized(candidate)
+        findings, phrases, topics = self._violations(text.text)
         too_long = self.max_chars is not None and len(candidate) > self.max_chars
         if not (findings or phrases or topics or too_long):
             return Verdict(ok=True, reason="no personal data or banned content")
@@ -90,22 +96,47 @@ class PiiGuard(GuardrailBase):
         for keyword in _unique(_normal(m.group()) for m in topics):
             topic = self._topic_of.get(keyword, keyword)
             problems.append(f"it touches the banned topic {topic!r} ({keyword!r})")
-        fixed: str | None = _mask(candidate, findings, [*phrases, *topics])
         if too_long:
             problems.append(
                 f"it is {len(candidate)} characters long; the maximum is {self.max_chars}"
             )
-        fixed = self._shorten(fixed) if fixed is not None else None
-        if fixed is not None and _is_json(candidate) and not _is_json(fixed):
-            fixed = None  # masking or cutting broke the JSON: no safe repair
-        return Verdict(ok=False, reason="; ".join(problems), fixed=fixed)
+        first = (findings, phrases, topics)
+        return Verdict(
+            ok=False, reason="; ".join(problems), fixed=self._fix(candidate, text, first)
+        )
+
+    def _violations(self, text: str) -> _Violations:
+        """Personal data, banned phrases and banned topics in a normalised text."""
+        findings = [f for f in self._personal_data(text) if not self._allowed(f)]
+        return findings, _matches(self._phrases, text), _matches(self._topics, text)
+
+    def _fix(self, candidate: str, text: Normalized, found: _Violations) -> str | None:
+        """The candidate masked (until nothing is left to mask) and cut; None when that
+        fails or breaks a JSON answer. `found` are the violations in `text`."""
+        fixed = candidate
+        for _ in range(_MASK_ROUNDS):
+            findings, phrases, topics = found
+            if not (findings or phrases or topics):
+                break
+            spans = [(*text.span(f.start, f.end), _MASKS[f.kind]) for f in findings]
+            spans += [(*text.span(m.start(), m.end()), REMOVED) for m in [*phrases, *topics]]
+            fixed = _mask(fixed, spans)
+            text = normalized(fixed)
+            found = self._violations(text.text)
+        else:
+            if any(found):
+                return None  # masking keeps making new findings: no safe repair
+        fixed = self._shorten(fixed)
+        if _is_json(candidate) and not _is_json(fixed):
+            return None  # masking or cutting broke the JSON: no safe repair
+        return fixed
 
     def _personal_data(self, text: str) -> list[Finding]:
         found = [finding for kind in self.detect for finding in DETECTORS[kind](text)]
         return non_overlapping(found)
 
     def _allowed(self, finding: Finding) -> bool:
-        value = finding.text.strip().lower()
+        value = finding.canonical.strip().lower()
         if value in self.allow:
             return True
         return finding.kind == "email" and f"@{value.partition('@')[2]}" in self.allow
@@ -149,9 +180,7 @@ def _unique(values: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(values))
 
 
-def _mask(text: str, findings: list[Finding], removed: list[re.Match[str]]) -> str:
-    spans = [(f.start, f.end, _MASKS[f.kind]) for f in findings]
-    spans += [(m.start(), m.end(), REMOVED) for m in removed]
+def _mask(text: str, spans: list[tuple[int, int, str]]) -> str:
     out: list[str] = []
     position = 0
     for start, end, mask in sorted(spans):

@@ -5,7 +5,10 @@ something. So: card numbers must pass Luhn, IBANs the ISO 13616 mod-97 check and
 country's length, French NIRs their mod-97 key, Spanish DNIs/NIEs their mod-23 letter.
 Phone numbers have no checksum, so only unmistakable shapes count (see `find_phones`).
 
-Every detector returns `Finding`s with character offsets into the text it was given.
+Every detector returns `Finding`s with character offsets into the text it was given —
+text normalised by the caller (`normalize`: NFKC, invisible characters removed), so the
+patterns are written for ASCII: a fullwidth at sign (U+FF20), a no-break space or a
+zero-width space between digit groups reach them as `@`, a space and nothing.
 """
 
 from __future__ import annotations
@@ -21,13 +24,18 @@ class Finding:
     start: int
     end: int
     text: str
+    value: str = ""  # the canonical form, when it differs: `john [at] x [dot] com` → john@x.com
+
+    @property
+    def canonical(self) -> str:
+        return self.value or self.text
 
     @property
     def hint(self) -> str:
         """Enough to find it in the text, not enough to leak it."""
         digits = re.sub(r"\D", "", self.text)
         if self.kind == "email":
-            local, _, domain = self.text.partition("@")
+            local, _, domain = self.canonical.partition("@")
             return f"{local[:1]}…@{domain}"
         if self.kind in ("card", "iban", "phone"):
             return f"ending {digits[-4:]}" if self.kind != "phone" else f"ending {digits[-2:]}"
@@ -44,25 +52,56 @@ LABELS = {
     "es_dni": "Spanish DNI/NIE",
 }
 
+# An address, or one written to dodge a scraper: `john [at] gmail [dot] com`,
+# `john(at)gmail(dot)com`, `john at gmail dot com`, `john @ gmail.com`. A bare " at "
+# needs an obfuscated dot after it, or a webmail domain ("john at gmail.com"): "find us
+# at shop.example" is not an address.
+_AT_SIGN = r"\s?@\s?"
+_AT_BRACKETED = r"\s?[\[({<]\s?(?i:at|@)\s?[\])}>]\s?"
+_AT_WORD = r"\s+(?i:at)\s+"
+_DOT_HIDDEN = r"\s?[\[({<]\s?(?i:dot|\.)\s?[\])}>]\s?|\s+(?i:dot)\s+"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _EMAIL = re.compile(
-    r"(?<![\w.+%-])[A-Za-z0-9._%+-]{1,64}@"
-    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![\w-])"
+    r"(?<![\w.+%-])(?P<local>[A-Za-z0-9._%+-]{1,64})"
+    rf"(?P<at>{_AT_SIGN}|{_AT_BRACKETED}|(?P<word>{_AT_WORD}))"
+    rf"(?P<domain>(?:{_LABEL}(?:\.|{_DOT_HIDDEN}))+[A-Za-z]{{2,24}})(?![\w-])"
 )
+_DOT = re.compile(rf"\.|{_DOT_HIDDEN}")
+_WEBMAIL = frozenset({
+    "gmail", "googlemail", "yahoo", "ymail", "hotmail", "outlook", "icloud", "aol",
+    "protonmail", "proton", "gmx", "yandex", "zoho", "fastmail", "msn", "wanadoo", "laposte",
+})  # fmt: skip
 
 
 def find_emails(text: str) -> Iterator[Finding]:
     for match in _EMAIL.finditer(text):
-        yield Finding("email", match.start(), match.end(), match.group())
+        labels = _DOT.split(match["domain"])
+        hidden_dot = any(part != "." for part in _DOT.findall(match["domain"]))
+        if match["word"] and not (
+            hidden_dot or (labels[0].lower() in _WEBMAIL and len(labels) <= 3)
+        ):
+            continue
+        canonical = f"{match['local']}@{'.'.join(labels)}"
+        value = canonical if canonical != match.group() else ""
+        yield Finding("email", match.start(), match.end(), match.group(), value)
 
 
-# 13-19 digits, contiguous or in the printed groupings: 4-4-4-4(-1..3), Amex 4-6-5,
-# Diners 4-6-4, with one kind of separator. Arbitrary digit runs with random spacing
-# (a list of dates, ids) don't look like a card, so they aren't one.
+# 13-19 digits, contiguous or in groups: the printed groupings 4-4-4-4(-1..3), Amex
+# 4-6-5, Diners 4-6-4, with any mix of spaces, dots and hyphens between groups (zero-width
+# separators are gone after normalisation, so a gap may be empty). Arbitrary digit runs
+# with random spacing (a list of dates, ids) don't look like a card, so they aren't one;
+# a grouping other than the printed ones (8-4-4: "4111<zero-width space>1111 1111 1111"
+# normalised) counts only with a card network's prefix: Visa 4, Mastercard 51-55 and
+# 22-27, Amex 34/37, Diners 30/36/38/39, JCB 35, Discover and UnionPay 6011/62/644-649/65.
+_GAP = r"(?:[ ]?[.-][ ]?|[ ]{1,2})"
 _CARD = re.compile(
-    r"(?<![\d-])(?:\d{13,19}"
-    r"|\d{4}(?P<s1>[ -])\d{4}(?P=s1)\d{4}(?P=s1)\d{4}(?:(?P=s1)\d{1,3})?"
-    r"|\d{4}(?P<s2>[ -])\d{6}(?P=s2)\d{4,5})(?![\d-])"
+    r"(?<![\d-])(?<!\d\.)(?:"
+    rf"\d{{4}}(?:{_GAP}?\d{{4}}){{3}}(?:{_GAP}?\d{{1,3}})?"
+    rf"|\d{{4}}{_GAP}?\d{{6}}{_GAP}?\d{{4,5}}"
+    r"|\d{13,19})(?![\d-])(?!\.\d)"
 )
+_PRINTED = ((4, 4, 4, 4), (4, 4, 4, 4, 1), (4, 4, 4, 4, 2), (4, 4, 4, 4, 3), (4, 6, 5), (4, 6, 4))
+_NETWORK = re.compile(r"4|5[1-5]|2[2-7]|3[47]|3[0689]|35|6(?:011|5|4[4-9]|2)")
 
 
 def luhn_valid(digits: str) -> bool:
@@ -77,9 +116,12 @@ def luhn_valid(digits: str) -> bool:
 
 def find_cards(text: str) -> Iterator[Finding]:
     for match in _CARD.finditer(text):
+        groups = tuple(len(g) for g in re.findall(r"\d+", match.group()))
         digits = re.sub(r"\D", "", match.group())
-        if 13 <= len(digits) <= 19 and luhn_valid(digits):
-            yield Finding("card", match.start(), match.end(), match.group())
+        if not (13 <= len(digits) <= 19 and luhn_valid(digits)):
+            continue
+        if len(groups) == 1 or groups in _PRINTED or _NETWORK.match(digits):
+            yield Finding("card", match.start(), match.end(), match.group(), digits)
 
 
 # IBAN lengths by country (ISO 13616 registry). A country outside this table is not
@@ -112,21 +154,25 @@ def find_ibans(text: str) -> Iterator[Finding]:
         length = IBAN_LENGTHS.get(match.group(1))
         if length is None:
             continue
-        # Take exactly the country's length of characters, allowing single spaces
-        # between them (printed IBANs come in groups of four).
+        # Take exactly the country's length of characters, allowing one space, hyphen or
+        # dot between two of them (printed IBANs come in groups of four).
         chars: list[str] = []
         end = match.start()
         while end < len(text) and len(chars) < length:
             char = text[end]
             if char.isascii() and (char.isdigit() or char.isupper()):
                 chars.append(char)
-            elif not (char == " " and chars and end + 1 < len(text) and text[end + 1] != " "):
+            elif not (char in " -." and chars and _iban_char(text, end + 1)):
                 break
             end += 1
         if len(chars) != length or (end < len(text) and text[end].isalnum()):
             continue
         if iban_valid("".join(chars)):
-            yield Finding("iban", match.start(), end, text[match.start() : end])
+            yield Finding("iban", match.start(), end, text[match.start() : end], "".join(chars))
+
+
+def _iban_char(text: str, index: int) -> bool:
+    return index < len(text) and text[index].isascii() and text[index].isalnum()
 
 
 # National formats must stand alone: not one group of a longer run of digit groups
@@ -163,8 +209,19 @@ def find_phones(text: str) -> Iterator[Finding]:
                 yield Finding("phone", match.start(), match.end(), match.group())
 
 
+def _ssn_digits(separator: str, name: str) -> str:
+    return (
+        rf"(?!000|666|9\d\d)\d{{3}}(?P<{name}>{separator})(?!00)\d{{2}}(?P={name})(?!0000)\d{{4}}"
+    )
+
+
+# US SSN: 3-2-4 digits with one kind of separator (hyphen, space or dot), or 9 digits
+# right after "SSN" / "social security number"; never-issued numbers excluded.
 _SSN = re.compile(
-    r"(?<![\d-])(?!000|666|9\d\d)\d{3}(?P<s>[- ])(?!00)\d{2}(?P=s)(?!0000)\d{4}(?![\d-])"
+    rf"(?<![\d-])(?<!\d\.)(?P<n>{_ssn_digits('[-. ]', 's')})(?![\d-])(?!\.\d)"
+    r"|(?i:\b(?:ssn|social\s+security(?:\s+(?:number|no\.?|n°|#))?))"
+    r"(?:\s*(?:is|was|:|#|-)\s*|\s+)"
+    rf"(?P<k>{_ssn_digits('[-. ]?', 't')})(?![\d-])(?!\.\d)"
 )
 _NIR = re.compile(
     r"(?<![\dA-Za-z])([12]) ?(\d{2}) ?(\d{2}) ?(\d{2}|2[AB]) ?(\d{3}) ?(\d{3}) ?(\d{2})"
@@ -193,10 +250,11 @@ def dni_valid(prefix: str, digits: str, letter: str) -> bool:
 
 
 def find_national_ids(text: str) -> Iterator[Finding]:
-    """US SSN (with separators, excluding never-issued areas), French NIR (key checked),
-    Spanish DNI and NIE (control letter checked)."""
+    """US SSN (with separators, or after "SSN"; excluding never-issued areas), French NIR
+    (key checked), Spanish DNI and NIE (control letter checked)."""
     for match in _SSN.finditer(text):
-        yield Finding("ssn", match.start(), match.end(), match.group())
+        group = "n" if match["n"] else "k"
+        yield Finding("ssn", match.start(group), match.end(group), match[group])
     for match in _NIR.finditer(text):
         if nir_valid(match.groups()):
             yield Finding("fr_nir", match.start(), match.end(), match.group())
