@@ -3,7 +3,12 @@ rejected (0 false accepts), analyst queries all pass (0 false rejects).
 
 The schema is read from a real shop database (examples/shop.py), and every valid query
 also runs on it, so the valid corpus is SQL that SQLite accepts, not just SQL the guard
-accepts."""
+accepts. A third list holds analyst queries that are fine on this database but would
+read hidden columns on a table that has more than the schema says (`SELECT *`, a select
+alias in GROUP BY): the guard refuses them and names the declared form, and with
+`on_fail="fix"` rewrites them into a query that returns exactly the same rows here.
+(tests/test_guardrail_sql_attacks.py is the boundary itself, on tables with hidden
+columns.)"""
 
 from __future__ import annotations
 
@@ -137,7 +142,7 @@ HOSTILE: list[tuple[str, str]] = [
 
 # Row-limit failures are repairable: the fix is the same query with LIMIT <= max_rows.
 UNBOUNDED: list[str] = [
-    "SELECT * FROM orders",
+    "SELECT id, status FROM orders",
     "SELECT id FROM orders LIMIT 100000",
     "SELECT id FROM orders LIMIT -1",
     "SELECT id FROM orders LIMIT (SELECT 10000000)",
@@ -145,7 +150,7 @@ UNBOUNDED: list[str] = [
 ]
 
 VALID: list[str] = [
-    "SELECT * FROM orders LIMIT 10",
+    "SELECT id, customer_id, status, ordered_on, total_usd FROM orders LIMIT 10",
     "select id, status from ORDERS where Status = 'shipped' limit 20",
     "SELECT o.id, o.total_usd FROM orders AS o ORDER BY o.total_usd DESC LIMIT 5",
     'SELECT "id", "status" FROM "orders" LIMIT 3',
@@ -155,8 +160,8 @@ VALID: list[str] = [
     "SELECT status, COUNT(*) AS n FROM orders GROUP BY status ORDER BY n DESC LIMIT 10",
     "SELECT country, COUNT(*) FROM customers GROUP BY country HAVING COUNT(*) > 5 LIMIT 20",
     "SELECT strftime('%Y-%m', ordered_on) AS month, SUM(total_usd) AS revenue, "
-    "AVG(total_usd) AS basket FROM orders WHERE status <> 'cancelled' GROUP BY month "
-    "ORDER BY month LIMIT 12",
+    "AVG(total_usd) AS basket FROM orders WHERE status <> 'cancelled' "
+    "GROUP BY strftime('%Y-%m', ordered_on) ORDER BY month LIMIT 12",
     "SELECT c.name, SUM(o.total_usd) AS spent FROM customers c JOIN orders o "
     "ON o.customer_id = c.id GROUP BY c.id, c.name ORDER BY spent DESC LIMIT 10",
     "SELECT p.category, SUM(i.quantity * i.unit_price_usd) AS revenue FROM order_items i "
@@ -181,10 +186,10 @@ VALID: list[str] = [
     "GROUP BY customer_id) SELECT c.name, s.spent FROM spend s JOIN customers c "
     "ON c.id = s.customer_id ORDER BY s.spent DESC LIMIT 10",
     "WITH monthly AS (SELECT strftime('%m', ordered_on) AS m, COUNT(*) AS n FROM orders "
-    "GROUP BY m), ranked AS (SELECT m, n, RANK() OVER (ORDER BY n DESC) AS r FROM monthly) "
+    "GROUP BY 1), ranked AS (SELECT m, n, RANK() OVER (ORDER BY n DESC) AS r FROM monthly) "
     "SELECT m, n FROM ranked WHERE r <= 3 LIMIT 3",
-    "WITH big AS (SELECT * FROM orders WHERE total_usd > 300) SELECT big.id, big.status "
-    "FROM big LIMIT 20",
+    "WITH big AS (SELECT id, status, total_usd FROM orders WHERE total_usd > 300) "
+    "SELECT big.id, big.status FROM big LIMIT 20",
     "SELECT o.id, (SELECT COUNT(*) FROM order_items i WHERE i.order_id = o.id) AS lines "
     "FROM orders o ORDER BY lines DESC LIMIT 10",
     "SELECT id FROM orders o WHERE EXISTS (SELECT 1 FROM refunds r WHERE r.order_id = o.id) "
@@ -195,7 +200,15 @@ VALID: list[str] = [
     "WHERE status = 'processing') LIMIT 25",
     "SELECT sub.status, sub.n FROM (SELECT status, COUNT(*) AS n FROM orders GROUP BY status) "
     "AS sub WHERE sub.n > 10 LIMIT 10",
-    "SELECT t.* FROM (SELECT * FROM products WHERE category = 'kitchen') t LIMIT 10",
+    "SELECT t.* FROM (SELECT sku, name, price_usd FROM products WHERE category = 'kitchen') t "
+    "LIMIT 10",
+    "SELECT x.m, x.n FROM (SELECT strftime('%m', ordered_on) AS m, COUNT(*) AS n FROM orders "
+    "GROUP BY 1) x WHERE x.n > 0 ORDER BY x.m LIMIT 12",
+    "SELECT m FROM (SELECT strftime('%m', ordered_on) AS m FROM orders) GROUP BY m "
+    "HAVING COUNT(*) > 0 ORDER BY m LIMIT 12",
+    "SELECT c.name FROM customers c WHERE EXISTS (SELECT * FROM orders o "
+    "WHERE o.customer_id = c.id AND o.status = 'processing') LIMIT 10",
+    "SELECT country AS c, COUNT(*) AS n FROM customers GROUP BY country ORDER BY c LIMIT 10",
     "SELECT name FROM customers UNION SELECT name FROM products ORDER BY name LIMIT 30",
     "SELECT sku FROM products EXCEPT SELECT sku FROM order_items LIMIT 50",
     "SELECT category, MIN(price_usd), MAX(price_usd), ROUND(AVG(price_usd), 2) "
@@ -230,7 +243,33 @@ VALID: list[str] = [
     "SELECT id FROM orders WHERE ordered_on >= date(CURRENT_DATE, '-30 days') LIMIT 50",
     "WITH RECURSIVE days(d) AS (SELECT '2026-11-01' UNION ALL SELECT date(d, '+1 day') "
     "FROM days WHERE d < '2026-11-07') SELECT d FROM days LIMIT 7",
+    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n LIMIT 30) "
+    "SELECT COUNT(*) FROM n LIMIT 1",
 ]
+
+# Fine on this database, where the schema lists every column, but `*` and an alias in
+# GROUP BY would read hidden columns of a table that has more: (query, what to write).
+REWRITTEN: list[tuple[str, str]] = [
+    ("SELECT * FROM orders LIMIT 10", "name the columns"),
+    ("SELECT * FROM orders", "name the columns"),
+    ("SELECT strftime('%Y-%m', ordered_on) AS month, SUM(total_usd) AS revenue, "
+     "AVG(total_usd) AS basket FROM orders WHERE status <> 'cancelled' GROUP BY month "
+     "ORDER BY month LIMIT 12", "repeat the expression (STRFTIME('%Y-%m', ordered_on))"),
+    ("WITH monthly AS (SELECT strftime('%m', ordered_on) AS m, COUNT(*) AS n FROM orders "
+     "GROUP BY m), ranked AS (SELECT m, n, RANK() OVER (ORDER BY n DESC) AS r FROM monthly) "
+     "SELECT m, n FROM ranked WHERE r <= 3 LIMIT 3", "repeat the expression"),
+    ("WITH big AS (SELECT * FROM orders WHERE total_usd > 300) SELECT big.id, big.status "
+     "FROM big LIMIT 20", "name the columns"),
+    ("SELECT t.* FROM (SELECT * FROM products WHERE category = 'kitchen') t LIMIT 10",
+     "name the columns"),
+    ("SELECT c.name, o.* FROM customers c JOIN orders o ON o.customer_id = c.id LIMIT 10",
+     "name the columns"),
+    ("SELECT status AS s, COUNT(*) FROM orders GROUP BY s HAVING s <> 'cancelled' LIMIT 10",
+     "repeat the expression (status)"),
+    ("SELECT name FROM customers c WHERE EXISTS (SELECT 1 FROM orders o "
+     "WHERE o.customer_id = c.id AND country = 'FR') LIMIT 10", "write c.country"),
+    ("SELECT o.id FROM orders o NATURAL JOIN refunds r LIMIT 10", "USING (id"),
+]  # fmt: skip
 
 
 def _load_shop() -> ModuleType:
@@ -277,8 +316,9 @@ def guard(shop_schema: dict[str, list[str]]) -> SqlGuard:
 def test_the_corpora_are_as_large_as_promised(shop_schema: dict[str, list[str]]) -> None:
     assert len(HOSTILE) + len(UNBOUNDED) >= 60
     assert len(set(HOSTILE)) == len(HOSTILE)
-    assert len(VALID) >= 30
+    assert len(VALID) >= 50
     assert len(set(VALID)) == len(VALID)
+    assert len(REWRITTEN) >= 8
     assert sorted(shop_schema) == ["customers", "order_items", "orders", "products", "refunds"]
 
 
@@ -316,3 +356,19 @@ def test_analyst_queries_pass_and_run(
     assert verdict.ok, verdict.reason
     assert verdict.fixed is None
     db.execute(sql).fetchall()  # and SQLite agrees it is a valid query
+
+
+@pytest.mark.parametrize(("sql", "advice"), REWRITTEN)
+def test_queries_that_could_read_hidden_columns_are_refused_then_rewritten(
+    shop_schema: dict[str, list[str]], db: sqlite3.Connection, sql: str, advice: str
+) -> None:
+    verdict = SqlGuard(schema=shop_schema).check(sql)
+    assert not verdict.ok
+    assert advice in verdict.reason, verdict.reason
+    assert verdict.fixed is None  # the rewrite is for on_fail="fix"; the model is told
+    fixer = SqlGuard(schema=shop_schema, on_fail="fix")
+    fixed = fixer.check(sql).fixed
+    assert fixed is not None
+    assert fixer.check(fixed).ok, fixed
+    # The schema lists every column of this database: the rewrite means the same query.
+    assert db.execute(fixed).fetchall() == db.execute(sql).fetchall()[:1000], fixed

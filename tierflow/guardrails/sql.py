@@ -1,21 +1,27 @@
-"""SQL guard: one read-only query over known tables, columns and functions, with a row limit.
+"""SQL guard: one read-only query over declared tables, columns and functions, bounded.
 
-For a tool that runs SQL written by the model. The query is parsed with sqlglot in the
-database's dialect and checked on the syntax tree, never on the text, so comments,
-case, quoting and whitespace can't hide anything:
+For a tool that runs SQL written by the model. The schema is a permission boundary: the
+tables may have columns it doesn't list, and an accepted query reads none of them. The
+query is parsed with sqlglot in the database's dialect and checked on the syntax tree,
+never on the text, so comments, case, quoting and whitespace can't hide anything:
 
 1. exactly one statement;
 2. read-only: the statement is a query (SELECT, possibly with CTEs or set operations),
    and nowhere in it — CTEs and subqueries included — is there a write, DDL, PRAGMA,
    ATTACH, transaction control, `SELECT … INTO` or a locking read (`FOR UPDATE`);
-3. only the schema's tables and columns (case-insensitive, qualified or not, aliases
-   and CTE names resolved — see `sql_scope`);
-4. only allowlisted functions (see `sql_functions`); recursive CTEs only if allowed;
-5. a row limit: the outermost query has `LIMIT n` with a literal `n <= max_rows`. When
-   that is the only problem, the verdict's `fixed` is the query with the limit added or
-   lowered, so the `fix` policy can run it.
+3. only declared tables and columns, every name resolved the way the database would,
+   whatever hidden columns exist: no `*` over a table, no alias a hidden column could
+   shadow, no unqualified correlated name, no NATURAL JOIN (see `sql_scope`);
+4. only allowlisted functions (`sql_functions`), with bounded arguments and values;
+   recursive CTEs only if allowed, and then bounded (`sql_bounds`);
+5. a row limit: the outermost query has `LIMIT n` with a literal `n <= max_rows`;
+6. for SQLite, SQLite itself prepares the query against the declared schema alone
+   (`sql_sqlite`), so a text the two parsers read differently can't slip through.
 
-Anything sqlglot can't parse fails: the guard never accepts what it doesn't understand.
+A repair (`fixed`) is offered only if it passes all of this: the row limit added or
+lowered, and with `on_fail="fix"` the query rewritten against the declared schema
+(`sql_rewrite`). Anything sqlglot can't parse fails: the guard never accepts what it
+doesn't understand.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
 from tierflow.guardrails.base import GuardrailBase, OnFail, Verdict
+from tierflow.guardrails.sql_bounds import MAX_RECURSION_ROWS, BoundsCheck
 from tierflow.guardrails.sql_functions import (
     ALWAYS_ALLOWED,
     DEFAULT_FUNCTIONS,
@@ -36,7 +43,9 @@ from tierflow.guardrails.sql_functions import (
     function_key,
     function_label,
 )
+from tierflow.guardrails.sql_rewrite import bound_recursion, rewrite_declared
 from tierflow.guardrails.sql_scope import PSEUDO_COLUMNS, ScopeCheck
+from tierflow.guardrails.sql_sqlite import DeclaredDatabase
 
 # Statements and clauses that write, change the schema or the session, or lock rows.
 # A read-only query contains none of them anywhere in its tree.
@@ -73,6 +82,8 @@ _FORBIDDEN: Mapping[type[exp.Expr], str] = {
     exp.Lock: "FOR UPDATE / FOR SHARE (a locking read)",
     exp.Returning: "RETURNING",
 }
+
+_SUSPECT: tuple[type[exp.Expr], ...] = (exp.Command, exp.DML, exp.DDL, *_FORBIDDEN)
 
 # Databases a table may be prefixed with, per dialect, when the guard isn't told.
 _DEFAULT_DATABASES: Mapping[str, frozenset[str]] = {
@@ -121,9 +132,13 @@ class SqlGuard(GuardrailBase):
             sqlglot.Dialect.get_or_raise(dialect)
         except ValueError as error:
             raise ValueError(f"unknown SQL dialect {dialect!r}") from error
-        self.schema: dict[str, frozenset[str]] = {
-            table.lower(): frozenset(column.lower() for column in columns)
+        # The columns in declaration order (what `*` expands to in a repair), and as sets.
+        self.columns: dict[str, tuple[str, ...]] = {
+            table.lower(): tuple(dict.fromkeys(column.lower() for column in columns))
             for table, columns in schema.items()
+        }
+        self.schema: dict[str, frozenset[str]] = {
+            table: frozenset(columns) for table, columns in self.columns.items()
         }
         self.dialect = dialect
         self.functions = frozenset(f.lower() for f in functions)
@@ -133,6 +148,11 @@ class SqlGuard(GuardrailBase):
             databases = _DEFAULT_DATABASES.get(dialect, frozenset())
         self.databases = frozenset(d.lower() for d in databases)
         self._function_keys = allowed_keys(self.functions, dialect)
+        self._declared = (
+            DeclaredDatabase(self.columns, databases=self.databases, functions=self.functions)
+            if dialect == "sqlite"
+            else None
+        )
 
     def check(self, candidate: str, context: Mapping[str, Any] | None = None) -> Verdict:
         try:
@@ -142,7 +162,7 @@ class SqlGuard(GuardrailBase):
             # input it never expected. Either way the query is not understood: refuse it.
             return Verdict(ok=False, reason=f"the SQL could not be analysed ({_short(error)})")
 
-    def _check(self, sql: str) -> Verdict:
+    def _check(self, sql: str, *, repair: bool = True) -> Verdict:
         statements = [s for s in sqlglot.parse(sql, read=self.dialect) if s is not None]
         if not statements:
             return Verdict(ok=False, reason="there is no SQL statement to run")
@@ -155,30 +175,65 @@ class SqlGuard(GuardrailBase):
         (root,) = statements
         while isinstance(root, exp.Subquery) and isinstance(root.this, exp.Query):
             root = root.this  # `(SELECT …)` is the SELECT
+        if self.dialect == "sqlite":
+            _mark_self_references(root)
         problems = self._read_only_problems(root)
         if problems:  # a write can't be checked any further, nor repaired
             return Verdict(ok=False, reason=_join(problems))
         assert isinstance(root, exp.Query)
-        problems = ScopeCheck(
-            self.schema, self.databases, PSEUDO_COLUMNS.get(self.dialect, frozenset())
-        ).run(root)
+        scopes = ScopeCheck(
+            self.columns,
+            self.databases,
+            PSEUDO_COLUMNS.get(self.dialect, frozenset()),
+            dialect=self.dialect,
+        )
+        problems = scopes.run(root)
         problems += self._function_problems(root)
+        problems += BoundsCheck(scopes, self.allow_recursive).run(root)
         if any(not select.expressions for select in root.find_all(exp.Select)):
             problems.append("the query is incomplete: a SELECT selects nothing")
         limit_problem = self._limit_problem(root)
-        if limit_problem is None:
-            if problems:
-                return Verdict(ok=False, reason=_join(problems))
+        if limit_problem is None and not problems:
+            refused = self._declared.problem(sql) if self._declared is not None else None
+            if refused is not None:
+                return Verdict(
+                    ok=False,
+                    reason=f"SQLite can't prepare the query on the declared schema ({refused})",
+                )
             return Verdict(ok=True, reason=self._passed(root))
-        if problems:
-            return Verdict(ok=False, reason=_join([*problems, limit_problem]))
-        assert self.max_rows is not None
-        fixed = root.limit(self.max_rows).sql(dialect=self.dialect)
-        # Offer the repair only if it passes this very guard: sqlglot's SQL generator
-        # can write what its parser reads differently, and a "fix" must not fail again.
-        if not self._check(fixed).ok:
-            return Verdict(ok=False, reason=limit_problem)
-        return Verdict(ok=False, reason=limit_problem, fixed=fixed)
+        reason = _join([*problems, *([limit_problem] if limit_problem else [])])
+        fixed = self._repair(root, only_limit=not problems) if repair else None
+        return Verdict(ok=False, reason=reason, fixed=fixed)
+
+    def _repair(self, root: exp.Query, *, only_limit: bool) -> str | None:
+        """A repaired query, offered only if it passes every rule of this very guard.
+
+        A query whose only problem is its row limit gets the limit added or lowered.
+        With `on_fail="fix"`, a query is also rewritten by sqlglot's `qualify` against the
+        declared schema: `*` expands to the declared columns, every column is qualified
+        with its source, select aliases in WHERE / GROUP BY / HAVING are replaced by
+        their expression, NATURAL JOIN becomes an explicit join on the declared shared
+        columns. Anything that doesn't resolve against the declared schema can't be
+        rewritten, so it isn't.
+        """
+        candidates: list[exp.Query] = []
+        if only_limit:
+            candidates.append(self._limited(root))
+        if self.on_fail == "fix":
+            rewritten = rewrite_declared(root, self.columns, self.dialect)
+            if rewritten is not None:
+                rows = min(self.max_rows or MAX_RECURSION_ROWS, MAX_RECURSION_ROWS)
+                candidates.append(self._limited(bound_recursion(rewritten, rows)))
+        for candidate in candidates:
+            fixed = candidate.sql(dialect=self.dialect)
+            if self._check(fixed, repair=False).ok:
+                return fixed
+        return None
+
+    def _limited(self, root: exp.Query) -> exp.Query:
+        if self.max_rows is None or self._limit_problem(root) is None:
+            return root
+        return root.limit(self.max_rows)
 
     def _read_only_problems(self, root: exp.Expr) -> list[str]:
         if not isinstance(root, exp.Query):
@@ -249,6 +304,8 @@ class SqlGuard(GuardrailBase):
 
 def _forbidden(node: exp.Expr) -> str | None:
     """What forbidden statement or clause `node` is, if it is one."""
+    if not isinstance(node, _SUSPECT):  # most nodes: one check
+        return None
     if isinstance(node, exp.Command):
         # sqlglot's fallback for syntax it doesn't model (VACUUM, REPLACE INTO, triggers).
         return f"{str(node.this).upper()} (a statement the guard can't analyse)"
@@ -258,6 +315,15 @@ def _forbidden(node: exp.Expr) -> str | None:
     if isinstance(node, exp.DML | exp.DDL) and not isinstance(node, exp.Query):
         return type(node).__name__.upper()
     return None
+
+
+def _mark_self_references(root: exp.Expr) -> None:
+    """SQLite makes a CTE that reads its own name recursive, with or without RECURSIVE."""
+    for with_ in root.find_all(exp.With):
+        for cte in with_.expressions:
+            name = cte.alias_or_name.lower()
+            if any(t.name.lower() == name and not t.db for t in cte.find_all(exp.Table)):
+                with_.set("recursive", True)
 
 
 def _statement_kind(statement: exp.Expr) -> str:
