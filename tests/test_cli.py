@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import one_line_error
+from conftest import Result, one_line_error
 
 AGENTS = Path(__file__).parent / "agents"
 CRASHY = str(AGENTS / "crashy.py")
@@ -133,12 +133,19 @@ def test_failures_leave_the_existing_thread_intact_and_resumable(cli, db) -> Non
 def test_a_model_failure_marks_the_run_failed_and_keeps_its_checkpoints(cli, db) -> None:  # type: ignore[no-untyped-def]
     # The scripted model has no scenario for this request: the first model call fails.
     result = cli("run", CRASHY, "--input", "unscripted", "--thread", "f", "--db", db, "--json")
-    one_line_error(result, "thread 'f' failed", "no scenario matches", "tierflow resume f")
+    # One line on stderr; under --json the failure is also the one object on stdout.
+    assert json.loads(result.out)["status"] == "failed"
+    one_line_error(
+        Result(result.code, "", result.err),
+        "thread 'f' failed",
+        "no scenario matches",
+        "tierflow resume f",
+    )
     rows = json.loads(cli("runs", "--db", db, "--json").out)
     assert rows[0]["status"] == "failed"
     assert "no scenario matches" in rows[0]["error"]
     # Its checkpoints stay: resuming retries the step that failed (and fails the same way).
-    one_line_error(cli("resume", "f", "--db", db, "--json"), "no scenario matches")
+    one_line_error(cli("resume", "f", "--db", db), "no scenario matches")
 
 
 def test_demo_runs_every_scenario_and_prints_the_cost_table(cli, db, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -175,7 +182,16 @@ def test_demo_runs_every_scenario_and_prints_the_cost_table(cli, db, tmp_path, m
     assert [r["status"] for r in runs] == ["done"] * 7
     audited = json.loads(cli("audit", "--db", db, "--json").out)
     refunds = [
-        (e["principal"], e["decision"], e["outcome"]) for e in audited if e["name"] == "refund"
+        (e["kind"], e["principal"], e["decision"], e["outcome"])
+        for e in audited
+        if e["name"] == "refund"
     ]
-    assert refunds == [(None, "approved", "ok"), ("kiosk", "denied", "not_run")]
+    # The reviewer's approval is its own row (naming the reviewer), then the call it let run.
+    assert refunds == [
+        ("review", None, "approved", "ok"),
+        ("tool", None, "approved", "ok"),
+        ("tool", "kiosk", "denied", "not_run"),
+    ]
+    (review,) = [e for e in audited if e["kind"] == "review"]
+    assert review["reason"].startswith("approved by ")
     assert sorted({t for r in runs for t in r["tiers"]}) == ["fast", "reasoning"]

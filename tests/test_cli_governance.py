@@ -27,7 +27,7 @@ def held(cli, db: str, thread: str) -> dict:  # type: ignore[no-untyped-def, typ
     result: Result = cli(
         "run", AGENT, "--input", "Please refund order 7.", "--thread", thread, "--db", db, "--json"
     )
-    assert result.code == 0, result.err
+    assert result.code == 4, result.err  # interrupted: waiting for a review
     return json.loads(result.out)  # type: ignore[no-any-return]
 
 
@@ -100,15 +100,16 @@ def test_a_principal_without_the_scope_is_denied(cli, db, log) -> None:  # type:
 
 def test_budget_exceeded_ends_the_run_and_raise_then_resume_finishes_it(cli, db) -> None:  # type: ignore[no-untyped-def]
     result = cli("run", f"{AGENT}:tight", "--input", "hello", "--thread", "b", "--db", db, "--json")
-    assert result.code == 0, result.err
+    assert result.code == 5, result.err  # budget_exceeded
     report = json.loads(result.out)
     assert (report["status"], report["answer"], report["steps"]) == ("budget_exceeded", None, [])
     assert "budget run:b exceeded" in report["error"]
     rows = json.loads(cli("runs", "--db", db, "--json").out)
     assert [(r["thread"], r["status"]) for r in rows] == [("b", "budget_exceeded")]
     # Resuming without more budget ends the same way; nothing is charged.
-    again = json.loads(cli("resume", "b", "--db", db, "--json").out)
-    assert again["status"] == "budget_exceeded"
+    again = cli("resume", "b", "--db", db, "--json")
+    assert again.code == 5
+    assert json.loads(again.out)["status"] == "budget_exceeded"
     raised = cli("budget", "raise", "b", "--usd", "1", "--db", db)
     assert raised.code == 0, raised.err
     assert "run:b: limit $1.0000" in " ".join(raised.out.split())

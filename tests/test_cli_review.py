@@ -14,7 +14,7 @@ def paused(cli, db: str, thread: str) -> dict:  # type: ignore[no-untyped-def, t
     result: Result = cli(
         "run", AGENT, "--input", "status of 7?", "--thread", thread, "--db", db, "--json"
     )
-    assert result.code == 0, result.err
+    assert result.code == 4, result.err  # interrupted: waiting for a review
     return json.loads(result.out)  # type: ignore[no-any-return]
 
 
@@ -27,7 +27,7 @@ def test_a_paused_run_waits_for_a_decision_and_approve_finishes_it(cli, db) -> N
     report = paused(cli, db, "a")
     assert (report["status"], report["answer"]) == ("interrupted", None)
     assert status_of(cli, db, "a") == "interrupted"
-    one_line_error(cli("resume", "a", "--db", db, "--json"), "waiting for a review", "--approve")
+    one_line_error(cli("resume", "a", "--db", db), "waiting for a review", "--approve")
     assert status_of(cli, db, "a") == "interrupted"
     approved = cli("resume", "a", "--db", db, "--json", "--approve")
     assert approved.code == 0, approved.err
@@ -46,7 +46,9 @@ def test_a_paused_run_waits_for_a_decision_and_approve_finishes_it(cli, db) -> N
 
 def test_reject_refuses_with_the_reason(cli, db) -> None:  # type: ignore[no-untyped-def]
     paused(cli, db, "r")
-    rejected = json.loads(cli("resume", "r", "--db", db, "--json", "--reject", "too loud").out)
+    result = cli("resume", "r", "--db", db, "--json", "--reject", "too loud")
+    assert result.code == 3  # refused
+    rejected = json.loads(result.out)
     assert (rejected["status"], rejected["answer"]) == ("refused", "Withheld by review.")
     assert "rejected by the reviewer: too loud" in rejected["error"]
     assert status_of(cli, db, "r") == "refused"

@@ -300,7 +300,7 @@ def test_cli_failed_run_then_resume_on_the_same_provider(
         "run", str(agent_file), "--provider", str(provider), "--input", REQUEST,
         "--thread", "t", "--db", db, "--json",
     )  # fmt: skip
-    assert (code, out) == (1, "")
+    assert code == 1 and json.loads(out)["status"] == "failed"
     line = " ".join(err.split())
     assert line.startswith("error: thread 't' failed: ModelError: tier 'fast' (gpt-4.1 at ")
     assert "HTTP 503 Service Unavailable" in line and "tierflow resume t" in line

@@ -95,7 +95,7 @@ def test_runs_end_to_end_without_streaming(server, cli, tmp_path) -> None:  # ty
     db = str(tmp_path / "runs.db")
     base = ("run", str(EXAMPLE), "--provider", "openai", "--db", db, "--json")
     held = cli(*base, "--input", DAMAGED, "--thread", "damaged")
-    assert held.code == 0, held.err
+    assert held.code == 4, held.err  # paused for review
     assert json.loads(held.out)["status"] == "interrupted"  # the $349 refund needs approval
     damaged = cli("resume", "damaged", "--db", db, "--json", "--approve")
     assert damaged.code == 0, damaged.err
@@ -184,7 +184,7 @@ def test_runs_end_to_end_streaming(server, cli, tmp_path) -> None:  # type: igno
         "run", str(EXAMPLE), "--provider", "openai", "--db", db, "--stream",
         "--input", DAMAGED, "--thread", "streamed",
     )  # fmt: skip
-    assert result.code == 0, result.err
+    assert result.code == 4, result.err  # paused for review
     assert "interrupted · thread streamed" in result.out  # the $349 refund needs approval
     approved = cli("resume", "streamed", "--db", db, "--stream", "--approve")
     assert approved.code == 0, approved.err

@@ -1,31 +1,52 @@
 """The `tierflow` command: demo, run, resume, runs, draw; history, fork, inspect, prune.
 
-Every `TierflowError` becomes one line on stderr and exit status 1; nothing that is
-already checkpointed is touched by a failing command.
+Scriptable by convention: every failure is one line on stderr (`error: …`), and the
+exit status says how the command ended — `EXIT_CODES`, the README's table: a run's final
+status, a usage error (2), a busy thread (6), Ctrl-C (130), any other `TierflowError`
+(1). `run --json` and `resume --json` print exactly one JSON object, failures included.
+Nothing that is already checkpointed is touched by a failing command.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from types import MappingProxyType
+from typing import Annotated, Any, Final
 
-import click
 import typer
+import typer.main
 from rich.console import Console
+from rich.markup import escape
 
 import tierflow
 from tierflow import checkpoints, timeline
 from tierflow.checkpoints import RunsTable
 from tierflow.checkpoints import history as checkpoint_history
 from tierflow.checkpoints.targets import is_postgres
-from tierflow.cli_governance import audit_command, budget_app, principal_from
-from tierflow.console import StepPrinter, cost_table, print_report, print_review, runs_table
-from tierflow.errors import CheckpointError, LoadError, SpecError, TierflowError
+from tierflow.cli_governance import (
+    audit_command,
+    budget_app,
+    finite_at_least_zero,
+    principal_from,
+)
+from tierflow.console import (
+    StepPrinter,
+    cost_table,
+    print_next_steps,
+    print_report,
+    print_review,
+    resume_command,
+    runs_table,
+)
+from tierflow.errors import CheckpointError, LoadError, SpecError, ThreadBusy, TierflowError
 from tierflow.governance.limits import Capacity
 from tierflow.graphs import build_graph, shape_of
 from tierflow.graphs.draw import ascii_art, mermaid
@@ -39,6 +60,42 @@ from tierflow.stream_printer import StreamPrinter
 
 DEFAULT_DB = ".tierflow/runs.db"
 DEMO_FILE = Path(tierflow.__file__).resolve().parent.parent / "examples" / "support_desk.py"
+
+# How `tierflow` exits (the README's "Exit codes" table). `run` and `resume` exit with
+# their report's status; a run stopped by `Limits.max_steps` ends `failed` ("step limit
+# reached"). The other keys name how a command ends without a report: they are also the
+# `status` of the object `--json` prints then.
+EXIT_CODES: Final[Mapping[str, int]] = MappingProxyType(
+    {
+        "done": 0,
+        "failed": 1,  # the run failed, or any other TierflowError
+        "usage_error": 2,  # the command line is wrong: nothing ran
+        "refused": 3,  # a guard refused the answer
+        "interrupted": 4,  # paused, waiting for a human review
+        "budget_exceeded": 5,
+        "thread_busy": 6,  # another process holds the thread's lease
+        "cancelled": 130,  # Ctrl-C (SIGINT)
+    }
+)
+
+
+def exit_code(status: str) -> int:
+    """The exit code of a final status; one the table doesn't know is a failure."""
+    return EXIT_CODES.get(status, EXIT_CODES["failed"])
+
+
+class RunCancelled(TierflowError):
+    """Ctrl-C stopped a run or resume; its last checkpoint is kept and resumable."""
+
+
+def status_of(error: TierflowError) -> str:
+    """How a command that raised `error` ended: a key of `EXIT_CODES`."""
+    if isinstance(error, RunCancelled):
+        return "cancelled"
+    if isinstance(error, ThreadBusy):
+        return "thread_busy"
+    return "failed"
+
 
 app = typer.Typer(
     add_completion=False,
@@ -64,13 +121,64 @@ class DiagramFormat(StrEnum):
     ascii = "ascii"
 
 
-def _emit(report: RunReport, as_json: bool) -> None:
+def _write_json(document: Any) -> None:
+    sys.stdout.write(json.dumps(document, ensure_ascii=False) + "\n")
+
+
+def _error_line(message: str) -> None:
+    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+
+
+def _finish(report: RunReport, db: str, as_json: bool) -> None:
+    """Print the report (and, unless `--json`, what continues the thread); exit with
+    its status's code."""
     if as_json:
-        sys.stdout.write(json.dumps(report.to_json(), ensure_ascii=False) + "\n")
+        _write_json(report.to_json())
     else:
         print_report(out, report)
-    if report.status == "failed":
-        raise typer.Exit(1)
+        print_next_steps(out, report, resume_command(report.thread, db))
+    code = exit_code(report.status)
+    if code != 0:
+        raise typer.Exit(code)
+
+
+@contextmanager
+def _ending(thread: str, as_json: bool) -> Iterator[None]:
+    """How `run` and `resume` end early: one line on stderr — and with `--json` one
+    object on stdout, `{"thread", "status", "error", "error_type"}` — and the exit code
+    of that status."""
+    try:
+        yield
+    except (TierflowError, KeyboardInterrupt) as raised:
+        error = (
+            raised
+            if isinstance(raised, TierflowError)
+            else RunCancelled("interrupted by Ctrl-C before the run started")
+        )
+        status = status_of(error)
+        if as_json:
+            _write_json(
+                {
+                    "thread": thread,
+                    "status": status,
+                    "error": str(error),
+                    "error_type": type(error).__name__,
+                }
+            )
+        _error_line(str(error))
+        raise typer.Exit(exit_code(status)) from None
+
+
+@contextmanager
+def _cancellable(thread: str, db: str) -> Iterator[None]:
+    """Ctrl-C during a run: `RunCancelled`, saying how to continue the thread."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise RunCancelled(
+            f"interrupted by Ctrl-C: thread {thread!r} stopped at its last checkpoint; "
+            f"continue it with: {resume_command(thread, db)}"
+        ) from None
 
 
 ProviderOption = Annotated[
@@ -119,18 +227,21 @@ def run(
         typer.Option("--scope", help="A scope the principal holds (repeatable)."),
     ] = None,
 ) -> None:
-    """Run an agent on one request, checkpointing every step."""
-    if not text.strip():
-        raise TierflowError("the request is empty: pass the user's words with --input")
-    _printers(None, as_json, stream)  # a bad combination fails before anything runs
-    acting_for = principal_from(principal, tenant, scopes)
-    agent, source = load_agent(agent_ref, provider)
+    """Run an agent on one request, checkpointing every step. Exits with the code of
+    the run's final status (the README's table: done 0, refused 3, interrupted 4, …)."""
     thread_id = thread or uuid.uuid4().hex[:12]
-    header = f"[bold]{agent.name}[/] · thread [bold]{thread_id}[/] · db {db}"
-    printers = _printers(header, as_json, stream)
-    runner = Runner(agent, db=db, source=source, principal=acting_for, **printers)
-    report = runner.run(text, thread_id)
-    _emit(report, as_json)
+    with _ending(thread_id, as_json):
+        if not text.strip():
+            raise TierflowError("the request is empty: pass the user's words with --input")
+        _printers(None, as_json, stream)  # a bad combination fails before anything runs
+        acting_for = principal_from(principal, tenant, scopes)
+        agent, source = load_agent(agent_ref, provider)
+        header = f"[bold]{agent.name}[/] · thread [bold]{thread_id}[/] · db {db}"
+        printers = _printers(header, as_json, stream)
+        runner = Runner(agent, db=db, source=source, principal=acting_for, **printers)
+        with _cancellable(thread_id, db):
+            report = runner.run(text, thread_id)
+    _finish(report, db, as_json)
 
 
 @app.command()
@@ -158,11 +269,14 @@ def resume(
         typer.Option("--edit", metavar="FILE", help="Replace the answer under review."),
     ] = None,
 ) -> None:
-    """Continue a thread from its last checkpoint (after a crash or an interrupt)."""
-    decision = review_decision(approve, reject, edit)
-    printers = _printers(None, as_json, stream)
-    report = resume_thread(thread, db, provider=provider, decision=decision, **printers)
-    _emit(report, as_json)
+    """Continue a thread from its last checkpoint (after a crash, Ctrl-C or a review
+    pause). Exits with the code of the run's final status, as `run` does."""
+    with _ending(thread, as_json):
+        decision = review_decision(approve, reject, edit)
+        printers = _printers(None, as_json, stream)
+        with _cancellable(thread, db):
+            report = resume_thread(thread, db, provider=provider, decision=decision, **printers)
+    _finish(report, db, as_json)
 
 
 def review_decision(approve: bool, reject: str | None, edit: Path | None) -> dict[str, str] | None:
@@ -178,7 +292,12 @@ def review_decision(approve: bool, reject: str | None, edit: Path | None) -> dic
     if edit is not None:
         if not edit.is_file():
             raise TierflowError(f"--edit: no such file: {edit}")
-        return {"action": "edit", "answer": edit.read_text(encoding="utf-8")}
+        try:
+            return {"action": "edit", "answer": edit.read_text(encoding="utf-8")}
+        except UnicodeDecodeError as error:
+            raise TierflowError(f"--edit: {edit} is not UTF-8 text ({error.reason})") from None
+        except OSError as error:
+            raise TierflowError(f"--edit: can't read {edit}: {error.strerror}") from None
     return None
 
 
@@ -312,8 +431,7 @@ def fork_command(
         runs.start(target, agent=row["agent"], source=row["source"], request=row["request"])
         runs.update(target, status="forked")
     out.print(f"forked {thread} at {checkpoint_id} → thread [bold]{target}[/]")
-    where = f" --db {db}" if db != DEFAULT_DB else ""
-    out.print(f"continue it with: tierflow resume {target}{where}")
+    out.print(f"continue it with: {escape(resume_command(target, db))}", soft_wrap=True)
 
 
 @app.command("inspect")
@@ -329,6 +447,10 @@ def inspect_command(
         timeline.print_timeline(out, thread, moments)
 
 
+def _days(value: float | None) -> float | None:
+    return finite_at_least_zero(value, "days")
+
+
 @app.command("prune")
 def prune_command(
     keep_last: Annotated[
@@ -336,7 +458,12 @@ def prune_command(
     ] = None,
     older_than: Annotated[
         float | None,
-        typer.Option("--older-than", metavar="DAYS", help="Delete checkpoints older than DAYS."),
+        typer.Option(
+            "--older-than",
+            metavar="DAYS",
+            help="Delete checkpoints older than DAYS.",
+            callback=_days,
+        ),
     ] = None,
     threads: Annotated[
         list[str] | None, typer.Option("--thread", help="Only this thread (repeatable).")
@@ -344,8 +471,6 @@ def prune_command(
     db: DbOption = DEFAULT_DB,
 ) -> None:
     """Delete old checkpoints; every thread keeps its latest, so it stays resumable."""
-    if older_than is not None and older_than < 0:
-        raise CheckpointError("--older-than takes a number of days, 0 or more")
     cutoff = None if older_than is None else time.time() - older_than * 86400
     with checkpoints.open(db, create=False) as store:
         deleted = checkpoint_history.prune(
@@ -362,17 +487,75 @@ def _module_of(agent: Any) -> str:
 
 
 def main() -> None:
-    """Entry point: one clear line and a non-zero exit for every expected failure."""
+    """Entry point: exits with a code of `EXIT_CODES`, after one clear line on stderr
+    for every expected failure."""
+    sys.exit(invoke(sys.argv[1:]))
+
+
+def invoke(args: Sequence[str]) -> int:
+    """Run the command line `args`; the exit code."""
     try:
-        app(standalone_mode=False)
+        undecodable = _undecodable(args)
+        if undecodable is not None:
+            _error_line(undecodable)
+            return EXIT_CODES["usage_error"]
+        command = typer.main.get_command(app)
+        with command.make_context("tierflow", list(args)) as context:
+            command.invoke(context)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+    except typer.Exit as exit_:
+        return exit_.exit_code
+    except typer.TyperException as error:  # the parser's usage errors, among others
+        message = _usage_message(error)
+        if message:  # else a bare `tierflow`, `tierflow budget`: the help was printed
+            _error_line(message)
+        return error.exit_code
     except TierflowError as error:
-        err.print(f"[bold red]error:[/] {error}", soft_wrap=True)
-        sys.exit(1)
-    except click.ClickException as error:
-        error.show()
-        sys.exit(error.exit_code)
-    except click.exceptions.Exit as exit_:
-        sys.exit(exit_.exit_code)
-    except click.Abort:
-        err.print("aborted")
-        sys.exit(130)
+        _error_line(str(error))
+        return exit_code(status_of(error))
+    except KeyboardInterrupt:
+        _error_line("interrupted by Ctrl-C")
+        return EXIT_CODES["cancelled"]
+    except typer.Abort:
+        _error_line("aborted")
+        return EXIT_CODES["failed"]
+    except BrokenPipeError:  # `tierflow runs --json | head -c 10`: the reader left
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_CODES["failed"]
+    return EXIT_CODES["done"]
+
+
+def _usage_message(error: typer.TyperException) -> str:
+    """Click's message as one line: `missing option '--input' / '-i' (see 'tierflow
+    run --help')`; empty when click printed the help instead."""
+    text = " ".join(error.format_message().split()).replace("Value error, ", "")
+    if not text:
+        return ""
+    text = text[0].lower() + text[1:].rstrip(".")
+    context = getattr(error, "ctx", None)
+    path = getattr(context, "command_path", None) or "tierflow"
+    return f"{text} (see '{path} --help')"
+
+
+def _undecodable(args: Sequence[str]) -> str | None:
+    """What names the first argument that is no UTF-8 text (bytes the shell passed
+    that decode to lone surrogates), or None: tierflow stores and prints only text."""
+    for index, arg in enumerate(args):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            pass
+        else:
+            continue
+        try:
+            shown = repr(os.fsencode(arg))
+        except UnicodeEncodeError:
+            shown = ascii(arg)
+        if arg.startswith("--") and "=" in arg:
+            name = arg.split("=", 1)[0]
+        elif index > 0 and args[index - 1].startswith("-"):
+            name = args[index - 1]
+        else:
+            name = f"argument {index + 1}"
+        return f"{name}: not valid UTF-8 text: {shown} (see 'tierflow --help')"
+    return None

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -13,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from tierflow.console import resume_command
 from tierflow.errors import CheckpointError, SpecError, TierflowError
 from tierflow.governance.audit import AuditEntry, audit
 from tierflow.governance.budget import Budgets, BudgetUsage, principal_key, run_key, tenant_key
@@ -36,7 +38,21 @@ PrincipalKey = Annotated[
 TenantKey = Annotated[
     str | None, typer.Option("--tenant", help="A tenant's budget, shared by its runs.")
 ]
-UsdOption = Annotated[float | None, typer.Option("--usd", help="US dollars.", min=0)]
+
+
+def finite_at_least_zero(value: float | None, unit: str) -> float | None:
+    """An option's number, checked while the command line is parsed: `nan`, `inf` and
+    negatives are usage errors (exit 2)."""
+    if value is not None and not (math.isfinite(value) and value >= 0):
+        raise typer.BadParameter(f"takes a finite number of {unit}, 0 or more (got {value:g})")
+    return value
+
+
+def _dollars(value: float | None) -> float | None:
+    return finite_at_least_zero(value, "US dollars")
+
+
+UsdOption = Annotated[float | None, typer.Option("--usd", help="US dollars.", callback=_dollars)]
 TokensOption = Annotated[int | None, typer.Option("--tokens", help="Tokens.", min=0)]
 
 
@@ -87,11 +103,17 @@ def audit_command(
     db: DbOption = DEFAULT_DB,
     as_json: JsonOption = False,
 ) -> None:
-    """Show the audit log: every tool and model call's decision and outcome."""
+    """Show the audit log: every tool and model call's decision and outcome. A THREAD
+    without audit rows is an error (exit 1)."""
     try:
         entries = audit(_database(db), thread)
     except GovernanceError as error:
         raise CheckpointError(f"{db}: no audit log ({error})") from None
+    if thread is not None and not entries:
+        raise CheckpointError(
+            f"no audit rows for thread {thread!r} in {db} (only agents with a policy "
+            "write them; `tierflow runs` lists the threads)"
+        )
     if as_json:
         sys.stdout.write(json.dumps(entries, ensure_ascii=False) + "\n")
         return
@@ -168,7 +190,7 @@ def budget_raise(  # noqa: PLR0917
     budgets.raise_limit(key, usd=usd or 0.0, tokens=tokens or 0)
     out.print(_show(budgets.usage(key)))
     if thread is not None:
-        out.print(f"continue it with: tierflow resume {thread} --db {db}")
+        out.print(f"continue it with: {escape(resume_command(thread, db))}", soft_wrap=True)
 
 
 @budget_app.command("show")

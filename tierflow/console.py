@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -119,16 +120,55 @@ def print_report(console: Console, report: RunReport) -> None:
 
 
 def print_review(console: Console, review: Sequence[Any]) -> None:
-    """The calls a paused run holds for a human, and why each is held."""
+    """What a paused run holds for a human, and why: each tool call (name and
+    arguments), or the answer a guard holds."""
     for pending in review:
-        if not isinstance(pending, Mapping) or pending.get("kind") != "tool_review":
+        if not isinstance(pending, Mapping):
+            continue
+        if pending.get("kind") == "guard_review":
+            answer = json.dumps(short(str(pending.get("candidate", ""))), ensure_ascii=False)
+            console.print(
+                f"  [bold cyan]held for review[/] (guard {escape(str(pending.get('guard')))}): "
+                f"the answer {escape(answer)} — {escape(str(pending.get('reason', '')))}",
+                soft_wrap=True,
+            )
+            continue
+        if pending.get("kind") != "tool_review":
             continue
         for call in pending.get("calls", []):
             held_by = " and ".join(call.get("held_by", ["guard"]))
             console.print(
                 f"  [bold cyan]held for review[/] ({held_by}): "
-                f"{escape(_call_text(call['tool'], call['arguments']))} — {escape(call['reason'])}"
+                f"{escape(_call_text(call['tool'], call['arguments']))} — {escape(call['reason'])}",
+                soft_wrap=True,
             )
+
+
+def resume_command(thread: str, db: str) -> str:
+    """The exact command that continues `thread`, quoted for a POSIX shell."""
+    return shlex.join(["tierflow", "resume", thread, "--db", db])
+
+
+def print_next_steps(console: Console, report: RunReport, resume: str) -> None:
+    """After a run that stopped short of an answer: what it holds and the exact
+    commands that continue it (`resume` is `tierflow resume THREAD --db DB`)."""
+    if report.status == "interrupted":
+        print_review(console, report.review)
+        holds_answer = any(
+            isinstance(p, Mapping) and p.get("kind") == "guard_review" for p in report.review
+        )
+        choices = ["--approve", "--reject REASON"]
+        if holds_answer:  # an edit replaces an answer; a held tool call has none
+            choices.append("--edit FILE")
+        console.print("  continue it with one of:")
+        for choice in choices:
+            console.print(f"    {escape(resume)} {choice}", soft_wrap=True)
+    elif report.status == "budget_exceeded":
+        console.print(
+            f"  raise the budget (`tierflow budget raise …`), then continue it with: "
+            f"{escape(resume)}",
+            soft_wrap=True,
+        )
 
 
 def runs_table(rows: Sequence[RunRow]) -> Table:

@@ -1,7 +1,8 @@
 """`tierflow router …`: train the learned router on labelled data, and evaluate it.
 
 Kept out of `cli.py` (which only mounts it) so the command's module stays about one
-thing. Every expected failure is a `TierflowError`: one line, exit status 1.
+thing. Every expected failure is a `TierflowError`: one line, exit status 1 (a command
+line that does not parse is a usage error, exit 2: `tierflow.cli.EXIT_CODES`).
 """
 
 from __future__ import annotations

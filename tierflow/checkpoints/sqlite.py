@@ -62,7 +62,22 @@ def inspect_file(path: Path) -> tuple[FileKind, int]:
             raise CheckpointError(
                 f"{path} is not a readable SQLite database (no SQLite header)"
             ) from error
-        raise CheckpointError(f"{path} is a damaged SQLite database ({error})") from error
+        # A SQLite file that an immutable (lock-free) read found inconsistent: another
+        # process may be creating or checkpointing it right now. Read it once more the
+        # proper way, inside a read transaction; only if that fails too is it damaged.
+        return _inspect_locked(path, error)
+
+
+def _inspect_locked(path: Path, first: sqlite3.DatabaseError) -> tuple[FileKind, int]:
+    try:
+        with closing(sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000)) as conn:
+            conn.execute("BEGIN")
+            try:
+                return classify(conn, path)
+            finally:
+                conn.execute("ROLLBACK")
+    except sqlite3.DatabaseError as error:
+        raise CheckpointError(f"{path} is a damaged SQLite database ({first})") from error
 
 
 def classify(conn: sqlite3.Connection, path: Path) -> tuple[FileKind, int]:

@@ -233,8 +233,6 @@ class Runner:
         before its first checkpoint), or a resume."""
         if request is None and record is None:
             raise CheckpointError(f"unknown thread {thread!r} in {describe(self.db)}")
-        if request is None:
-            self.runs.update(thread, status="running", error=None)
         snapshot = graph.get_state(config)
         if request is None and snapshot.created_at is not None:
             if snapshot.values.get("status") == "budget_exceeded" and decision is None:
@@ -242,11 +240,14 @@ class Runner:
             snapshot = graph.get_state(config)
             if decision is None and snapshot.interrupts and self.agent.policy is not None:
                 decision = _recorded_review(self.db, thread, snapshot)
-            return review_command(thread, snapshot, decision)
+            command = review_command(thread, snapshot, decision)
+            self.runs.update(thread, status="running", error=None)
+            return command
         if request is None:
             assert record is not None
             if decision is not None:
                 raise TierflowError(f"thread {thread!r} is not waiting for a review")
+            self.runs.update(thread, status="running", error=None)
             request = record["request"]  # killed before its first checkpoint: start again
         else:
             self.runs.start(
