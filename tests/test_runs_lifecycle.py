@@ -197,3 +197,35 @@ def test_an_approval_survives_a_crash_and_a_fork_is_reviewed_again(
     assert again["status"] == "interrupted"
     assert [call["tool"] for call in again["review"][0]["calls"]] == ["refund"]
     assert refunds(env) == 1
+
+
+def test_resuming_after_the_agent_file_changed_is_refused_unless_allowed(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    """The issue's case: the file behind a paused run loses its refund tool."""
+    db = str(tmp_path / "runs.db")
+    agent_file = tmp_path / "desk.py"
+    agent_file.write_text(Path(DESK).read_text(encoding="utf-8"), encoding="utf-8")
+    for name in ("shop.py",):
+        (tmp_path / name).write_text((ROOT / "examples" / name).read_text(encoding="utf-8"))
+    paused = tierflow(
+        "run", str(agent_file), "--input", DAMAGED, "--thread", "a", "--db", db, "--json", env=env
+    )  # fmt: skip
+    assert json.loads(paused.stdout)["status"] == "interrupted", paused.stderr
+    source = agent_file.read_text(encoding="utf-8")
+    agent_file.write_text(source.replace("instructions=", "instructions='Changed. ' +", 1))
+
+    refused = tierflow("resume", "a", "--db", db, "--approve", env=env)
+    assert refused.returncode == 1
+    assert "declaration changed" in refused.stderr and refused.stderr.count("\n") == 1
+    assert refunds(env) == 0
+
+    allowed = tierflow(
+        "resume", "a", "--db", db, "--approve", "--allow-changed-agent",
+        "--reviewer", "lead", "--json", env=env,
+    )  # fmt: skip
+    assert json.loads(allowed.stdout)["status"] == "done", allowed.stderr
+    kinds = [(e["kind"], e["name"]) for e in audit(db, "a") if e["kind"] in {"run", "review"}]
+    assert kinds == [("run", "agent_changed"), ("review", "refund")]
+    (review,) = [e for e in audit(db, "a") if e["kind"] == "review"]
+    assert review["reason"] == "approved by lead"

@@ -268,14 +268,37 @@ def resume(
         Path | None,
         typer.Option("--edit", metavar="FILE", help="Replace the answer under review."),
     ] = None,
+    reviewer: Annotated[
+        str | None,
+        typer.Option(
+            "--reviewer", help="Who decides (recorded and audited; default: your user name)."
+        ),
+    ] = None,
+    allow_changed_agent: Annotated[
+        bool,
+        typer.Option(
+            "--allow-changed-agent",
+            help="Resume although the agent's declaration changed since the run started "
+            "(audited).",
+        ),
+    ] = False,
 ) -> None:
     """Continue a thread from its last checkpoint (after a crash, Ctrl-C or a review
     pause). Exits with the code of the run's final status, as `run` does."""
     with _ending(thread, as_json):
         decision = review_decision(approve, reject, edit)
+        if decision is not None and reviewer is not None:
+            decision["reviewer"] = reviewer
         printers = _printers(None, as_json, stream)
         with _cancellable(thread, db):
-            report = resume_thread(thread, db, provider=provider, decision=decision, **printers)
+            report = resume_thread(
+                thread,
+                db,
+                provider=provider,
+                decision=decision,
+                allow_changed_agent=allow_changed_agent,
+                **printers,
+            )
     _finish(report, db, as_json)
 
 
@@ -428,7 +451,15 @@ def fork_command(
         checkpoint_id = checkpoint_history.fork(store, thread, at, target)
     row = runs.get(thread) if runs is not None else None
     if runs is not None and row is not None:
-        runs.start(target, agent=row["agent"], source=row["source"], request=row["request"])
+        runs.start(
+            target,
+            agent=row["agent"],
+            source=row["source"],
+            request=row["request"],
+            principal=row["principal"],  # a fork acts for the same principal, same agent
+            fingerprint=row["fingerprint"],
+            provider=row["provider"],
+        )
         runs.update(target, status="forked")
     out.print(f"forked {thread} at {checkpoint_id} → thread [bold]{target}[/]")
     out.print(f"continue it with: {escape(resume_command(target, db))}", soft_wrap=True)
