@@ -1,9 +1,10 @@
 """Governed execution: the control point every tool call and model call passes through.
 
-Permissions (`Grant`, `check`), approval rules (`ApprovalRule`), budgets (`Budgets`:
-reserve → settle), concurrency and rate limits (`Capacity`), retries (`Backoff`,
-`TransientError`), side-effect records (`SideEffects`), the audit log (`AuditLog`,
-`audit`) and redaction (`Redactor`). `Governor` applies them for one run.
+Permissions (`Grant`, `check`), approval rules (`ApprovalRule`: per call, or cumulative
+over what ran), flow rules (`FlowRule`: once untrusted content entered the thread),
+budgets (`Budgets`: reserve → settle), concurrency and rate limits (`Capacity`), retries
+(`Backoff`, `TransientError`), side-effect records (`SideEffects`), the audit log
+(`AuditLog`, `audit`) and redaction (`Redactor`). `Governor` applies them for one run.
 docs/governance.md has the design and its guarantees.
 """
 
@@ -11,6 +12,7 @@ from tierflow.governance.approval import ApprovalRule, needs_approval
 from tierflow.governance.audit import AuditEntry, AuditLog, AuditRecord, audit
 from tierflow.governance.budget import Budgets, Reservation, Spend, principal_key, run_key
 from tierflow.governance.errors import BudgetExceeded, GovernanceError, PermissionDenied
+from tierflow.governance.flows import FlowRule
 from tierflow.governance.gate import Gate, WaitEvent
 from tierflow.governance.governor import GovernedCall, Governor, ToolVerdict
 from tierflow.governance.idempotency import idempotency_key
@@ -33,6 +35,7 @@ __all__ = [
     "CallSite",
     "Capacity",
     "Decision",
+    "FlowRule",
     "Gate",
     "GovernanceError",
     "GovernedCall",

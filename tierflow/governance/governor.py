@@ -8,7 +8,8 @@ everything it remembers is in the runs database.
 
 Tool calls (`act`), for every call of the turn before any runs:
 
-    verdict = governor.authorize_tool(call)   # denied: verdict.message is the observation
+    verdict = governor.authorize_tool(call, turn=calls, tool_scopes=scopes)
+                                              # denied: verdict.message is the observation
                                               # needs_approval: hold it, interrupt()
     outcome = governor.reviewed(call, decision)        # after interrupt() returns
     result = governor.execute_tool(call, run)          # or execute_tool_async
@@ -39,7 +40,9 @@ from tierflow.governance.budget import (
     run_key,
     tenant_key,
 )
+from tierflow.governance.cumulative import Cumulative, Whose
 from tierflow.governance.errors import BudgetExceeded
+from tierflow.governance.flows import Flows, flow_denial_message
 from tierflow.governance.gate import OnWait, WaitEvent
 from tierflow.governance.limits import Capacity
 from tierflow.governance.permissions import check, denial_message
@@ -120,6 +123,9 @@ class Governor:
         self.side_effects = SideEffects(db, redactor=self.redactor, clock=clock)
         self.reviews = Reviews(db, redactor=self.redactor, clock=clock)
         self.grants = policy.grants + (principal.grants if principal else ())
+        whose = Whose(thread, principal.id, principal.tenant) if principal else Whose(thread)
+        self.cumulative = Cumulative(policy.approvals, db, whose=whose, clock=clock)
+        self.flows = Flows(policy.flows, policy.untrusted_tools, db, thread=thread)
 
     # -- the run ---------------------------------------------------------------------
 
@@ -149,18 +155,37 @@ class Governor:
 
     # -- tool calls ------------------------------------------------------------------
 
-    def authorize_tool(self, call: GovernedCall) -> ToolVerdict:
-        """Permission, then approval rules. A denial is audited here; an allowed call
-        when it has run, a held one when it is reviewed."""
+    def authorize_tool(
+        self,
+        call: GovernedCall,
+        *,
+        turn: Sequence[GovernedCall] = (),
+        tool_scopes: Mapping[str, str | None] | None = None,
+    ) -> ToolVerdict:
+        """Permission, then flow rules, then approval rules — per call, cumulative and
+        the flow rules' holds, every reason given. `turn`: the calls of the model turn
+        that may run (cumulative rules count them before any runs); `tool_scopes`: the
+        agent's tools and their scopes (to find what ran of a rule's scope). A denial is
+        audited here; an allowed call when it has run, a held one when it is reviewed."""
         decision = check(call.scope, self.grants)
         if not decision.allowed:
             self.tool_audited(call, "denied", "not_run", reason=decision.reason)
             message = denial_message(call.tool, decision)
             return ToolVerdict("denied", decision.reason, call.scope, message)
+        this_turn = {c.call_id for c in (*turn, call)}
+        flow = self.flows.check(call.scope, call.arguments, step=call.step, call_ids=this_turn)
+        if flow is not None and flow.action == "deny":
+            self.tool_audited(call, "denied", "not_run", reason=flow.reason)
+            message = flow_denial_message(call.tool, flow.reason)
+            return ToolVerdict("denied", flow.reason, call.scope, message)
         held = needs_approval(self.policy.approvals, call.scope, call.arguments)
-        if held is not None:
-            message = f"Held for human approval: {held.reason}."
-            return ToolVerdict("needs_approval", held.reason, call.scope, message)
+        reasons = [] if held is None else [held.reason]
+        reasons += self.cumulative.holds(call, turn, tool_scopes)
+        reasons += [] if flow is None else [flow.reason]
+        if reasons:
+            reason = "; ".join(reasons)
+            message = f"Held for human approval: {reason}."
+            return ToolVerdict("needs_approval", reason, call.scope, message)
         return ToolVerdict("allowed", decision.reason, call.scope)
 
     def reviewed(self, call: GovernedCall, decision: Mapping[str, Any]) -> AuditDecision:

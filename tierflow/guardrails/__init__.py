@@ -4,6 +4,7 @@ from tierflow.guardrails.api import ApiSchemaGuard
 from tierflow.guardrails.base import ON_FAIL_POLICIES, Guardrail, GuardrailBase, OnFail, Verdict
 from tierflow.guardrails.facts import FactsGuard
 from tierflow.guardrails.function import FunctionGuard, guardrail
+from tierflow.guardrails.injection import InjectionGuard
 from tierflow.guardrails.pii import PiiGuard
 from tierflow.guardrails.schema import OutputSchema
 from tierflow.guardrails.sql import SqlGuard
@@ -15,6 +16,7 @@ __all__ = [
     "FunctionGuard",
     "Guardrail",
     "GuardrailBase",
+    "InjectionGuard",
     "OnFail",
     "OutputSchema",
     "PiiGuard",

@@ -30,6 +30,7 @@ from tierflow.governance.retry import Backoff, acall_with_retries, call_with_ret
 from tierflow.governance.side_effects import RecordedResult
 from tierflow.nodes.dual import dual_node
 from tierflow.nodes.governed import Governance
+from tierflow.nodes.output_guards import answered_from_record, guard_results
 from tierflow.nodes.state import AgentState, GuardRecord, PlanStep, ToolResult
 from tierflow.nodes.tool_guards import (
     HeldCall,
@@ -203,6 +204,7 @@ def make_act_node(
     pause when a rule says so, and run through `Governor.execute_tool` (slots,
     retries, side-effect record, audit). None: the tools run ungoverned."""
     by_name = {t.name: t for t in tools}
+    scopes = {t.name: t.scope for t in tools}  # what ran of a cumulative rule's scope
 
     def plan_calls(
         state: AgentState, config: RunnableConfig
@@ -235,11 +237,17 @@ def make_act_node(
         skipped += [_invalid(call) for call in last.invalid_tool_calls]
         return runnable, work, skipped
 
+    holds_results = any(t.holds_results for t in tools)
+
+    def answered_first(governor: Governor | None, work: list[Prepared | ToolResult]) -> bool:
+        return governor is not None and holds_results and answered_from_record(governor, work)
+
     async def run_async(state: AgentState, config: RunnableConfig) -> dict[str, Any]:
         runnable, work, skipped = plan_calls(state, config)
         thread_id = thread_of(config)
         governor = governance.governor(thread_id) if governance is not None else None
-        cleared, records = checked(state, work, governor)
+        answered = answered_first(governor, work)
+        cleared, records = checked(state, work, governor, scopes)
 
         async def one(item: Cleared | ToolResult) -> ToolResult:
             if not isinstance(item, Cleared):
@@ -249,37 +257,50 @@ def make_act_node(
             return await execute_governed_async(governor, item, governance.wait_reporter(thread_id))
 
         results = list(await asyncio.gather(*(one(item) for item in cleared)))
-        return update(runnable, results, skipped, records)
+        results, verdicts = guard_results(
+            state, ran_calls(cleared), results, governor, answered_first=answered
+        )
+        return update(runnable, results, skipped, records + verdicts)
 
     def run(state: AgentState, config: RunnableConfig) -> dict[str, Any]:
         runnable, work, skipped = plan_calls(state, config)
         thread_id = thread_of(config)
         governor = governance.governor(thread_id) if governance is not None else None
-        cleared, records = checked(state, work, governor)
+        answered = answered_first(governor, work)
+        cleared, records = checked(state, work, governor, scopes)
         if governor is None or governance is None:
             prepared = [item.prepared for item in cleared if isinstance(item, Cleared)]
             done = iter(execute_all_blocking(prepared))
             results = [next(done) if isinstance(item, Cleared) else item for item in cleared]
         else:
             results = execute_all_governed(governor, cleared, governance.wait_reporter(thread_id))
-        return update(runnable, results, skipped, records)
+        results, verdicts = guard_results(
+            state, ran_calls(cleared), results, governor, answered_first=answered
+        )
+        return update(runnable, results, skipped, records + verdicts)
 
     return dual_node("act", run, run_async)
 
 
 def checked(
-    state: AgentState, work: list[Prepared | ToolResult], governor: Governor | None
+    state: AgentState,
+    work: list[Prepared | ToolResult],
+    governor: Governor | None,
+    scopes: Mapping[str, str | None] | None = None,
 ) -> tuple[list[Cleared | ToolResult], list[GuardRecord]]:
     """Permission, argument guardrails and approval rules of every call, before any
-    runs; one review pause for every call held for a human (interrupt() re-runs this
-    node: nothing has run yet, and the audit log ignores the repeated rows)."""
+    runs — the approval rules with the whole turn in view (`scopes`: the agent's tools
+    and their scopes); one review pause for every call held for a human (interrupt()
+    re-runs this node: nothing has run yet, and the audit log ignores the repeated
+    rows)."""
     screened: list[tuple[Screened, GovernedCall | None]] = []
+    planned = [governed_call(item) for item in work if isinstance(item, tuple)]
     for item in work:
         if not isinstance(item, tuple):
             screened.append((Screened(item, []), None))
             continue
         if governor is not None:
-            verdict = governor.authorize_tool(governed_call(item))
+            verdict = governor.authorize_tool(governed_call(item), turn=planned, tool_scopes=scopes)
             if verdict.verdict == "denied":
                 screened.append((Screened(blocked(item, verdict.message), []), None))
                 continue
@@ -287,11 +308,13 @@ def checked(
         if governor is None or not isinstance(entry.item, tuple):
             screened.append((entry, None))
             continue
-        call = governed_call(entry.item)  # the arguments a guard may have fixed
-        verdict = governor.authorize_tool(call)
-        if verdict.verdict == "needs_approval":
-            entry = Screened(entry.item, entry.records, held_for_approval(entry, verdict))
-        screened.append((entry, call))
+        screened.append((entry, governed_call(entry.item)))  # arguments a guard may have fixed
+    if governor is not None:
+        turn = [call for _, call in screened if call is not None]
+        screened = [
+            (entry if call is None else approval_checked(governor, entry, call, turn, scopes), call)
+            for entry, call in screened
+        ]
     records = [record for entry, _ in screened for record in entry.records]
     held = [entry.held for entry, _ in screened if entry.held is not None]
     decision: Mapping[str, Any] = {}
@@ -304,6 +327,12 @@ def checked(
             if governor is not None:  # durable before any approved call runs
                 governor.record_review(held, decision)
     return [reviewed(entry, call, decision, governor) for entry, call in screened], records
+
+
+def ran_calls(items: Sequence[Cleared | ToolResult]) -> list[Prepared | None]:
+    """The call behind each result: None for a result tierflow wrote (the call never
+    ran), whose text the output guards don't check."""
+    return [item.prepared if isinstance(item, Cleared) else None for item in items]
 
 
 def update(
@@ -346,8 +375,28 @@ def governed_call(prepared: Prepared) -> GovernedCall:
         arguments=visible_arguments(prepared),
         step=context.step,
         call_id=context.call_id,
-        idempotency_key=context.idempotency_key if tool.side_effects else None,
+        # a result that can be held is recorded too: the review's resume mustn't rerun it
+        idempotency_key=context.idempotency_key
+        if tool.side_effects or tool.holds_results
+        else None,
     )
+
+
+def approval_checked(
+    governor: Governor,
+    entry: Screened,
+    call: GovernedCall,
+    turn: Sequence[GovernedCall],
+    scopes: Mapping[str, str | None] | None,
+) -> Screened:
+    """A screened call after the policy's rules on its final arguments, with its turn:
+    held for review, refused (a flow rule on the arguments a guard fixed), or as it was."""
+    verdict = governor.authorize_tool(call, turn=turn, tool_scopes=scopes)
+    if verdict.verdict == "denied" and isinstance(entry.item, tuple):
+        return Screened(blocked(entry.item, verdict.message), entry.records)
+    if verdict.verdict == "needs_approval":
+        return Screened(entry.item, entry.records, held_for_approval(entry, verdict))
+    return entry
 
 
 def held_for_approval(entry: Screened, verdict: ToolVerdict) -> HeldCall:

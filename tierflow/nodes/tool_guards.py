@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 from pydantic import ValidationError
 
@@ -23,7 +23,9 @@ Prepared = tuple[Tool, dict[str, Any], ToolContext]
 class HeldCall(TypedDict):
     """One call held for a human: what it would do and why — `held_by` says whether a
     guardrail (`guard` names it) or the policy's approval rule (`guard` is
-    `approval:<scope>`) held it, or both; `reason` gives every reason."""
+    `approval:<scope>`) held it, or both; `reason` gives every reason. A call that ran
+    and whose result an output guard holds carries the `result` the model would read
+    (its `call_id` is the call's with `:result` appended; see `output_guards`)."""
 
     tool: str
     call_id: str
@@ -31,6 +33,7 @@ class HeldCall(TypedDict):
     guard: str
     reason: str
     held_by: list[Literal["guard", "approval"]]
+    result: NotRequired[str]
 
 
 class ToolReviewRequest(TypedDict):

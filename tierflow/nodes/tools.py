@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic.errors import PydanticInvalidForJsonSchema
+from typing_extensions import is_typeddict
 
 from tierflow.errors import SpecError
 from tierflow.guardrails.base import Guardrail
@@ -57,6 +58,10 @@ class Tool(SpecModel):
     # Checked before the tool runs: argument name (or "*" for all arguments as JSON) →
     # guardrail. A failing check blocks the call; its policy may fix or ask a human.
     guards: dict[str, Any] = Field(default_factory=dict)
+    # Checked after the tool ran, before the model reads its result: a field of a JSON
+    # object result (or "*" for the whole result) → guardrail. A failing check masks the
+    # result (on_fail="fix"), holds it for a human ("interrupt") or withholds it.
+    output_guards: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _guards_fit(self) -> Tool:
@@ -68,7 +73,23 @@ class Tool(SpecModel):
                     f"guards[{argument!r}]: the tool has no such argument "
                     f"(arguments: {sorted(self.args_schema.model_fields)}; '*' for all)"
                 )
+        fields = _result_fields(self.fn)
+        for key, guard in self.output_guards.items():
+            if not isinstance(guard, Guardrail):
+                raise ValueError(f"output_guards[{key!r}] is not a guardrail")
+            if not key:
+                raise ValueError("output_guards: name a field of the result, or '*' for all")
+            if key != ALL_ARGUMENTS and fields is not None and key not in fields:
+                raise ValueError(
+                    f"output_guards[{key!r}]: the tool's result has no such field "
+                    f"(fields: {sorted(fields)}; '*' for the whole result)"
+                )
         return self
+
+    @property
+    def holds_results(self) -> bool:
+        """Whether an output guard may hold this tool's result for a human."""
+        return any(guard.on_fail == "interrupt" for guard in self.output_guards.values())
 
     def openai_schema(self) -> dict[str, Any]:
         """The tool as the OpenAI function-calling format describes it."""
@@ -91,6 +112,12 @@ class Tool(SpecModel):
             "side_effects": self.side_effects,
             "timeout_s": self.timeout_s,
             "guards": {argument: guard.spec() for argument, guard in self.guards.items()},
+            # only when declared, so the spec (and fingerprint) of other tools is unchanged
+            **(
+                {"output_guards": {k: g.spec() for k, g in self.output_guards.items()}}
+                if self.output_guards
+                else {}
+            ),
         }
 
     @property
@@ -109,6 +136,7 @@ def tool(
     side_effects: bool = False,
     timeout_s: float = 30.0,
     guards: Mapping[str, Guardrail] | None = None,
+    output_guards: Mapping[str, Guardrail] | None = None,
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 def tool(
     fn: Callable[..., Any] | None = None,
@@ -120,8 +148,12 @@ def tool(
     side_effects: bool = False,
     timeout_s: float = 30.0,
     guards: Mapping[str, Guardrail] | None = None,
+    output_guards: Mapping[str, Guardrail] | None = None,
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
-    """Declare a tool from a typed function; its docstring is the description."""
+    """Declare a tool from a typed function; its docstring is the description.
+
+    `guards` check its arguments before it runs; `output_guards` check its result
+    before the model reads it (see `tierflow.nodes.output_guards`)."""
 
     def build(function: Callable[..., Any]) -> Tool:
         tool_name = name or function.__name__
@@ -141,6 +173,7 @@ def tool(
                 side_effects=side_effects,
                 timeout_s=timeout_s,
                 guards=dict(guards or {}),
+                output_guards=dict(output_guards or {}),
             )
         except SpecError as error:
             raise SpecError(f"{field}.{error.field.removeprefix('tool.')}", error.problem) from None
@@ -182,6 +215,16 @@ def _arguments_schema(
     except (PydanticSchemaGenerationError, PydanticInvalidForJsonSchema, PydanticUserError) as e:
         raise SpecError(field, f"arguments can't be described by a JSON schema: {e}") from e
     return schema, context_param
+
+
+def _result_fields(function: Callable[..., Any]) -> frozenset[str] | None:
+    """The keys of a tool's result when its return annotation is a TypedDict (the one
+    kind of annotated result that reaches the model as a JSON object); None if unknown."""
+    try:
+        returned = get_type_hints(function).get("return")
+    except (NameError, TypeError):
+        return None
+    return frozenset(get_type_hints(returned)) if is_typeddict(returned) else None
 
 
 def _update_plan(steps: list[PlanStep]) -> list[PlanStep]:
