@@ -327,7 +327,8 @@ def payments_agent(
             ),
         ),
         tools=(read_inbox, send_money),
-        policy=flows,
+        # This agent has no `browse`: its untrusted tools are the ones it has.
+        policy=flows.model_copy(update={"untrusted_tools": frozenset({"read_inbox"})}),
     )
 
 
@@ -412,3 +413,28 @@ def test_a_held_payment_goes_through_the_review_and_is_audited(
     else:
         assert sent == [(OUR_ACCOUNT, 120.0)]
         assert payments == [("allowed", "ok"), ("rejected", "not_run")]
+
+
+def test_an_untrusted_tool_the_agent_does_not_have_is_a_spec_error() -> None:
+    from tierflow import Agent, Price, Scenario, ScriptedChatModel, SpecError, Tier, Turn, tool
+    from tierflow.governance import Policy
+
+    @tool
+    def browse(url: str) -> str:
+        """Fetch a page."""
+        return url
+
+    script = ScriptedChatModel(scenarios=(Scenario(match="x", turns=(Turn(text="ok"),)),))
+    price = Price(input=1.0, cached_input=0.1, output=2.0)
+    tiers = (
+        Tier(name="fast", model=script, price=price),
+        Tier(name="reasoning", model=script, price=price),
+    )
+    with pytest.raises(SpecError, match=r"policy.untrusted_tools: \['brwose'\] are not tools"):
+        Agent(
+            name="a",
+            instructions="i",
+            tiers=tiers,
+            tools=(browse,),
+            policy=Policy(untrusted_tools=frozenset({"brwose"})),
+        )
