@@ -9,6 +9,7 @@ pruning, so forks and retention are done here in SQL on its tables (`checkpoints
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from types import TracebackType
@@ -52,14 +53,23 @@ CONNECTION_KWARGS: dict[str, Any] = {
     "row_factory": dict_row,
 }
 POOL_MAX = 8
+SCHEMA_LOCK_SQL = "SELECT pg_try_advisory_lock(hashtext('tierflow_schema')) AS got"
+SCHEMA_UNLOCK_SQL = "SELECT pg_advisory_unlock(hashtext('tierflow_schema'))"
 
 
 def open_pool(url: str) -> ConnectionPool[psycopg.Connection[DictRow]]:
     """The process's pool for `url`, its tables set up (`database.acquire` calls this)."""
     with connect(url) as conn:  # fail fast, with one clear line, on a bad URL
         try:
-            PostgresSaver(conn).setup()
-            setup_tierflow_tables(conn)
+            # LangGraph's `setup()` is not safe for processes creating one database's
+            # tables at once (CREATE TABLE IF NOT EXISTS races on the type's name):
+            # one session at a time, the same lock the tierflow migrations take.
+            _lock_schema(conn)
+            try:
+                PostgresSaver(conn).setup()
+                setup_tierflow_tables(conn)
+            finally:
+                conn.execute(SCHEMA_UNLOCK_SQL)
         except psycopg.Error as error:
             raise CheckpointError(
                 f"{redact(url)}: cannot set up checkpoint tables ({error})"
@@ -68,6 +78,20 @@ def open_pool(url: str) -> ConnectionPool[psycopg.Connection[DictRow]]:
         url, min_size=1, max_size=POOL_MAX, kwargs=CONNECTION_KWARGS, open=True
     )
     return pool
+
+
+def _lock_schema(conn: psycopg.Connection[DictRow], timeout_s: float = 60.0) -> None:
+    """Take the schema lock for this session, trying without waiting inside the server:
+    LangGraph's migrations run `CREATE INDEX CONCURRENTLY`, which waits for every open
+    transaction — one blocked on a lock would deadlock with it."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        row = conn.execute(SCHEMA_LOCK_SQL).fetchone()
+        if row is not None and row["got"]:
+            return
+        if time.monotonic() > deadline:
+            raise CheckpointError("timed out waiting for another process to set up the tables")
+        time.sleep(0.05)
 
 
 def setup_tierflow_tables(conn: psycopg.Connection[DictRow]) -> None:
@@ -160,8 +184,12 @@ def open_postgres(url: str) -> PostgresStore:
 @asynccontextmanager
 async def open_postgres_async(url: str) -> AsyncIterator[AsyncPostgresSaver]:
     with connect(url) as conn:  # the tables, once, synchronously
-        PostgresSaver(conn).setup()
-        setup_tierflow_tables(conn)
+        _lock_schema(conn)
+        try:
+            PostgresSaver(conn).setup()
+            setup_tierflow_tables(conn)
+        finally:
+            conn.execute(SCHEMA_UNLOCK_SQL)
     async with AsyncPostgresSaver.from_conn_string(url) as saver:
         yield saver
 

@@ -30,8 +30,9 @@ from tierflow.governance.budget import Budgets, ThreadSpend
 from tierflow.governance.gate import WaitEvent
 from tierflow.governance.limits import Capacity
 from tierflow.governance.policy import Principal
-from tierflow.governance.redact import RedactingSerializer
+from tierflow.governance.redact import redact_checkpoints
 from tierflow.governance.reviews import Reviews
+from tierflow.governance.tracing import RedactedTracing
 from tierflow.graphs.compile import recursion_limit
 from tierflow.graphs.load import PROVIDER_MARK, load_agent
 from tierflow.graphs.names import ROUTE
@@ -56,7 +57,9 @@ class RunFailed(TierflowError):
 
 @dataclass
 class RunReport:
-    """What a run produced, read from its latest checkpoint."""
+    """What a run produced, read from its latest checkpoint — but the answer of a run
+    that produced one here is the one it produced in memory: a governed agent's
+    checkpoints are masked, its caller is not."""
 
     thread: str
     status: str
@@ -151,6 +154,8 @@ class Runner:
         self.lease_ttl = lease_ttl
         self.runs = RunsTable(self.db)
         self.redactor = agent.policy.redaction if agent.policy is not None else None
+        # A governed run's LangSmith traces are masked like its checkpoints.
+        self.tracing = RedactedTracing(self.redactor) if self.redactor is not None else None
         self.fingerprint = fingerprint(agent)
         self.capacity = None
         if agent.policy is not None:
@@ -179,6 +184,8 @@ class Runner:
             "configurable": {"thread_id": thread},
             "recursion_limit": recursion_limit(self.agent),
         }
+        if self.tracing is not None:
+            config["callbacks"] = self.tracing.callbacks()
         with (
             self._open(create=request is not None) as saver,
             leases.held(saver.db, thread, ttl=self.lease_ttl),
@@ -192,7 +199,7 @@ class Runner:
             if governance is not None:
                 governance.governor(thread).start_run()
             try:
-                self._stream(graph, payload, config)
+                final = self._stream(graph, payload, config)
             except KeyboardInterrupt:
                 self.runs.update(thread, status="interrupted", error="stopped by Ctrl-C")
                 raise
@@ -204,6 +211,8 @@ class Runner:
                     f"`tierflow resume {thread}` continues from it)"
                 ) from error
             report = report_from(thread, graph.get_state(config))
+            if final is not None and final.get("answer") is not None:
+                report.answer = final["answer"]  # the checkpoint's copy may be masked
             if governance is not None:
                 charge_from_ledger(report, Budgets(self.db).thread_spend(thread))
             self.runs.update(
@@ -212,8 +221,8 @@ class Runner:
                 answer=None if report.answer is None else self._clean(report.answer),
                 error=None if report.error is None else self._clean(report.error),
                 tiers=report.tiers,
-                routes=report.routes,
-                verdicts=report.verdicts,
+                routes=self._masked(report.routes),
+                verdicts=self._masked(report.verdicts),
                 cost_usd=report.cost_usd,
                 **report.usage,
             )
@@ -270,17 +279,22 @@ class Runner:
         graph: CompiledStateGraph[Any, Any, Any, Any],
         payload: dict[str, Any] | Command[Any] | None,
         config: RunnableConfig,
-    ) -> None:
-        modes: list[StreamMode] = ["updates"]
+    ) -> Mapping[str, Any] | None:
+        """Stream the run; its last state as held in memory (None if it ran no step)."""
+        modes: list[StreamMode] = ["updates", "values"]
         if self.on_stream is not None:
             modes += ["messages", "custom"]
+        final: Mapping[str, Any] | None = None
         for mode, chunk in graph.stream(payload, config, stream_mode=modes, durability="sync"):
-            if mode == "updates" and isinstance(chunk, Mapping):
+            if mode == "values" and isinstance(chunk, Mapping):
+                final = chunk
+            elif mode == "updates" and isinstance(chunk, Mapping):
                 for node, update in chunk.items():
                     if self.on_update is not None and isinstance(update, Mapping):
                         self.on_update(node, update)
-            elif self.on_stream is not None:
+            elif mode != "values" and self.on_stream is not None:
                 self.on_stream(mode, chunk)
+        return final
 
     def _check_agent(self, thread: str, record: RunRow | None) -> None:
         """A thread runs the agent it started with: a changed declaration is refused
@@ -328,13 +342,15 @@ class Runner:
     def _open(self, *, create: bool) -> SqliteStore | PostgresStore:
         """The checkpoint store; a governed agent's masks its policy's secrets."""
         store = checkpoints.open(self.db, create=create)
-        if self.redactor is not None:
-            store.serde = RedactingSerializer(self.redactor)
-        return store
+        return store if self.redactor is None else redact_checkpoints(store, self.redactor)
 
     def _clean(self, text: str) -> str:
         """Text for the runs table, with the policy's secrets masked."""
         return text if self.redactor is None else self.redactor.redact_text(text)
+
+    def _masked(self, records: list[Any]) -> list[Any]:
+        """Route decisions or guard verdicts for the runs table, their reasons masked."""
+        return records if self.redactor is None else list(self.redactor.redact(records))
 
     def _governance(self, principal: Principal | None) -> Governance | None:
         policy = self.agent.policy

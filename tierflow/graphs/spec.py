@@ -120,10 +120,11 @@ class Agent(SpecModel):
                     "and spec()",
                 )
         _no_duplicates("guardrails", [g.name for g in self.guardrails])
-        unknown = sorted(self.policy.untrusted_tools - set(tool_names)) if self.policy else []
-        if unknown:  # a typo would silently declare nothing untrusted
+        untrusted = self.policy.untrusted_tools if self.policy else frozenset()
+        if untrusted - set(tool_names):  # a typo would silently declare nothing untrusted
             raise SpecError(
-                "policy.untrusted_tools", f"{unknown} are not tools of this agent: {tool_names}"
+                "policy.untrusted_tools",
+                f"{sorted(untrusted - set(tool_names))} are not tools of this agent: {tool_names}",
             )
         return self
 
