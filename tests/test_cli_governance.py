@@ -7,9 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
+from checkpoint_stores import target_fixture
 from conftest import Result, one_line_error
 
 AGENT = str(Path(__file__).parent / "agents" / "governed.py")
+# Every governance command on both engines: a SQLite file, a fresh Postgres database.
+db = target_fixture()
 
 
 @pytest.fixture

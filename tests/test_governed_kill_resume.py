@@ -55,7 +55,7 @@ def test_sigkill_between_the_refund_and_the_checkpoint_leaves_one_refund(
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert (tmp_path / "crashed.flag").read_text(encoding="utf-8") == point
     runs = json.loads(tierflow("runs", "--db", db, "--json", env=env).stdout)
-    assert [(r["thread"], r["status"]) for r in runs] == [("k", "running")]
+    assert [(r["thread"], r["status"]) for r in runs] == [("k", "crashed")]
 
     resumed = tierflow("resume", "k", "--db", db, "--json", env=env)
     assert resumed.returncode == 0, resumed.stderr

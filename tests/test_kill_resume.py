@@ -60,7 +60,7 @@ def test_sigkill_then_resume_reaches_the_same_answer_with_the_plan_intact(
     assert process.returncode == -signal.SIGKILL
 
     runs = json.loads(tierflow("runs", "--db", db, "--json", env=env).stdout)
-    assert {r["thread"]: r["status"] for r in runs}["killed"] == "running"
+    assert {r["thread"]: r["status"] for r in runs}["killed"] == "crashed"
 
     resumed = tierflow("resume", "killed", "--db", db, "--json", env=killed_env)
     assert resumed.returncode == 0, resumed.stderr

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from tierflow.checkpoints.targets import is_postgres
 from tierflow.console import resume_command
 from tierflow.errors import CheckpointError, SpecError, TierflowError
 from tierflow.governance.audit import AuditEntry, audit
@@ -74,10 +75,11 @@ def principal_from(
         raise TierflowError(f"--principal {principal}: {error}") from None
 
 
-def _database(db: str) -> Path:
+def _database(db: str) -> str | Path:
+    """The run store `--db` names: a postgresql:// URL, or an existing SQLite file."""
+    if is_postgres(db):
+        return db
     path = Path(db)
-    if db.startswith(("postgres://", "postgresql://")):
-        raise TierflowError("governance tables live in a SQLite runs database (not Postgres yet)")
     if not path.exists():
         raise CheckpointError(f"no database at {db}")
     return path
