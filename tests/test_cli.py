@@ -57,7 +57,12 @@ def test_resume_of_a_finished_thread_reports_it_unchanged(cli, db) -> None:  # t
 def test_draw_mermaid_and_ascii_show_the_tiers_and_the_guard(cli) -> None:  # type: ignore[no-untyped-def]
     diagram = cli("draw", EXAMPLE, "--format", "mermaid")
     assert diagram.code == 0, diagram.err
-    for label in ('"model:fast"', '"model:reasoning"', "act[act]", "observe[observe]"):
+    for label in (
+        '"model:fast"',
+        '"model:reasoning"',
+        'act["act<br/>run_sql.query ⟵ sql"]',  # the SQL tool's argument guard
+        "observe[observe]",
+    ):
         assert label in diagram.out
     for label in ('"guard:schema"', '"guard:facts"', '"guard:pii"'):
         assert label in diagram.out

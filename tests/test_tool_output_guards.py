@@ -738,3 +738,36 @@ def test_large_and_hostile_texts_are_checked_quickly() -> None:
         started = time.process_time()
         guard.check(text)
         assert time.process_time() - started < 2.0
+
+
+def test_the_diagram_shows_the_guards_act_applies_to_arguments_and_results() -> None:
+    from tierflow import Agent, Price, Scenario, ScriptedChatModel, Tier
+    from tierflow.graphs import build_graph, shape_of
+    from tierflow.graphs.draw import mermaid
+    from tierflow.guardrails import InjectionGuard, SqlGuard
+
+    @tool(output_guards={"*": InjectionGuard(on_fail="fix")})
+    def read_inbox(folder: str) -> str:
+        """Read mail."""
+        return folder
+
+    @tool(guards={"query": SqlGuard(schema={"orders": ["id"]})}, output_guards={"*": PiiGuard()})
+    def run_sql(query: str) -> str:
+        """Query the shop."""
+        return query
+
+    script = ScriptedChatModel(scenarios=(Scenario(match="x", turns=(Turn(text="ok"),)),))
+    price = Price(input=1.0, cached_input=0.1, output=2.0)
+    agent = Agent(
+        name="drawn",
+        instructions="i",
+        tiers=(
+            Tier(name="fast", model=script, price=price),
+            Tier(name="reasoning", model=script, price=price),
+        ),
+        tools=(read_inbox, run_sql),
+    )
+    diagram = mermaid(shape_of(build_graph(agent)))
+    assert 'act["act<br/>run_sql.query ⟵ sql<br/>read_inbox ⟶ injection<br/>run_sql ⟶ pii"]' in (
+        diagram
+    )

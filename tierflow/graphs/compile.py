@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.messages import AIMessage
@@ -11,7 +11,7 @@ from langgraph.graph import END, START, StateGraph
 from tierflow.errors import SpecError
 from tierflow.graphs.lint import lint
 from tierflow.graphs.names import ACT, OBSERVE, REMIND, ROUTE, guard_node, model_node
-from tierflow.graphs.shape import shape_of
+from tierflow.graphs.shape import NOTES, shape_of
 from tierflow.nodes.act import make_act_node
 from tierflow.nodes.governed import Governance, governance_for
 from tierflow.nodes.guard import guard_outcome, make_guard_node
@@ -20,6 +20,7 @@ from tierflow.nodes.observe import observe
 from tierflow.nodes.remind import make_remind_node
 from tierflow.nodes.route import make_route_node
 from tierflow.nodes.state import AgentInput, AgentState
+from tierflow.nodes.tools import Tool
 
 if TYPE_CHECKING:
     from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -62,7 +63,11 @@ def build_graph(
 
     builder.add_node(REMIND, make_remind_node(agent.limits.max_steps))
     builder.add_node(ROUTE, make_route_node(agent.router, tier_names))
-    builder.add_node(ACT, make_act_node(tools, agent.limits.max_tool_calls_per_turn, governance))
+    builder.add_node(
+        ACT,
+        make_act_node(tools, agent.limits.max_tool_calls_per_turn, governance),
+        metadata={NOTES: tool_guard_notes(tools)},
+    )
     builder.add_node(OBSERVE, observe)
     builder.add_edge(START, REMIND)
     builder.add_edge(REMIND, ROUTE)
@@ -102,6 +107,22 @@ def build_graph(
             {"pass": next_node, "reask": OBSERVE, "escalate": OBSERVE, "refuse": END},
         )
     return builder
+
+
+def tool_guard_notes(tools: Sequence[Tool]) -> tuple[str, ...]:
+    """What `act` checks, for diagrams: each tool's argument guards (before the call)
+    and output guards (before the model reads the result)."""
+    notes = [
+        f"{tool.name}.{argument} ⟵ {guard.name}"
+        for tool in tools
+        for argument, guard in tool.guards.items()
+    ]
+    notes += [
+        f"{tool.name} ⟶ {guard.name}" + ("" if key == "*" else f" ({key})")
+        for tool in tools
+        for key, guard in tool.output_guards.items()
+    ]
+    return tuple(notes)
 
 
 def compile_agent(

@@ -15,8 +15,11 @@ def _mermaid_id(node: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", node)
 
 
-def _mermaid_node(node: str) -> str:
+def _mermaid_node(node: str, notes: tuple[str, ...] = ()) -> str:
     label = display(node)
+    if notes:  # act: the guards it applies to tool arguments (⟵) and results (⟶)
+        lines = "<br/>".join([label, *notes])
+        return f'{_mermaid_id(node)}["{lines}"]'
     if node in ("__start__", "__end__"):
         return f"{_mermaid_id(node)}([{label}])"
     if node.startswith(GUARD_PREFIX):
@@ -29,7 +32,7 @@ def _mermaid_node(node: str) -> str:
 def mermaid(shape: Shape) -> str:
     """Mermaid flowchart; conditional edges are dotted and labelled with their outcomes."""
     lines = ["flowchart TD"]
-    lines += [f"    {_mermaid_node(node)}" for node in shape.nodes]
+    lines += [f"    {_mermaid_node(node, shape.notes_of(node))}" for node in shape.nodes]
     for edge in shape.edges:
         source, target = _mermaid_id(edge.source), _mermaid_id(edge.target)
         if edge.label is None:

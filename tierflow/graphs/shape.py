@@ -24,10 +24,18 @@ class Edge:
         return self.label is not None
 
 
+# A node's `metadata` key for what diagrams print under its name (act: the tool guards).
+NOTES = "tierflow_notes"
+
+
 @dataclass(frozen=True)
 class Shape:
     nodes: tuple[str, ...]
     edges: tuple[Edge, ...]
+    notes: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (node, lines under its name)
+
+    def notes_of(self, node: str) -> tuple[str, ...]:
+        return next((lines for name, lines in self.notes if name == node), ())
 
 
 def shape_of(builder: StateGraph[Any, Any, Any, Any]) -> Shape:
@@ -44,4 +52,9 @@ def shape_of(builder: StateGraph[Any, Any, Any, Any]) -> Shape:
             edges += [Edge(source, t, " | ".join(names)) for t, names in by_target.items()]
     order = {name: index for index, name in enumerate([START, *builder.nodes, END])}
     edges.sort(key=lambda e: (order[e.source], order[e.target], e.label or ""))
-    return Shape(nodes=(START, *builder.nodes, END), edges=tuple(edges))
+    notes = tuple(
+        (name, tuple(spec.metadata[NOTES]))
+        for name, spec in builder.nodes.items()
+        if spec.metadata and spec.metadata.get(NOTES)
+    )
+    return Shape(nodes=(START, *builder.nodes, END), edges=tuple(edges), notes=notes)
