@@ -138,13 +138,9 @@ class SqliteDatabase:
     def release(self) -> None:
         """One user is done with it; the last one closes the connection."""
         with _REGISTRY_LOCK:
-            self.users -= 1
-            if self.users > 0:
-                return
-            if _REGISTRY.get(self.key) is self:
-                del _REGISTRY[self.key]
-            with self.lock:
-                self.conn.close()
+            if _last_user(self):
+                with self.lock:
+                    self.conn.close()
 
 
 # -- Postgres -------------------------------------------------------------------------
@@ -214,19 +210,28 @@ class PostgresDatabase:
             raise CheckpointError(f"{describe(self.url)}: {error}") from error
 
     def release(self) -> None:
+        """One user is done with it; the last one closes the pool."""
         with _REGISTRY_LOCK:
-            self.users -= 1
-            if self.users > 0:
-                return
-            if _REGISTRY.get(self.key) is self:
-                del _REGISTRY[self.key]
-        self.pool.close()
+            last = _last_user(self)
+        if last:
+            self.pool.close()
 
 
 # -- the registry ---------------------------------------------------------------------
 
 _REGISTRY: dict[str, SqliteDatabase | PostgresDatabase] = {}
 _REGISTRY_LOCK = threading.RLock()
+
+
+def _last_user(db: SqliteDatabase | PostgresDatabase) -> bool:
+    """Count one user out (the caller holds the registry lock); True for the last one,
+    whose database then leaves the registry."""
+    db.users -= 1
+    if db.users > 0:
+        return False
+    if _REGISTRY.get(db.key) is db:
+        del _REGISTRY[db.key]
+    return True
 
 
 def _key(target: str | Path) -> str:
