@@ -229,3 +229,51 @@ def test_resuming_after_the_agent_file_changed_is_refused_unless_allowed(
     assert kinds == [("run", "agent_changed"), ("review", "refund")]
     (review,) = [e for e in audit(db, "a") if e["kind"] == "review"]
     assert review["reason"] == "approved by lead"
+
+
+def test_a_call_held_only_after_the_review_is_not_covered_by_it(
+    tmp_path: Path, scripted_agent: Any
+) -> None:
+    """The reviewer approved the calls they were shown. A call of the same turn that
+    is held only when the node runs again (here: the rule tightened meanwhile) was
+    never shown: it does not run on that approval."""
+    from tierflow import Turn, tool
+    from tierflow.governance import ApprovalRule, Grant, Policy
+
+    threshold = [200.0]
+    paid: list[float] = []
+
+    @tool(scope="refunds:write", side_effects=True)
+    def refund(amount_usd: float) -> str:
+        """Refund an amount."""
+        paid.append(amount_usd)
+        return f"refunded {amount_usd}"
+
+    rule = ApprovalRule(scope="refunds:write", when=lambda args: args["amount_usd"] > threshold[0])
+    scripted = scripted_agent(
+        [
+            Turn(calls=(("refund", {"amount_usd": 300.0}), ("refund", {"amount_usd": 150.0}))),
+            Turn(text="Done."),
+        ],
+        tools=(refund,),
+        policy=Policy(
+            grants=(Grant(holder="agent:test_agent", scopes=frozenset({"refunds:write"})),),
+            approvals=(rule,),
+        ),
+    )
+    db = str(tmp_path / "runs.db")
+    runner = Runner(scripted.agent, db=db, source="test")
+    paused = runner.run("refund both", "t")
+    assert [c["arguments"]["amount_usd"] for c in paused.review[0]["calls"]] == [300.0]
+    threshold[0] = 100.0  # now the $150 call is held too — but nobody saw it
+    done = runner.resume("t", {"action": "approve", "reviewer": "lead"})
+    assert done.status == "done"
+    assert paid == [300.0]
+    reviews = [(e["decision"], e["reason"]) for e in audit(db, "t") if e["kind"] == "review"]
+    assert sorted(reviews) == [
+        ("approved", "approved by lead"),
+        (
+            "rejected",
+            "rejected by unknown reviewer: held after the reviewer decided, so never reviewed",
+        ),
+    ]

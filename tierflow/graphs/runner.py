@@ -442,8 +442,17 @@ def review_command(
     if not pending:
         raise TierflowError(f"thread {thread!r} is not waiting for a review; nothing to decide")
     if len(pending) == 1:
-        return Command(resume=dict(decision))
-    return Command(resume={item.id: dict(decision) for item in pending})
+        return Command(resume=_seen(decision, pending[0]))
+    return Command(resume={item.id: _seen(decision, item) for item in pending})
+
+
+def _seen(decision: Mapping[str, Any], pending: Interrupt) -> dict[str, Any]:
+    """The decision, naming the held calls the reviewer was shown: a call held only
+    when the node runs again (the set grew meanwhile) is not covered by it."""
+    value = pending.value if isinstance(pending.value, Mapping) else {}
+    if value.get("kind") != "tool_review":
+        return dict(decision)
+    return {**decision, "call_ids": [str(c.get("call_id")) for c in value.get("calls", [])]}
 
 
 def _describe_pending(pending: Sequence[Interrupt]) -> str:

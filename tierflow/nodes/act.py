@@ -318,15 +318,44 @@ def checked(
     records = [record for entry, _ in screened for record in entry.records]
     held = [entry.held for entry, _ in screened if entry.held is not None]
     decision: Mapping[str, Any] = {}
+    unseen: set[str] = set()
     if held:
         recorded = governor.recorded_review(held) if governor is not None else None
         if recorded is not None:  # decided before a crash: never asked twice
             decision = recorded
         else:
             decision = interrupt(ToolReviewRequest(kind="tool_review", calls=held))
+            unseen = _not_shown(held, decision)
             if governor is not None:  # durable before any approved call runs
-                governor.record_review(held, decision)
-    return [reviewed(entry, call, decision, governor) for entry, call in screened], records
+                for calls, given in (
+                    ([h for h in held if h["call_id"] not in unseen], decision),
+                    ([h for h in held if h["call_id"] in unseen], NOT_SHOWN),
+                ):
+                    if calls:
+                        governor.record_review(calls, given)
+    return [
+        reviewed(entry, call, NOT_SHOWN if _id(entry) in unseen else decision, governor)
+        for entry, call in screened
+    ], records
+
+
+# The decision on a call held only after the reviewer decided (the held set grew between
+# the pause and the resume): nobody saw it, so it does not run.
+NOT_SHOWN: Mapping[str, Any] = {
+    "action": "reject",
+    "reason": "held after the reviewer decided, so never reviewed",
+}
+
+
+def _not_shown(held: Sequence[HeldCall], decision: Mapping[str, Any]) -> set[str]:
+    shown = decision.get("call_ids")
+    if not isinstance(shown, list):  # a decision from older code or from Python: all seen
+        return set()
+    return {h["call_id"] for h in held if h["call_id"] not in shown}
+
+
+def _id(entry: Screened) -> str | None:
+    return None if entry.held is None else entry.held["call_id"]
 
 
 def ran_calls(items: Sequence[Cleared | ToolResult]) -> list[Prepared | None]:
