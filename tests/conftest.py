@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import subprocess
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -199,3 +200,13 @@ def one_line_error(result: Result, *fragments: str) -> None:
         assert fragment in text, text
 
 
+def tierflow_process(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`python -m tierflow ARGS` in a process of its own (for SIGKILLs and races)."""
+    return subprocess.run(
+        [sys.executable, "-m", "tierflow", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )

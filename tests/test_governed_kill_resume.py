@@ -7,25 +7,13 @@ import json
 import os
 import signal
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import tierflow_process as tierflow
 
 AGENT = str(Path(__file__).parent / "agents" / "refunding.py")
 REQUEST = "Please refund order 1042: it was late."
-
-
-def tierflow(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tierflow", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
 
 
 @pytest.mark.parametrize(

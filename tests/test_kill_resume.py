@@ -10,20 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import tierflow_process as tierflow
 
 AGENT = Path(__file__).parent / "agents" / "crashy.py"
 REQUEST = "Please run the long task."
-
-
-def tierflow(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tierflow", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import tierflow_process as tierflow
 
 from tierflow.checkpoints import database, leases
 from tierflow.errors import AgentChanged, ThreadBusy
@@ -29,17 +30,6 @@ DAMAGED = (
     "Hi, this is Alice Martin (alice@example.com). The espresso machine from order 1042 "
     "arrived damaged. I'd like a refund for it."
 )
-
-
-def tierflow(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tierflow", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from checkpoint_stores import target_fixture
+from conftest import tierflow_process as tierflow
 
 from tierflow import checkpoints
 
@@ -20,17 +21,6 @@ AGENT = Path(__file__).parent / "agents" / "crashy.py"
 REQUEST = "Please run the long task."
 
 target = target_fixture()
-
-
-def tierflow(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tierflow", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
 
 
 def reminders(target: str, thread: str) -> list[tuple[Any, ...]]:
