@@ -67,6 +67,7 @@ from urllib.parse import urlsplit, urlunsplit
 from tierflow import faults
 from tierflow.checkpoints import RunsTable, database
 from tierflow.checkpoints.targets import is_postgres
+from tierflow.testing.preload import RUN_STACK
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "support_desk.py"
@@ -79,7 +80,7 @@ EXIT_CODES = {"done": 0, "interrupted": 4}
 MAX_COMMANDS = 8  # a run, its review, and resumes after one kill: far fewer than this
 TIMEOUT_S = 120.0  # one command; none takes more than a few seconds
 # What the fork server imports once, for every command it forks.
-PRELOAD = ["tierflow.cli", "tierflow.checkpoints.postgres"]
+PRELOAD = RUN_STACK
 
 
 class CampaignError(Exception):

@@ -415,3 +415,4 @@ agent = openai_agent.with_models(
     fast=ScriptedChatModel(scenarios=FAST_SCENARIOS, model_name="scripted:gpt-4.1"),
     reasoning=ScriptedChatModel(scenarios=REASONING_SCENARIOS, model_name="scripted:gpt-5.2"),
 )
+graph = agent.compile()  # served by `langgraph dev` (langgraph.json beside this file)

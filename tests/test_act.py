@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -11,10 +13,11 @@ from typing import Any
 import pytest
 from conftest import Scripted, thread
 from langchain_core.messages import AIMessage, HumanMessage, InvalidToolCall, ToolMessage
+from langgraph.config import get_config
 
 from tierflow import Limits, Tool, ToolContext, Turn, tool
 from tierflow.nodes.act import make_act_node
-from tierflow.nodes.observe import observe
+from tierflow.nodes.context import Governing
 
 REQUEST = {"messages": [HumanMessage("do the work")]}
 
@@ -89,6 +92,138 @@ def test_sync_tools_of_one_turn_run_in_parallel_threads(
         ("success", "right met"),
     ]
     assert sorted(log[:2]) == ["start left", "start right"]
+
+
+def test_async_tools_under_invoke_share_one_event_loop_across_turns(
+    scripted_agent: Callable[..., Scripted],
+) -> None:
+    # A loop-bound client (an asyncio.Lock here) made in one turn still works in the next.
+    loops: list[asyncio.AbstractEventLoop] = []
+    client: list[asyncio.Lock] = []
+
+    @tool
+    async def fetch(n: int) -> str:
+        """Fetch a page."""
+        loops.append(asyncio.get_running_loop())
+        if not client:
+            client.append(asyncio.Lock())
+        async with client[0]:
+            await asyncio.sleep(0)
+        return f"page {n}"
+
+    scripted = scripted_agent(
+        [
+            Turn(calls=(("fetch", {"n": 1}), ("fetch", {"n": 2}))),
+            Turn(calls=(("fetch", {"n": 3}),)),
+            Turn(text="done"),
+        ],
+        tools=(fetch,),
+    )
+    values = scripted.graph().invoke(REQUEST, thread())
+    assert [m.content for m in tool_messages(values)] == ["page 1", "page 2", "page 3"]
+    assert len(loops) == 3 and len(set(map(id, loops))) == 1
+
+
+def test_async_tools_under_ainvoke_run_on_the_callers_loop(
+    scripted_agent: Callable[..., Scripted],
+) -> None:
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    @tool
+    async def fetch(n: int) -> str:
+        """Fetch a page."""
+        loops.append(asyncio.get_running_loop())
+        return f"page {n}"
+
+    scripted = scripted_agent(
+        [Turn(calls=(("fetch", {"n": 1}), ("fetch", {"n": 2}))), Turn(text="done")],
+        tools=(fetch,),
+    )
+    graph = scripted.graph()
+
+    async def main() -> asyncio.AbstractEventLoop:
+        await graph.ainvoke(REQUEST, thread())
+        return asyncio.get_running_loop()
+
+    caller = asyncio.run(main())
+    assert loops == [caller, caller]
+
+
+@pytest.mark.parametrize("mode", ["invoke", "ainvoke"])
+def test_tool_calls_reuse_threads(
+    scripted_agent: Callable[..., Scripted], monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    started: list[str] = []
+    start = threading.Thread.start
+
+    def counted(self: threading.Thread) -> None:
+        started.append(self.name)
+        start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", counted)
+    ran: list[str] = []
+
+    @tool
+    def note(n: int) -> str:
+        """Note a number."""
+        ran.append(threading.current_thread().name)
+        return f"noted {n}"
+
+    turns = [Turn(calls=(("note", {"n": n}),)) for n in range(20)]
+    scripted = scripted_agent([*turns, Turn(text="ok")], tools=(note,))
+    run(scripted.graph(), mode, thread())
+    assert len(ran) == 20
+    # Twenty calls, one after the other: at most one tool thread was started for them.
+    assert len([name for name in started if name.startswith("tierflow-tool")]) <= 1
+
+
+@pytest.mark.parametrize("mode", ["invoke", "ainvoke"])
+def test_tools_run_in_the_context_of_the_node(
+    scripted_agent: Callable[..., Scripted], mode: str
+) -> None:
+    # A tool reads the run's config (LangGraph's context variables), sync or async.
+    @tool
+    def where() -> str:
+        """Which thread is this."""
+        return str(get_config()["configurable"]["thread_id"])
+
+    @tool
+    async def awhere() -> str:
+        """Which thread is this."""
+        return str(get_config()["configurable"]["thread_id"])
+
+    scripted = scripted_agent(
+        [Turn(calls=(("where", {}), ("awhere", {}))), Turn(text="here")], tools=(where, awhere)
+    )
+    values = run(scripted.graph(), mode, thread("the-thread"))
+    assert [m.content for m in tool_messages(values)] == ["the-thread", "the-thread"]
+
+
+ABANDON = """
+import asyncio, threading, time
+from tierflow.nodes.executor import call_in_time
+
+def stuck() -> None:
+    threading.Event().wait()
+
+async def blocks_its_loop() -> None:
+    time.sleep(3600)
+
+for fn in (stuck, blocks_its_loop):
+    try:
+        call_in_time(fn, {}, 0.05)
+    except TimeoutError:
+        print("timed out:", fn.__name__)
+"""
+
+
+def test_the_process_exits_with_calls_still_stuck() -> None:
+    # A timed-out call is abandoned, never joined: not by the run, not at exit.
+    done = subprocess.run(
+        [sys.executable, "-c", ABANDON], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["timed out: stuck", "timed out: blocks_its_loop"]
 
 
 # --- failures become observations the next model call reads -----------------------------
@@ -179,7 +314,7 @@ def test_calls_beyond_the_turn_limit_are_not_run(scripted_agent: Callable[..., S
 
 
 def test_malformed_json_arguments_become_an_observation() -> None:
-    node = make_act_node([lookup], max_calls_per_turn=8)
+    node = make_act_node([lookup], max_calls_per_turn=8, governing=Governing(None, "direct"))
     turn = AIMessage(
         content="",
         tool_calls=[{"name": "lookup", "args": {"order_id": 3}, "id": "good", "type": "tool_call"}],
@@ -191,15 +326,11 @@ def test_malformed_json_arguments_become_an_observation() -> None:
     )
     state = {"messages": [HumanMessage("x"), turn], "steps": 1}
     update = node.invoke(state, {"configurable": {"thread_id": "direct"}})
-    assert [(r["call_id"], r["ok"]) for r in update["results"]] == [("good", True), ("bad", False)]
-    bad = update["results"][1]
-    assert "not valid JSON" in bad["content"] and "unterminated object" in bad["content"]
-
-    messages = observe({"results": update["results"]})["messages"]
-    assert [(m.tool_call_id, m.status) for m in messages] == [
-        ("good", "success"),
-        ("bad", "error"),
-    ]
+    messages = update["messages"]
+    assert [(m.tool_call_id, m.status) for m in messages] == [("good", "success"), ("bad", "error")]
+    assert messages[0].content == "order 3"
+    assert "not valid JSON" in messages[1].content
+    assert "unterminated object" in messages[1].content
 
 
 # --- timeouts of sync tools -------------------------------------------------------------

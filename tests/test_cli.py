@@ -61,7 +61,7 @@ def test_draw_mermaid_and_ascii_show_the_tiers_and_the_guard(cli) -> None:  # ty
         '"model:fast"',
         '"model:reasoning"',
         'act["act<br/>run_sql.query ⟵ sql"]',  # the SQL tool's argument guard
-        "observe[observe]",
+        "observe[observe]",  # the way back from a failed guard
     ):
         assert label in diagram.out
     for label in ('"guard:schema"', '"guard:facts"', '"guard:pii"'):

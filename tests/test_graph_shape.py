@@ -12,7 +12,8 @@ from pydantic import BaseModel
 
 from tierflow import OutputSchema, SpecError, Turn, tool
 from tierflow.graphs import ascii_art, build_graph, mermaid, shape_of
-from tierflow.graphs.lint import lint, problems
+from tierflow.graphs.draw import io_table
+from tierflow.graphs.lint import io_problems, lint, problems
 from tierflow.graphs.shape import Edge, Shape
 
 
@@ -70,13 +71,17 @@ def test_shape_follows_the_design(guarded: Scripted) -> None:
     shape = shape_of(build_graph(guarded.agent))
     edges = {(e.source, e.target, e.label) for e in shape.edges}
     expected = {
-        ("__start__", "remind", None),
-        ("remind", "route", None),
+        ("__start__", "route", None),
         ("route", "model.fast", "fast"),
         ("route", "model.reasoning", "reasoning"),
-        ("act", "observe", None),
-        ("observe", "remind", None),
+        # ReAct: act writes the observations and goes back to the chosen tier.
+        ("act", "model.fast", "fast"),
+        ("act", "model.reasoning", "reasoning"),
+        # A failed guard's feedback: observe, then the chosen tier — or route on escalation.
         ("guard.schema", "observe", "reask | escalate"),
+        ("observe", "model.fast", "fast"),
+        ("observe", "model.reasoning", "reasoning"),
+        ("observe", "route", "escalate"),
         ("guard.schema", "__end__", "pass | refuse"),
     }
     for tier in ("fast", "reasoning"):
@@ -158,17 +163,8 @@ def test_stream_updates_follow_the_graph(guarded: Scripted) -> None:
         )
         for node in update
     ]
-    assert nodes == [
-        "remind",
-        "route",
-        "model.fast",
-        "act",
-        "observe",
-        "remind",
-        "route",
-        "model.fast",
-        "guard.schema",
-    ]
+    # route once per request; a ReAct turn is two steps (model, act), as hand-built.
+    assert nodes == ["route", "model.fast", "act", "model.fast", "guard.schema"]
 
 
 def test_state_history_and_update_state(guarded: Scripted) -> None:
@@ -193,3 +189,34 @@ def test_state_history_and_update_state(guarded: Scripted) -> None:
     graph.update_state(config, {"answer": "edited by a human"})
     assert graph.get_state(config).values["answer"] == "edited by a human"
     assert len(list(graph.get_state_history(config))) == len(history) + 1
+
+
+# --- what nodes read and write --------------------------------------------------------------
+
+
+def test_every_node_declares_what_it_reads_and_writes(guarded: Scripted) -> None:
+    shape = shape_of(build_graph(guarded.agent))
+    declared = {node for node, _, _ in shape.io}
+    assert declared == set(shape.nodes) - {"__start__", "__end__"}
+    assert io_problems(shape) == []
+    io = {node: (set(reads), set(writes)) for node, reads, writes in shape.io}
+    # The ReAct turn: the model writes its message and cost, act the observations.
+    assert {"messages", "calls", "steps"} <= io["model.fast"][1]
+    assert io["act"][1] == {"messages", "plan", "verdicts"}
+    table = io_table(shape)
+    assert table.splitlines()[0] == "| node | reads | writes |"
+    assert "| act | messages, steps, principal | messages, plan, verdicts |" in table
+
+
+def test_lint_finds_reads_nobody_writes_and_keys_the_state_lacks(guarded: Scripted) -> None:
+    shape = shape_of(build_graph(guarded.agent))
+    broken = Shape(
+        nodes=shape.nodes,
+        edges=shape.edges,
+        io=((*shape.io, ("act", ("budget_left",), ("mood",)))),
+        state_keys=shape.state_keys,
+        input_keys=shape.input_keys,
+    )
+    found = io_problems(broken)
+    assert "act declares keys the state doesn't have: ['budget_left', 'mood']" in found
+    assert "act reads ['budget_left'], which no node writes" in found

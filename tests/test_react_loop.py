@@ -127,11 +127,7 @@ def test_keyword_rule_routes_to_the_other_tier(scripted_agent: Callable[..., Scr
             stream_mode="updates",
         )
     )
-    assert [node for update in updates for node in update] == [
-        "remind",
-        "route",
-        "model.reasoning",
-    ]
+    assert [node for update in updates for node in update] == ["route", "model.reasoning"]
     values = graph.get_state(thread()).values
     assert values["route"]["tier"] == "reasoning"
     assert values["route"]["router"] == "rules"

@@ -57,7 +57,7 @@ def test_history_lists_every_step_with_its_node(cli: Any, target: str) -> None:
     assert [e["step"] for e in entries] == list(range(-1, len(entries) - 1))
     assert entries[0]["node"] == "input"
     nodes = [e["node"] for e in entries[2:7]]
-    assert nodes == ["remind", "route", "model.fast", "act", "observe"]
+    assert nodes == ["route", "model.fast", "act", "model.fast", "act"]
     assert all(e["size"] > 0 and e["ts"] for e in entries)
     table = cli("history", "t1", "--db", target)
     assert table.code == 0 and entries[-1]["checkpoint_id"] in table.out
@@ -90,7 +90,7 @@ def test_prune_keeps_the_latest_and_the_thread_resumable(cli: Any, target: str) 
     pruned = cli("prune", "--keep-last", "3", "--thread", "t1", "--db", target)
     assert pruned.code == 0, pruned.err
     assert len(checkpoint_ids(target, "t1")) == 3
-    assert len(checkpoint_ids(target, "t2")) == 20  # not named, not touched
+    assert len(checkpoint_ids(target, "t2")) == 10  # not named, not touched
     with checkpoints.open(target) as store:
         kept = store.get_tuple({"configurable": {"thread_id": "t1"}})
     assert kept is not None
@@ -120,7 +120,8 @@ def test_inspect_tells_what_each_step_did(cli: Any, target: str) -> None:
     assert all("Objective: Please run the long task." in r for r in reminders)
     assert "3. [x] pass the gate" in reminders[-1]
     text = cli("inspect", "t1", "--db", target).out
-    assert "→ fast" in text and "Progress: 3 of 20 model steps used." in text
+    # inspect rebuilds each reminder from the checkpoints (it doesn't load the agent)
+    assert "→ fast" in text and "Progress: 3 model steps used." in text
 
 
 def snapshot(cli: Any, target: str) -> tuple[Any, ...]:
@@ -189,4 +190,4 @@ def test_async_runs_work_on_both_stores(target: str) -> None:
     values = asyncio.run(go())
     assert values["status"] == "done"
     assert [s["step"] for s in values["plan"]] == PLAN
-    assert len(checkpoint_ids(target, "async")) == 20
+    assert len(checkpoint_ids(target, "async")) == 10

@@ -16,6 +16,7 @@ from checkpoint_stores import target_fixture
 from conftest import tierflow_process as tierflow
 
 from tierflow import checkpoints
+from tierflow.nodes.remind import build_reminder
 
 AGENT = Path(__file__).parent / "agents" / "crashy.py"
 REQUEST = "Please run the long task."
@@ -24,18 +25,18 @@ target = target_fixture()
 
 
 def reminders(target: str, thread: str) -> list[tuple[Any, ...]]:
-    """(step, objective, plan, reminder) of every checkpoint of the thread, oldest first."""
+    """(step, objective, plan, reminder) of every checkpoint of the thread, oldest first;
+    the reminder as the model node builds it from that checkpoint's state (it is never
+    stored)."""
     with checkpoints.open(target) as store:
         found = list(store.list({"configurable": {"thread_id": thread, "checkpoint_ns": ""}}))
-    return [
-        (
-            t.metadata["step"],
-            t.checkpoint["channel_values"].get("objective"),
-            t.checkpoint["channel_values"].get("plan"),
-            t.checkpoint["channel_values"].get("reminder"),
-        )
-        for t in reversed(found)
-    ]
+    rows = []
+    for t in reversed(found):
+        values = t.checkpoint["channel_values"]
+        objective, plan = values.get("objective"), values.get("plan")
+        reminder = build_reminder(objective or "", plan or [], values.get("steps", 0), None)
+        rows.append((t.metadata["step"], objective, plan, reminder))
+    return rows
 
 
 def test_the_reminder_survives_sigkill_and_resume(tmp_path: Path, target: str) -> None:

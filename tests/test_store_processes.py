@@ -34,6 +34,7 @@ from checkpoint_stores import STORES, fresh_database, target_fixture
 
 from tierflow.checkpoints import RunsTable, database
 from tierflow.checkpoints.targets import is_postgres
+from tierflow.testing.preload import RUN_STACK
 
 HERE = Path(__file__).parent
 EXAMPLE = str(HERE.parent / "examples" / "support_desk.py")
@@ -153,7 +154,7 @@ def together(work: Path, worker: Callable[..., None], jobs: list[tuple[Any, ...]
     JSON. Those documents, in job order."""
     context = multiprocessing.get_context("forkserver")
     # Forked after the imports, instead of each process paying for them.
-    context.set_forkserver_preload(["tierflow.cli", "tierflow.checkpoints.postgres"])
+    context.set_forkserver_preload(RUN_STACK)
     start = context.Barrier(len(jobs))
     outs = [work / f"worker-{n}.json" for n in range(len(jobs))]
     processes = [

@@ -11,6 +11,8 @@ from langchain_core.messages import HumanMessage, ToolMessage
 from langgraph.types import Command
 
 from tierflow import SpecError, Turn, Verdict, tool
+from tierflow.governance import FlowRule, GovernedCall, Governor, Grant, Policy, ToolVerdict, audit
+from tierflow.graphs.runner import Runner
 from tierflow.guardrails import GuardrailBase, OnFail
 
 REQUEST = {"messages": [HumanMessage("count the orders")]}
@@ -120,3 +122,98 @@ def test_guards_must_name_real_arguments() -> None:
         tool(guards={"sql": ReadOnly(name="read_only")})(run_sql)
     whole = tool(guards={"*": ReadOnly(name="read_only")})(run_sql)
     assert whole.spec()["guards"]["*"]["kind"] == "read_only"
+
+
+# --- with a policy: one authorisation per call, on the arguments the guards left ------------
+
+SUPPLIER = "DE89370400440532013000"
+
+
+class KnownPayee(GuardrailBase):
+    """Passes the supplier's IBAN; its fix replaces any other by the supplier's."""
+
+    kind = "known_payee"
+
+    def check(self, candidate: str, context: Mapping[str, Any] | None = None) -> Verdict:
+        if candidate == SUPPLIER:
+            return Verdict(ok=True, reason="the supplier")
+        return Verdict(ok=False, reason="not a known payee", fixed=SUPPLIER)
+
+
+def pay_tool(on_fail: OnFail, paid: list[str]) -> Any:
+    @tool(scope="payments:write", guards={"iban": KnownPayee(name="known_payee", on_fail=on_fail)})
+    def send_money(iban: str) -> str:
+        """Pay someone."""
+        paid.append(iban)
+        return f"paid {iban}"
+
+    return send_money
+
+
+@pytest.fixture
+def authorisations(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """The arguments of every call the governor authorises."""
+    seen: list[dict[str, Any]] = []
+    authorize = Governor.authorize_tool
+
+    def spy(self: Governor, call: GovernedCall, **given: Any) -> ToolVerdict:
+        seen.append(dict(call.arguments))
+        return authorize(self, call, **given)
+
+    monkeypatch.setattr(Governor, "authorize_tool", spy)
+    return seen
+
+
+def payments_policy(scopes: frozenset[str]) -> Policy:
+    only_the_supplier = FlowRule(
+        scopes=frozenset({"payments:write"}),
+        after_untrusted=False,
+        action="deny",
+        unless_argument_in={"iban": frozenset({SUPPLIER})},
+    )
+    grant = Grant(holder="agent:test_agent", scopes=scopes)
+    return Policy(grants=(grant,), flows=(only_the_supplier,))
+
+
+def test_a_call_is_authorised_once_on_the_arguments_a_guard_fixed(
+    scripted_agent: Callable[..., Scripted],
+    db: str,
+    authorisations: list[dict[str, Any]],
+) -> None:
+    paid: list[str] = []
+    scripted = scripted_agent(
+        [Turn(calls=(("send_money", {"iban": "GB00ATTACKER"}),)), Turn(text="paid")],
+        tools=(pay_tool("fix", paid),),
+        policy=payments_policy(frozenset({"payments:write"})),
+    )
+    report = Runner(scripted.agent, db=db, source="test").run("pay the supplier", "t")
+    assert report.status == "done"
+    assert paid == [SUPPLIER]  # the flow rule saw the fixed IBAN, and let it through
+    assert authorisations == [{"iban": SUPPLIER}]
+    rows = [(e["decision"], e["outcome"]) for e in audit(db, "t") if e["kind"] == "tool"]
+    assert rows == [("allowed", "ok")]
+
+
+@pytest.mark.parametrize("on_fail", ["reask", "fix", "interrupt"])
+def test_a_denial_wins_over_the_guards_and_is_audited_once(
+    scripted_agent: Callable[..., Scripted],
+    db: str,
+    authorisations: list[dict[str, Any]],
+    on_fail: OnFail,
+) -> None:
+    paid: list[str] = []
+    scripted = scripted_agent(
+        [Turn(calls=(("send_money", {"iban": "GB00ATTACKER"}),)), Turn(text="sorry")],
+        tools=(pay_tool(on_fail, paid),),
+        policy=payments_policy(frozenset({"orders:read"})),
+    )
+    report = Runner(scripted.agent, db=db, source="test").run("pay the supplier", "t")
+    assert report.status == "done"  # never held for review: a denied call can't run
+    assert paid == []
+    assert len(authorisations) == 1
+    observed = [m for m in scripted.fast.inputs[1] if isinstance(m, ToolMessage)]
+    assert [m.status for m in observed] == ["error"]
+    assert "needs permission payments:write" in str(observed[0].content)
+    rows = [(e["decision"], e["outcome"]) for e in audit(db, "t") if e["kind"] == "tool"]
+    assert rows == [("denied", "not_run")]
+    assert report.verdicts == []  # a denied call is as if never screened

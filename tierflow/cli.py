@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
-from typing import Annotated, Any, Final
+from typing import TYPE_CHECKING, Annotated, Any, Final
 
 import typer
 import typer.main
@@ -27,9 +27,6 @@ from rich.console import Console
 from rich.markup import escape
 
 import tierflow
-from tierflow import checkpoints, timeline
-from tierflow.checkpoints import RunsTable
-from tierflow.checkpoints import history as checkpoint_history
 from tierflow.checkpoints.targets import is_postgres
 from tierflow.cli_governance import (
     audit_command,
@@ -37,26 +34,15 @@ from tierflow.cli_governance import (
     finite_at_least_zero,
     principal_from,
 )
-from tierflow.console import (
-    StepPrinter,
-    cost_table,
-    print_next_steps,
-    print_report,
-    print_review,
-    resume_command,
-    runs_table,
-)
 from tierflow.errors import CheckpointError, LoadError, SpecError, ThreadBusy, TierflowError
-from tierflow.governance.limits import Capacity
-from tierflow.graphs import build_graph, shape_of
-from tierflow.graphs.draw import ascii_art, mermaid
-from tierflow.graphs.lint import problems, shape_for
 from tierflow.graphs.load import load_agent, load_object
-from tierflow.graphs.names import GUARD_PREFIX, display
-from tierflow.graphs.runner import Runner, RunReport, resume_thread
-from tierflow.nodes.state import ModelCall
 from tierflow.router_cli import router_app
-from tierflow.stream_printer import StreamPrinter
+
+# A command imports what it runs (LangGraph, the stores, the printers) when it runs:
+# `tierflow --help` and a usage error stay fast.
+if TYPE_CHECKING:
+    from tierflow.graphs.runner import RunReport
+    from tierflow.nodes.state import ModelCall
 
 DEFAULT_DB = ".tierflow/runs.db"
 DEMO_FILE = Path(tierflow.__file__).resolve().parent.parent / "examples" / "support_desk.py"
@@ -119,6 +105,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object,
 class DiagramFormat(StrEnum):
     mermaid = "mermaid"
     ascii = "ascii"
+    io = "io"  # what each node reads from state and writes to it
 
 
 def _write_json(document: Any) -> None:
@@ -132,6 +119,8 @@ def _error_line(message: str) -> None:
 def _finish(report: RunReport, db: str, as_json: bool) -> None:
     """Print the report (and, unless `--json`, what continues the thread); exit with
     its status's code."""
+    from tierflow.console import print_next_steps, print_report, resume_command
+
     if as_json:
         _write_json(report.to_json())
     else:
@@ -175,6 +164,8 @@ def _cancellable(thread: str, db: str) -> Iterator[None]:
     try:
         yield
     except KeyboardInterrupt:
+        from tierflow.console import resume_command
+
         raise RunCancelled(
             f"interrupted by Ctrl-C: thread {thread!r} stopped at its last checkpoint; "
             f"continue it with: {resume_command(thread, db)}"
@@ -200,6 +191,9 @@ def _printers(header: str | None, as_json: bool, stream: bool) -> dict[str, Any]
         raise TierflowError("--stream and --json can't be combined: --json prints one object")
     if as_json:
         return {}
+    from tierflow.console import StepPrinter
+    from tierflow.stream_printer import StreamPrinter
+
     if stream:
         printer = StreamPrinter(out, header)
         return {"on_update": printer.on_update, "on_stream": printer.on_stream}
@@ -229,6 +223,8 @@ def run(
 ) -> None:
     """Run an agent on one request, checkpointing every step. Exits with the code of
     the run's final status (the README's table: done 0, refused 3, interrupted 4, …)."""
+    from tierflow.graphs.runner import Runner
+
     thread_id = thread or uuid.uuid4().hex[:12]
     with _ending(thread_id, as_json):
         if not text.strip():
@@ -278,13 +274,14 @@ def resume(
         bool,
         typer.Option(
             "--allow-changed-agent",
-            help="Resume although the agent's declaration changed since the run started "
-            "(audited).",
+            help="Resume although the agent's declaration changed since the run started (audited).",
         ),
     ] = False,
 ) -> None:
     """Continue a thread from its last checkpoint (after a crash, Ctrl-C or a review
     pause). Exits with the code of the run's final status, as `run` does."""
+    from tierflow.graphs.runner import resume_thread
+
     with _ending(thread, as_json):
         decision = review_decision(approve, reject, edit)
         if decision is not None and reviewer is not None:
@@ -327,6 +324,9 @@ def review_decision(approve: bool, reject: str | None, edit: Path | None) -> dic
 @app.command()
 def runs(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
     """List the runs recorded in the database."""
+    from tierflow.checkpoints import RunsTable
+    from tierflow.console import runs_table
+
     if not is_postgres(db) and not Path(db).exists():
         raise CheckpointError(f"no database at {db}")
     rows = RunsTable(db).all()
@@ -341,10 +341,15 @@ def draw(
     agent_ref: Annotated[str, typer.Argument(metavar="FILE[:ATTR]", help="Agent to draw.")],
     fmt: Annotated[DiagramFormat, typer.Option("--format")] = DiagramFormat.mermaid,
 ) -> None:
-    """Print the compiled graph as Mermaid or ASCII text (offline)."""
+    """Print the compiled graph as Mermaid or ASCII text, or what each node reads and
+    writes (`--format io`); offline."""
+    from tierflow.graphs import ascii_art, build_graph, mermaid, shape_of
+    from tierflow.graphs.draw import io_table
+
     agent, _ = load_agent(agent_ref)
     shape = shape_of(build_graph(agent))
-    sys.stdout.write(mermaid(shape) if fmt is DiagramFormat.mermaid else ascii_art(shape))
+    drawn = {DiagramFormat.mermaid: mermaid, DiagramFormat.ascii: ascii_art}.get(fmt, io_table)
+    sys.stdout.write(drawn(shape))
 
 
 @app.command()
@@ -355,6 +360,9 @@ def lint(
 ) -> None:
     """Check a graph: every answer passes every guard, every loop is bounded, nothing is
     unreachable or stuck."""
+    from tierflow.graphs.lint import problems, shape_for
+    from tierflow.graphs.names import GUARD_PREFIX, display
+
     value, source = load_object(agent_ref)
     shape = shape_for(value, source)
     found = problems(shape)
@@ -370,6 +378,10 @@ def lint(
 @app.command()
 def demo(db: DbOption = DEFAULT_DB) -> None:
     """Run the support_desk example's scenarios offline and print what they cost."""
+    from tierflow.console import StepPrinter, cost_table, print_report, print_review
+    from tierflow.governance.limits import Capacity
+    from tierflow.graphs.runner import Runner
+
     if not DEMO_FILE.is_file():
         raise LoadError(
             f"the demo needs {DEMO_FILE}: install tierflow from a clone (pip install -e .)"
@@ -422,6 +434,9 @@ def history_command(
     thread: ThreadArgument, db: DbOption = DEFAULT_DB, as_json: JsonOption = False
 ) -> None:
     """List a thread's checkpoints: step, node, time and the bytes each added."""
+    from tierflow import checkpoints, timeline
+    from tierflow.checkpoints import history as checkpoint_history
+
     with checkpoints.open(db, create=False) as store:
         entries = checkpoint_history.history(store, thread)
     if as_json:
@@ -443,6 +458,11 @@ def fork_command(
     db: DbOption = DEFAULT_DB,
 ) -> None:
     """Start a new thread from an earlier checkpoint; `tierflow resume NEW` continues it."""
+    from tierflow import checkpoints
+    from tierflow.checkpoints import RunsTable
+    from tierflow.checkpoints import history as checkpoint_history
+    from tierflow.console import resume_command
+
     target = new_thread or uuid.uuid4().hex[:12]
     runs = RunsTable(db) if is_postgres(db) or Path(db).exists() else None
     if runs is not None and runs.get(target) is not None:
@@ -470,6 +490,8 @@ def inspect_command(
     thread: ThreadArgument, db: DbOption = DEFAULT_DB, as_json: JsonOption = False
 ) -> None:
     """Show what each step of a thread did: routes, model calls, tools, guards, reminders."""
+    from tierflow import checkpoints, timeline
+
     with checkpoints.open(db, create=False) as store:
         moments = timeline.inspect(store, thread)
     if as_json:
@@ -502,6 +524,9 @@ def prune_command(
     db: DbOption = DEFAULT_DB,
 ) -> None:
     """Delete old checkpoints; every thread keeps its latest, so it stays resumable."""
+    from tierflow import checkpoints
+    from tierflow.checkpoints import history as checkpoint_history
+
     cutoff = None if older_than is None else time.time() - older_than * 86400
     with checkpoints.open(db, create=False) as store:
         deleted = checkpoint_history.prune(

@@ -7,7 +7,7 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -15,13 +15,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from tierflow.checkpoints.targets import is_postgres
-from tierflow.console import resume_command
 from tierflow.errors import CheckpointError, SpecError, TierflowError
-from tierflow.governance.audit import AuditEntry, audit
-from tierflow.governance.budget import Budgets, BudgetUsage, principal_key, run_key, tenant_key
-from tierflow.governance.errors import GovernanceError
-from tierflow.governance.permissions import Grant
-from tierflow.governance.policy import Principal
+
+# The governance modules load when a command uses them, so `tierflow --help` stays fast.
+if TYPE_CHECKING:
+    from tierflow.governance.audit import AuditEntry
+    from tierflow.governance.budget import Budgets, BudgetUsage
+    from tierflow.governance.policy import Principal
 
 DEFAULT_DB = ".tierflow/runs.db"  # the same default as every other command
 
@@ -62,6 +62,9 @@ def principal_from(
 ) -> Principal | None:
     """`run --principal ID [--tenant T] [--scope S ...]`: who the run acts for. Scopes
     narrow the agent's grants; without any, the principal narrows nothing."""
+    from tierflow.governance.permissions import Grant
+    from tierflow.governance.policy import Principal
+
     if principal is None:
         if tenant is not None or scopes:
             raise TierflowError("--tenant and --scope describe a principal: give --principal too")
@@ -85,7 +88,16 @@ def _database(db: str) -> str | Path:
     return path
 
 
+def _budgets(db: str) -> Budgets:
+    """The budgets in the run store `--db` names."""
+    from tierflow.governance.budget import Budgets
+
+    return Budgets(_database(db))
+
+
 def _key(thread: str | None, principal: str | None, tenant: str | None) -> str:
+    from tierflow.governance.budget import principal_key, run_key, tenant_key
+
     given = [
         key
         for key, value in (
@@ -107,6 +119,9 @@ def audit_command(
 ) -> None:
     """Show the audit log: every tool and model call's decision and outcome. A THREAD
     without audit rows is an error (exit 1)."""
+    from tierflow.governance.audit import audit
+    from tierflow.governance.errors import GovernanceError
+
     try:
         entries = audit(_database(db), thread)
     except GovernanceError as error:
@@ -169,7 +184,7 @@ def budget_set(  # noqa: PLR0917 — typer takes options as parameters
     key = _key(thread, principal, tenant)
     if usd is None and tokens is None:
         raise TierflowError("give --usd and/or --tokens")
-    budgets = Budgets(_database(db))
+    budgets = _budgets(db)
     budgets.set_limit(key, usd=usd, tokens=tokens)
     out.print(_show(budgets.usage(key)))
 
@@ -188,10 +203,12 @@ def budget_raise(  # noqa: PLR0917
     key = _key(thread, principal, tenant)
     if not usd and not tokens:
         raise TierflowError("raise by --usd and/or --tokens, more than 0")
-    budgets = Budgets(_database(db))
+    budgets = _budgets(db)
     budgets.raise_limit(key, usd=usd or 0.0, tokens=tokens or 0)
     out.print(_show(budgets.usage(key)))
     if thread is not None:
+        from tierflow.console import resume_command
+
         out.print(f"continue it with: {escape(resume_command(thread, db))}", soft_wrap=True)
 
 
@@ -205,7 +222,7 @@ def budget_show(
 ) -> None:
     """A budget's limits, and what is spent and held against them."""
     key = _key(thread, principal, tenant)
-    usage = Budgets(_database(db)).usage(key)
+    usage = _budgets(db).usage(key)
     if as_json:
         document = {
             "key": usage.key,

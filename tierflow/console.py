@@ -5,19 +5,21 @@ from __future__ import annotations
 import json
 import shlex
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from langchain_core.messages import AIMessage
+from langchain_core.messages import AIMessage, ToolMessage
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from tierflow.checkpoints.runs import RunRow
 from tierflow.graphs.names import ACT, GUARD_PREFIX, MODEL_PREFIX, ROUTE, display
-from tierflow.graphs.runner import RunReport
-from tierflow.models.price import Price
 from tierflow.nodes.remind import STATUS_MARK
-from tierflow.nodes.state import ModelCall
+
+if TYPE_CHECKING:
+    from tierflow.checkpoints.runs import RunRow
+    from tierflow.graphs.runner import RunReport
+    from tierflow.models.price import Price
+    from tierflow.nodes.state import ModelCall
 
 PREVIEW = 110
 
@@ -54,9 +56,13 @@ class StepPrinter:
         elif node.startswith(MODEL_PREFIX):
             self._model(display(node), update)
         elif node == ACT:
-            for result in update.get("results", []):
-                mark = "[green]✓[/]" if result["ok"] else "[red]✗[/]"
-                out(f"      {mark} {result['name']}: [dim]{escape(short(result['content']))}[/]")
+            for message in update.get("messages", []):
+                if not isinstance(message, ToolMessage):
+                    continue
+                failed = message.status == "error"
+                mark = "[red]✗[/]" if failed else "[green]✓[/]"
+                text = str(message.content).removeprefix("Error: ") if failed else message.content
+                out(f"      {mark} {message.name}: [dim]{escape(short(str(text)))}[/]")
             if update.get("plan"):
                 marks = " ".join(
                     escape(f"{STATUS_MARK[s['status']]} {s['step']}") for s in update["plan"]

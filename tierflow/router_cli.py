@@ -10,14 +10,16 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from tierflow.errors import TierflowError
-from tierflow.models.price import Price
+
+if TYPE_CHECKING:
+    from tierflow.models.price import Price
 
 router_app = typer.Typer(
     no_args_is_help=True,
@@ -63,6 +65,8 @@ Seed = Annotated[int, typer.Option("--seed", help="Seed of the folds and the ran
 
 def parse_price(text: str, option: str) -> Price:
     """`"1.75,0.175,14"` → Price(input=1.75, cached_input=0.175, output=14)."""
+    from tierflow.models.price import Price
+
     parts = [p.strip() for p in text.split(",")]
     try:
         values = [float(p) for p in parts]
@@ -86,6 +90,17 @@ def _pricing(weak_price: str, strong_price: str, output_tokens: float) -> Any:
         strong=parse_price(strong_price, "--strong-price"),
         output_tokens=output_tokens,
     )
+
+
+def _train_extra(command: str) -> None:
+    """One line, not a traceback, when scikit-learn or scipy (`tierflow[train]`) is
+    missing: training and cross-validation need them; a trained router does not."""
+    try:
+        import sklearn  # noqa: F401 — and scipy, which it imports
+    except ImportError as error:
+        raise TierflowError(
+            f"tierflow router {command} needs tierflow[train] ({error.name} is missing)"
+        ) from None
 
 
 DEFAULT_WEAK = "2.00,0.50,8.00"
@@ -118,6 +133,7 @@ def train(  # noqa: PLR0917 — typer maps each option to a parameter
     seed: Seed = 0,
 ) -> None:
     """Train the learned router on DATA and save it as JSON (no pickle)."""
+    _train_extra("train")
     from tierflow.nodes.routers.data import load_routing_csv
     from tierflow.nodes.routers.training import Target, train_learned_router
 
@@ -173,6 +189,7 @@ def evaluate(  # noqa: PLR0917 — typer maps each option to a parameter
     seed: Seed = 0,
 ) -> None:
     """Measure the learned router beside a random and a prompt-length router."""
+    _train_extra("eval")
     from tierflow.nodes.routers.data import load_routing_csv
     from tierflow.nodes.routers.evaluate import evaluate_routers
     from tierflow.nodes.routers.learned import LearnedRouter

@@ -13,9 +13,9 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from langchain_core.messages import AIMessage
+from langchain_core.messages import AIMessage, ToolMessage
 from rich import box
 from rich.console import Console
 from rich.markup import escape
@@ -24,7 +24,8 @@ from rich.table import Table
 from tierflow.checkpoints.history import Entry, history
 from tierflow.console import short
 from tierflow.graphs.names import display
-from tierflow.nodes.remind import STATUS_MARK
+from tierflow.nodes.remind import STATUS_MARK, build_reminder
+from tierflow.nodes.state import AgentState
 
 if TYPE_CHECKING:
     from tierflow.checkpoints.history import Store
@@ -52,14 +53,17 @@ def _summary(values: Mapping[str, Any]) -> dict[str, Any]:
     """What a child checkpoint is compared with: the lengths of the growing lists and
     the values that are replaced (so the whole history is never held at once)."""
     found: dict[str, Any] = {key: len(values.get(key) or []) for key in APPENDED}
-    for key in ("objective", "reminder", "plan", "results", "status", "answer"):
+    for key in ("objective", "plan", "status", "answer"):
         found[key] = values.get(key)
     return found
 
 
-def _events(before: Mapping[str, Any], values: Mapping[str, Any]) -> list[Event]:
+def _events(before: Mapping[str, Any], checkpointed: Mapping[str, Any]) -> list[Event]:
+    # Read as the one state description: a key the state doesn't have is a type error.
+    values = cast(AgentState, checkpointed)
+
     def new(key: str) -> list[Any]:
-        items = list(values.get(key) or [])
+        items: list[Any] = list(checkpointed.get(key) or [])
         return items[before.get(key, 0) :] if before.get(key, 0) <= len(items) else items
 
     events: list[Event] = []
@@ -70,6 +74,10 @@ def _events(before: Mapping[str, Any], values: Mapping[str, Any]) -> list[Event]
             Event("route", f"→ {route['tier']} ({route['router']}: {short(route['reason'], 70)})")
         )
     for call in new("calls"):
+        # The reminder this call ended its input with, rebuilt as the model node built it.
+        plan = before.get("plan") or []
+        reminder = build_reminder(str(values.get("objective", "")), plan, call["step"] - 1, None)
+        events.append(Event("reminder", reminder))
         usage = call["usage"]
         events.append(
             Event(
@@ -83,20 +91,16 @@ def _events(before: Mapping[str, Any], values: Mapping[str, Any]) -> list[Event]
             for tool_call in message.tool_calls:
                 arguments = json.dumps(tool_call["args"], ensure_ascii=False)
                 events.append(Event("tool call", short(f"{tool_call['name']}({arguments})", 90)))
-    if values.get("results") and values.get("results") != before.get("results"):
-        for result in values["results"]:
-            mark = "ok" if result["ok"] else "failed"
-            events.append(
-                Event("tool result", f"{result['name']} {mark}: {short(result['content'], 80)}")
-            )
+        elif isinstance(message, ToolMessage):
+            mark = "failed" if message.status == "error" else "ok"
+            text = short(str(message.content).removeprefix("Error: "), 80)
+            events.append(Event("tool result", f"{message.name} {mark}: {text}"))
     for verdict in new("verdicts"):
         outcome = "pass" if verdict["ok"] else f"fail: {short(verdict['reason'], 80)}"
         events.append(Event("guard", f"{verdict['guard']} {outcome}"))
     if values.get("plan") and values.get("plan") != before.get("plan"):
         marks = "  ".join(f"{STATUS_MARK[s['status']]} {s['step']}" for s in values["plan"])
         events.append(Event("plan", marks))
-    if values.get("reminder") and values.get("reminder") != before.get("reminder"):
-        events.append(Event("reminder", str(values["reminder"])))
     if values.get("status") != before.get("status") and values.get("status") not in (
         None,
         "running",

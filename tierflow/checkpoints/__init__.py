@@ -4,6 +4,10 @@
 saver (`SqliteStore`), a `postgresql://` URL gives LangGraph's Postgres saver (needs
 `tierflow[postgres]`). Both are context managers that own their connection; the runs
 table lives in the same database. `history.py` has time travel and retention for both.
+
+`RunRow`, `RunsTable` and `SqliteStore` load on first use (`tierflow.lazy`), so a module
+that only needs `targets` or `database` doesn't import the saver (and LangGraph's
+checkpoint base) or sqlite-utils.
 """
 
 from __future__ import annotations
@@ -11,20 +15,31 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tierflow.checkpoints.database import acquire_sqlite
-from tierflow.checkpoints.runs import RunRow, RunsTable
-from tierflow.checkpoints.saver import SqliteStore
 from tierflow.checkpoints.targets import is_postgres
 from tierflow.errors import CheckpointError
+from tierflow.lazy import lazy_names
 
 if TYPE_CHECKING:
     from tierflow.checkpoints.postgres import PostgresStore
+    from tierflow.checkpoints.runs import RunRow, RunsTable
+    from tierflow.checkpoints.saver import SqliteStore
+
+__getattr__, __dir__ = lazy_names(
+    __name__,
+    {
+        "tierflow.checkpoints.runs": ("RunRow", "RunsTable"),
+        "tierflow.checkpoints.saver": ("SqliteStore",),
+    },
+)
 
 
 def open_sqlite(path: str | Path, *, create: bool = True) -> SqliteStore:
     """tierflow's SQLite saver on the file at `path` (checked, WAL, migrated).
 
     `create=False` refuses a missing file instead of creating an empty database."""
+    from tierflow.checkpoints.database import acquire_sqlite
+    from tierflow.checkpoints.saver import SqliteStore
+
     return SqliteStore(acquire_sqlite(Path(path), create=create))
 
 

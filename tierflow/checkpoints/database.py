@@ -34,7 +34,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from tierflow.checkpoints.targets import describe, is_postgres
+from tierflow.checkpoints.targets import describe, is_memory, is_postgres
 from tierflow.errors import CheckpointError
 
 if TYPE_CHECKING:
@@ -235,7 +235,7 @@ def _last_user(db: SqliteDatabase | PostgresDatabase) -> bool:
 
 
 def _key(target: str | Path) -> str:
-    if is_postgres(target):
+    if is_postgres(target) or is_memory(target):
         return f"{os.getpid()}:{target}"
     return f"{os.getpid()}:{os.path.realpath(target)}"
 
@@ -251,6 +251,8 @@ def acquire(target: str | Path, *, create: bool = True) -> SqliteDatabase | Post
         if found is None:
             found = _open(target, create=create, key=key)
             _REGISTRY[key] = found
+            if is_memory(target):
+                found.users += 1  # never closed: closing would lose every table in it
         found.users += 1
         return found
 
@@ -278,8 +280,10 @@ def _open(target: str | Path, *, create: bool, key: str) -> SqliteDatabase | Pos
         from tierflow.checkpoints.postgres import open_pool
 
         return PostgresDatabase(open_pool(str(target)), str(target), key)
-    from tierflow.checkpoints.sqlite import open_database
+    from tierflow.checkpoints.sqlite import open_database, open_memory
 
+    if is_memory(target):
+        return SqliteDatabase(open_memory(), Path(str(target)), key)
     path = Path(target)
     return SqliteDatabase(open_database(path, create=create), path, key)
 

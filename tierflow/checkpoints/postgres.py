@@ -1,7 +1,11 @@
 """PostgreSQL: LangGraph's own Postgres saver, with tierflow's runs table beside it.
 
-`open_postgres(url)` gives a `PostgresSaver` that owns its connection (a context
-manager, like `SqliteStore`); `open_postgres_async(url)` the `AsyncPostgresSaver`.
+`open_postgres(url)` gives a `PostgresSaver` on the process's pool that releases it when
+closed (a context manager, like `SqliteStore`). It is sync and async: LangGraph's
+`PostgresSaver` has no async methods (`ainvoke` on it raises `NotImplementedError`), so
+they are added here the way `SqliteStore` has them — each runs the sync one in a worker
+thread (`threaded.py`), and an event loop never waits on psycopg. `open_postgres_async(url)`
+gives LangGraph's `AsyncPostgresSaver` on a connection of its own instead.
 LangGraph's saver stores one blob per channel version; it has no copy or keep-last
 pruning, so forks and retention are done here in SQL on its tables (`checkpoints`,
 `checkpoint_blobs`, `checkpoint_writes`).
@@ -9,6 +13,7 @@ pruning, so forks and retention are done here in SQL on its tables (`checkpoints
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -28,6 +33,7 @@ from tierflow.checkpoints.database import PostgresDatabase
 from tierflow.checkpoints.schema import RUNS_COLUMNS, RUNS_COLUMNS_V2
 from tierflow.checkpoints.tables import RUNS_COLUMNS_V3, ddl
 from tierflow.checkpoints.targets import redact
+from tierflow.checkpoints.threaded import AsyncInWorkerThread
 from tierflow.errors import CheckpointError
 from tierflow.faults import crash_point
 
@@ -59,6 +65,16 @@ SCHEMA_UNLOCK_SQL = "SELECT pg_advisory_unlock(hashtext('tierflow_schema'))"
 
 def open_pool(url: str) -> ConnectionPool[psycopg.Connection[DictRow]]:
     """The process's pool for `url`, its tables set up (`database.acquire` calls this)."""
+    set_up(url)
+    pool: ConnectionPool[psycopg.Connection[DictRow]] = ConnectionPool(
+        url, min_size=1, max_size=POOL_MAX, kwargs=CONNECTION_KWARGS, open=True
+    )
+    return pool
+
+
+def set_up(url: str) -> None:
+    """Create or migrate LangGraph's checkpoint tables and tierflow's in the database at
+    `url` (blocking: an event loop calls it through `asyncio.to_thread`)."""
     with connect(url) as conn:  # fail fast, with one clear line, on a bad URL
         try:
             # LangGraph's `setup()` is not safe for processes creating one database's
@@ -74,10 +90,6 @@ def open_pool(url: str) -> ConnectionPool[psycopg.Connection[DictRow]]:
             raise CheckpointError(
                 f"{redact(url)}: cannot set up checkpoint tables ({error})"
             ) from error
-    pool: ConnectionPool[psycopg.Connection[DictRow]] = ConnectionPool(
-        url, min_size=1, max_size=POOL_MAX, kwargs=CONNECTION_KWARGS, open=True
-    )
-    return pool
 
 
 def _lock_schema(conn: psycopg.Connection[DictRow], timeout_s: float = 60.0) -> None:
@@ -136,9 +148,10 @@ def setup_tierflow_tables(conn: psycopg.Connection[DictRow]) -> None:
             conn.execute("INSERT INTO tierflow_schema (version) VALUES (%s)", (version,))
 
 
-class PostgresStore(PostgresSaver):
-    """LangGraph's `PostgresSaver` on the process's pool (`database.acquire`): use it
-    as a context manager; closing it releases the pool."""
+class PostgresStore(AsyncInWorkerThread, PostgresSaver):
+    """LangGraph's `PostgresSaver` on the process's pool (`database.acquire`), with async
+    methods that run its sync ones in a worker thread: use it as a context manager;
+    closing it releases the pool."""
 
     url: str
     db: PostgresDatabase
@@ -183,13 +196,9 @@ def open_postgres(url: str) -> PostgresStore:
 
 @asynccontextmanager
 async def open_postgres_async(url: str) -> AsyncIterator[AsyncPostgresSaver]:
-    with connect(url) as conn:  # the tables, once, synchronously
-        _lock_schema(conn)
-        try:
-            PostgresSaver(conn).setup()
-            setup_tierflow_tables(conn)
-        finally:
-            conn.execute(SCHEMA_UNLOCK_SQL)
+    """LangGraph's `AsyncPostgresSaver` on its own connection, the tables set up first
+    (in a worker thread: setting up is sync, and may wait for another process's lock)."""
+    await asyncio.to_thread(set_up, url)
     async with AsyncPostgresSaver.from_conn_string(url) as saver:
         yield saver
 

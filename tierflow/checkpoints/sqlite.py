@@ -157,6 +157,16 @@ def _use_wal(conn: sqlite3.Connection) -> None:
             time.sleep(WAL_RETRY_S)
 
 
+def open_memory() -> sqlite3.Connection:
+    """A migrated in-memory database: the process's run store when it has no file."""
+    conn = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+    conn.create_function("pack_id", 1, pack_id, deterministic=True)
+    conn.execute("BEGIN IMMEDIATE")
+    migrate(sqlite_utils.Database(conn, execute_plugins=False))
+    conn.execute("COMMIT")
+    return conn
+
+
 def open_database(path: str | Path, *, create: bool = True) -> sqlite3.Connection:
     """A checked, migrated connection to the checkpoint file at `path`.
 

@@ -6,6 +6,13 @@ import re
 from pathlib import Path
 
 URL_SCHEMES = ("postgresql://", "postgres://")
+# The process's in-memory run store: governance tables for a governed agent compiled
+# without a database (`InMemorySaver`, `langgraph dev`). Gone when the process ends.
+MEMORY = ":memory:"
+
+
+def is_memory(target: str | Path) -> bool:
+    return str(target) == MEMORY
 
 
 def is_postgres(target: str | Path) -> bool:

@@ -1,14 +1,17 @@
 """The async half of a sync checkpoint saver: each call runs in a worker thread.
 
-The SQLite store is synchronous underneath (one connection, under a lock); its async
-methods hand the same work to `asyncio.to_thread`, so an event loop never blocks on the
-file and `ainvoke` and `invoke` share one store and one set of rules.
+tierflow's savers are synchronous underneath — SQLite on one connection under a lock,
+Postgres on the process's psycopg pool — and their async methods hand the same work to
+`asyncio.to_thread`, whole: nothing touches the database, a lock or the file system on
+the event loop. So `ainvoke` never blocks the loop (`langgraph dev` checks that with
+blockbuster), and `ainvoke` and `invoke` share one store, one pool and one set of rules.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator, Sequence
+import functools
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from langchain_core.runnables import RunnableConfig
@@ -17,6 +20,7 @@ from langgraph.checkpoint.base import (
     Checkpoint,
     CheckpointMetadata,
     CheckpointTuple,
+    DeltaChannelHistory,
 )
 
 
@@ -58,6 +62,10 @@ class SyncSaver(Protocol):
 
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None: ...
 
+    def get_delta_channel_history(
+        self, *, config: RunnableConfig, channels: Sequence[str]
+    ) -> Mapping[str, DeltaChannelHistory]: ...
+
 
 class AsyncInWorkerThread:
     """Mixin: LangGraph's async saver methods, as the sync ones run in a worker thread."""
@@ -73,6 +81,8 @@ class AsyncInWorkerThread:
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> AsyncIterator[CheckpointTuple]:
+        # Read whole in one thread: a sync `list` may hold a lock or a pooled connection
+        # between items, which must not outlive one worker thread's call.
         def page() -> list[CheckpointTuple]:
             return [*self.list(config, filter=filter, before=before, limit=limit)]
 
@@ -110,3 +120,12 @@ class AsyncInWorkerThread:
         self: SyncSaver, thread_ids: Sequence[str], *, strategy: str = "keep_latest"
     ) -> None:
         await asyncio.to_thread(self.prune, thread_ids, strategy=strategy)
+
+    async def aget_delta_channel_history(
+        self: SyncSaver, *, config: RunnableConfig, channels: Sequence[str]
+    ) -> Mapping[str, DeltaChannelHistory]:
+        # One hop for the whole walk (LangGraph's default awaits one `aget_tuple` per
+        # ancestor), and the saver's own fast path when it has one (Postgres).
+        return await asyncio.to_thread(
+            functools.partial(self.get_delta_channel_history, config=config, channels=channels)
+        )

@@ -23,6 +23,7 @@ Model calls (`model:TIER`):
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -130,15 +131,20 @@ class Governor:
     # -- the run ---------------------------------------------------------------------
 
     def start_run(self) -> None:
-        """At every start and resume of the thread: set the run's declared budget (kept
-        if it was raised since) and close reservations a dead process left open."""
+        """At every start and resume of the thread by its lease holder: set the run's
+        declared budget and close reservations a dead process left open."""
+        self.declare_budgets()
+        self.budgets.abandon_open(self.thread)
+
+    def declare_budgets(self) -> None:
+        """Set the run's declared budget (kept if it was raised since): at every new
+        request, however the run was started."""
         if self.policy.run_budget_usd is not None or self.policy.run_budget_tokens is not None:
             self.budgets.ensure_limit(
                 run_key(self.thread),
                 usd=self.policy.run_budget_usd,
                 tokens=self.policy.run_budget_tokens,
             )
-        self.budgets.abandon_open(self.thread)
 
     def budget_keys(self) -> tuple[str, ...]:
         """The budgets a model call of this run is charged to."""
@@ -266,7 +272,9 @@ class Governor:
         decision: AuditDecision = "allowed",
         on_wait: OnWait | None = None,
     ) -> RecordedResult | None:
-        """The async twin of `execute_tool`."""
+        """The async twin of `execute_tool`: it never blocks the event loop — the slots
+        are waited for on the loop, `on_wait` and every database write (the side-effect
+        record, the audit row) run in a worker thread."""
         waits = _WaitTracker(on_wait)
         started = self.timer()
         async with self.capacity.tool_call_async(call.tool, on_wait=waits):
@@ -280,7 +288,8 @@ class Governor:
                 result = await self.side_effects.once_async(
                     call.idempotency_key, self._site(call), keyed
                 )
-        self._finished(call, result, decision, waits.waited, self.timer() - started)
+        latency_s = self.timer() - started
+        await asyncio.to_thread(self._finished, call, result, decision, waits.waited, latency_s)
         return result
 
     def _site(self, call: GovernedCall) -> CallSite:

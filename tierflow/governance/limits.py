@@ -16,6 +16,12 @@ zero, and returns how long the caller must wait for the bucket to be back at zer
 Callers are served in the order they asked, nobody polls, and a request for more than
 the bucket holds waits proportionally instead of forever. Time and sleeping are
 injected (`clock`, `sleep`, `sleep_async`), so tests run on a fake clock.
+
+The async calls never block their event loop: a coroutine waits for a slot on a future
+and for its rate on `sleep_async`; the gates' and buckets' locks are held for a few
+instructions, never across a wait; and `on_wait` — which may write to the database (the
+runner marks a waiting run `waiting`) — is called in a worker thread, in order, and has
+heard every event before the call goes ahead.
 """
 
 from __future__ import annotations
@@ -190,17 +196,23 @@ class Capacity:
     async def tool_call_async(
         self, tool: str, *, on_wait: OnWait | None = None
     ) -> AsyncIterator[None]:
-        async with _holding_async(self.tool_gates(tool), on_wait):
+        """`tool_call` for a coroutine: it waits without blocking its event loop."""
+        heard = _OffLoop.of(on_wait)
+        async with _holding_async(self.tool_gates(tool), heard):
+            await _heard(heard)
             yield
 
     @asynccontextmanager
     async def model_call_async(
         self, provider: str, *, tokens: int = 0, on_wait: OnWait | None = None
     ) -> AsyncIterator[None]:
-        async with _holding_async(self.model_gates(provider), on_wait):
-            delay = self._rate_delay(provider, tokens, on_wait)
+        """`model_call` for a coroutine: it waits without blocking its event loop."""
+        heard = _OffLoop.of(on_wait)
+        async with _holding_async(self.model_gates(provider), heard):
+            delay = self._rate_delay(provider, tokens, heard)
             if delay > 0:
                 await self.sleep_async(delay)
+            await _heard(heard)
             yield
 
     def settle_tokens(self, provider: str, *, estimated: int, actual: int) -> None:
@@ -224,3 +236,33 @@ async def _holding_async(gates: Sequence[Gate], on_wait: OnWait | None) -> Async
         for gate in gates:
             await stack.enter_async_context(gate.hold_async(on_wait=on_wait))
         yield
+
+
+class _OffLoop:
+    """An `on_wait` for the event loop: each event goes to the caller's callback in a
+    worker thread, after the events before it (a chain of tasks, one per event)."""
+
+    def __init__(self, on_wait: OnWait) -> None:
+        self.on_wait = on_wait
+        self.last: asyncio.Task[None] | None = None
+        self.tasks: set[asyncio.Task[None]] = set()  # referenced until done
+
+    @classmethod
+    def of(cls, on_wait: OnWait | None) -> _OffLoop | None:
+        return None if on_wait is None else cls(on_wait)
+
+    def __call__(self, event: WaitEvent) -> None:
+        self.last = asyncio.create_task(self._send(self.last, event))
+        self.tasks.add(self.last)
+        self.last.add_done_callback(self.tasks.discard)
+
+    async def _send(self, before: asyncio.Task[None] | None, event: WaitEvent) -> None:
+        if before is not None:
+            await before
+        await asyncio.to_thread(self.on_wait, event)
+
+
+async def _heard(heard: _OffLoop | None) -> None:
+    """Wait until the callback has heard every event so far (its error is the caller's)."""
+    if heard is not None and heard.last is not None:
+        await heard.last

@@ -329,6 +329,8 @@ def redact_checkpoints(saver: SaverT, redactor: Redactor) -> SaverT:
     masks, before the saver sees them, the metadata and the text channel values a
     saver may store without its serializer (LangGraph's `PostgresSaver` keeps `str`,
     `int`, `float` and `bool` values inline in its JSONB `checkpoint` column)."""
+    if getattr(saver, "_tierflow_redactor", None) is redactor:
+        return saver  # masked already: once is enough
     saver.serde = RedactingSerializer(redactor)
     put, aput = saver.put, saver.aput
 
@@ -359,6 +361,7 @@ def redact_checkpoints(saver: SaverT, redactor: Redactor) -> SaverT:
 
     object.__setattr__(saver, "put", masked_put)
     object.__setattr__(saver, "aput", masked_aput)
+    object.__setattr__(saver, "_tierflow_redactor", redactor)
     return saver
 
 

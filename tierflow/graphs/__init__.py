@@ -1,9 +1,27 @@
-"""The declarative spec, its compilation into LangGraph, lint and diagrams."""
+"""The declarative spec, its compilation into LangGraph, lint and diagrams.
 
-from tierflow.graphs.compile import build_graph, compile_agent
-from tierflow.graphs.draw import ascii_art, mermaid
-from tierflow.graphs.shape import Edge, Shape, shape_of
-from tierflow.graphs.spec import Agent, Limits, Tier
+The names load on first use (`tierflow.lazy`): declaring an agent doesn't import the
+compiler or the diagram renderers."""
+
+from typing import TYPE_CHECKING
+
+from tierflow.lazy import lazy_names
+
+if TYPE_CHECKING:
+    from tierflow.graphs.compile import build_graph, compile_agent
+    from tierflow.graphs.draw import ascii_art, mermaid
+    from tierflow.graphs.shape import Edge, Shape, shape_of
+    from tierflow.graphs.spec import Agent, Limits, Tier
+
+__getattr__, __dir__ = lazy_names(
+    __name__,
+    {
+        "tierflow.graphs.compile": ("build_graph", "compile_agent"),
+        "tierflow.graphs.draw": ("ascii_art", "mermaid"),
+        "tierflow.graphs.shape": ("Edge", "Shape", "shape_of"),
+        "tierflow.graphs.spec": ("Agent", "Limits", "Tier"),
+    },
+)
 
 __all__ = [
     "Agent",

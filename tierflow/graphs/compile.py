@@ -8,18 +8,24 @@ from typing import TYPE_CHECKING, Any, Literal
 from langchain_core.messages import AIMessage
 from langgraph.graph import END, START, StateGraph
 
-from tierflow.errors import SpecError
 from tierflow.graphs.lint import lint
-from tierflow.graphs.names import ACT, OBSERVE, REMIND, ROUTE, guard_node, model_node
-from tierflow.graphs.shape import NOTES, shape_of
+from tierflow.graphs.names import ACT, OBSERVE, ROUTE, guard_node, model_node
+from tierflow.graphs.shape import IO, NOTES, shape_of
 from tierflow.nodes.act import make_act_node
-from tierflow.nodes.governed import Governance, governance_for
+from tierflow.nodes.context import Governing, RunContext
 from tierflow.nodes.guard import guard_outcome, make_guard_node
-from tierflow.nodes.model import TierModel, make_model_node
+from tierflow.nodes.model import ModelNode, TierModel
 from tierflow.nodes.observe import observe
-from tierflow.nodes.remind import make_remind_node
 from tierflow.nodes.route import make_route_node
-from tierflow.nodes.state import AgentInput, AgentState
+from tierflow.nodes.state import (
+    ACT_IO,
+    GUARD_IO,
+    MODEL_IO,
+    OBSERVE_IO,
+    ROUTE_IO,
+    AgentInput,
+    AgentState,
+)
 from tierflow.nodes.tools import Tool
 
 if TYPE_CHECKING:
@@ -50,55 +56,64 @@ def chosen_tier(state: AgentState) -> str:
     return route["tier"]
 
 
-def build_graph(
-    agent: Agent, governance: Governance | None = None
-) -> StateGraph[Any, Any, Any, Any]:
-    """The uncompiled `StateGraph` (nodes, edges, path maps) of `agent`. `governance`
-    is what its nodes apply when run; an agent with a policy has a `budget_exceeded`
-    exit from every model node whether or not it is given."""
+def after_observe(state: AgentState) -> str:
+    """Back to the chosen tier — or to `route` when a guard escalates."""
+    return "escalate" if state.get("escalation") else chosen_tier(state)
+
+
+def build_graph(agent: Agent) -> StateGraph[Any, Any, Any, Any]:
+    """The uncompiled `StateGraph` (nodes, edges, path maps) of `agent`. What is
+    run-specific — governance, principal, resources — reaches its nodes through the run
+    context (`RunContext`), so one compiled graph serves every run."""
     tools = agent.all_tools()
     tier_names = [t.name for t in agent.tiers]
     guards = [guard_node(g.name) for g in agent.guardrails]
-    builder: StateGraph[Any, Any, Any, Any] = StateGraph(AgentState, input_schema=AgentInput)
+    governing = Governing(agent.policy, agent.name)
+    builder: StateGraph[Any, Any, Any, Any] = StateGraph(
+        AgentState, context_schema=RunContext, input_schema=AgentInput
+    )
+    to_tier: dict[Hashable, str] = {t: model_node(t) for t in tier_names}
 
-    builder.add_node(REMIND, make_remind_node(agent.limits.max_steps))
-    builder.add_node(ROUTE, make_route_node(agent.router, tier_names))
+    builder.add_node(
+        ROUTE, make_route_node(agent.router, tier_names, governing), metadata={IO: ROUTE_IO}
+    )
     builder.add_node(
         ACT,
-        make_act_node(tools, agent.limits.max_tool_calls_per_turn, governance),
-        metadata={NOTES: tool_guard_notes(tools)},
+        make_act_node(tools, agent.limits.max_tool_calls_per_turn, governing),
+        metadata={NOTES: tool_guard_notes(tools), IO: ACT_IO},
     )
-    builder.add_node(OBSERVE, observe)
-    builder.add_edge(START, REMIND)
-    builder.add_edge(REMIND, ROUTE)
-    builder.add_conditional_edges(ROUTE, chosen_tier, {t: model_node(t) for t in tier_names})
+    if guards:  # the way back from a failed guard
+        builder.add_node(OBSERVE, observe, metadata={IO: OBSERVE_IO})
+    builder.add_edge(START, ROUTE)
+    builder.add_conditional_edges(ROUTE, chosen_tier, to_tier)
 
     first_guard = guards[0] if guards else END
     for tier in agent.tiers:
         node = model_node(tier.name)
-        builder.add_node(
-            node,
-            make_model_node(
-                tier.name,
-                model=TierModel(tier.name, tier.model, tools),
-                price=tier.price,
-                instructions=agent.instructions,
-                max_steps=agent.limits.max_steps,
-                answer_is_final=not guards,
-                governance=governance,
-            ),
+        model = ModelNode(
+            tier.name,
+            model=TierModel(tier.name, tier.model, tools),
+            price=tier.price,
+            instructions=agent.instructions,
+            max_steps=agent.limits.max_steps,
+            answer_is_final=not guards,
+            governing=governing,
         )
+        builder.add_node(node, model.node(), metadata={IO: MODEL_IO})
         exits: dict[Hashable, str] = {"tool_calls": ACT, "answer": first_guard, "limit": END}
         if agent.policy is not None:
             exits["budget_exceeded"] = END
         builder.add_conditional_edges(node, after_model, exits)
-    builder.add_edge(ACT, OBSERVE)
-    builder.add_edge(OBSERVE, REMIND)
+    builder.add_conditional_edges(ACT, chosen_tier, to_tier)
+    if guards:
+        builder.add_conditional_edges(OBSERVE, after_observe, {**to_tier, "escalate": ROUTE})
 
     for index, guardrail in enumerate(agent.guardrails):
         is_last = index == len(guards) - 1
         builder.add_node(
-            guards[index], make_guard_node(guardrail, is_last, strongest_tier=tier_names[-1])
+            guards[index],
+            make_guard_node(guardrail, is_last, strongest_tier=tier_names[-1]),
+            metadata={IO: GUARD_IO},
         )
         next_node = END if is_last else guards[index + 1]
         builder.add_conditional_edges(
@@ -126,41 +141,42 @@ def tool_guard_notes(tools: Sequence[Tool]) -> tuple[str, ...]:
 
 
 def compile_agent(
-    agent: Agent,
-    checkpointer: BaseCheckpointSaver[Any] | None = None,
-    governance: Governance | None = None,
+    agent: Agent, checkpointer: BaseCheckpointSaver[Any] | None = None
 ) -> CompiledStateGraph[Any, Any, Any, Any]:
-    if agent.policy is not None and governance is None:
-        governance = _default_governance(agent, checkpointer)
-    builder = build_graph(agent, governance)
+    """`agent`'s compiled graph on `checkpointer`. The graph is built, linted and
+    compiled once per agent per process; every call after the first is a shallow copy
+    with this checkpointer (LangGraph's `Pregel.copy`, no recompilation). A governed
+    agent's checkpoints are masked with its policy's redaction."""
+    base = _compiled(agent)
+    if checkpointer is None:
+        return base
+    if agent.policy is not None:
+        from tierflow.governance.redact import redact_checkpoints
+
+        checkpointer = redact_checkpoints(checkpointer, agent.policy.redaction)
+    return base.copy({"checkpointer": checkpointer})
+
+
+# How many graphs this process compiled (diagnostics and the compile-once test).
+COMPILED: dict[str, int] = {"graphs": 0}
+
+
+def _compiled(agent: Agent) -> CompiledStateGraph[Any, Any, Any, Any]:
+    cached = agent.compiled_cache()
+    if cached is not None:
+        return cached
+    builder = build_graph(agent)
     lint(shape_of(builder))
-    compiled = builder.compile(checkpointer=checkpointer, name=agent.name)
+    compiled = builder.compile(name=agent.name)
+    COMPILED["graphs"] += 1
     # LangGraph's own superstep limit must never stop a run `Limits` allows.
-    return compiled.with_config(recursion_limit=recursion_limit(agent))
+    compiled = compiled.with_config(recursion_limit=recursion_limit(agent))
+    agent.compiled_cache(compiled)
+    return compiled
 
 
 def recursion_limit(agent: Agent) -> int:
     """LangGraph's superstep limit for a run of `agent`: enough for `Limits.max_steps`
-    model steps, each passing route, remind, model, act, observe and every guard."""
-    per_step = 5 + len(agent.guardrails)
+    model steps, each passing route, model, act, observe and every guard."""
+    per_step = 4 + len(agent.guardrails)
     return agent.limits.max_steps * per_step + 25
-
-
-def _default_governance(agent: Agent, checkpointer: BaseCheckpointSaver[Any] | None) -> Governance:
-    """An agent with a policy keeps its governance tables in the run store, which
-    tierflow's own savers (SQLite, Postgres) name; any other checkpointer needs
-    `governance=`."""
-    from tierflow.checkpoints.saver import SqliteStore
-
-    assert agent.policy is not None
-    if isinstance(checkpointer, SqliteStore):
-        return governance_for(agent.policy, checkpointer.path, agent=agent.name)
-    url = getattr(checkpointer, "url", None)
-    if isinstance(url, str):  # tierflow.checkpoints.open("postgresql://...")
-        return governance_for(agent.policy, url, agent=agent.name)
-    raise SpecError(
-        "policy",
-        "an agent with a policy keeps its audit log, budgets and side effects in the run "
-        "store: compile it with checkpointer=tierflow.checkpoints.open(PATH or URL), "
-        "or pass governance=governance_for(policy, PATH or URL, agent=...)",
-    )

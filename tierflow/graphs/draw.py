@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import re
 
-from langchain_core.runnables.graph import Edge as AsciiEdge
-from langchain_core.runnables.graph_ascii import draw_ascii
-
 from tierflow.graphs.names import GUARD_PREFIX, MODEL_PREFIX, display
 from tierflow.graphs.shape import Shape
 
@@ -42,8 +39,20 @@ def mermaid(shape: Shape) -> str:
     return "\n".join(lines) + "\n"
 
 
+def io_table(shape: Shape) -> str:
+    """What each node reads from state and writes to it, as a Markdown table."""
+    lines = ["| node | reads | writes |", "|---|---|---|"]
+    for node, reads, writes in shape.io:
+        lines.append(f"| {display(node)} | {', '.join(reads)} | {', '.join(writes)} |")
+    return "\n".join(lines) + "\n"
+
+
 def ascii_art(shape: Shape) -> str:
     """Box drawing (grandalf layout) with the design's node labels."""
+    # LangChain's renderer imports grandalf, which imports numpy: only for this picture.
+    from langchain_core.runnables.graph import Edge as AsciiEdge
+    from langchain_core.runnables.graph_ascii import draw_ascii
+
     vertices = {node: display(node) for node in shape.nodes}
     edges = [AsciiEdge(e.source, e.target, e.label, conditional=e.conditional) for e in shape.edges]
     return draw_ascii(vertices, edges) + "\n"

@@ -4,23 +4,29 @@
 - every path from a model node to END that carries an answer passes every guard node;
 - every cycle has a bounded exit: a node on it can leave for END by `limit` or `refuse`
   (a step budget or a retry budget), so no loop can run forever.
-A violation is a `SpecError` whose message includes the diagram.
+A violation is a `SpecError` whose message includes the diagram. networkx loads with
+the first lint (the first compile), not with `import tierflow`.
 """
 
 from __future__ import annotations
 
-import networkx as nx
+from typing import TYPE_CHECKING
 
 from tierflow.errors import SpecError
 from tierflow.graphs.draw import mermaid
 from tierflow.graphs.names import GUARD_PREFIX, MODEL_PREFIX, NON_ANSWER_EXITS
 from tierflow.graphs.shape import Shape
 
+if TYPE_CHECKING:
+    import networkx as nx
+
 START, END = "__start__", "__end__"
 
 
 def to_networkx(shape: Shape) -> nx.MultiDiGraph:
     """One networkx edge per outcome, so each keeps its own label."""
+    import networkx as nx
+
     digraph = nx.MultiDiGraph()
     digraph.add_nodes_from(shape.nodes)
     for edge in shape.edges:
@@ -30,6 +36,8 @@ def to_networkx(shape: Shape) -> nx.MultiDiGraph:
 
 
 def problems(shape: Shape) -> list[str]:
+    import networkx as nx
+
     digraph = to_networkx(shape)
     found: list[str] = []
     unreachable = set(digraph) - nx.descendants(digraph, START) - {START}
@@ -57,9 +65,24 @@ def problems(shape: Shape) -> list[str]:
     return found
 
 
+def io_problems(shape: Shape) -> list[str]:
+    """Declared reads and writes: every key is the state's, and every key a node reads
+    is written by some node or by the run's input."""
+    found: list[str] = []
+    written = set(shape.input_keys).union(*(writes for _, _, writes in shape.io))
+    for node, reads, writes in shape.io:
+        foreign = sorted(set(reads + writes) - shape.state_keys)
+        if shape.state_keys and foreign:
+            found.append(f"{node} declares keys the state doesn't have: {foreign}")
+        unwritten = sorted(set(reads) - written)
+        if unwritten:
+            found.append(f"{node} reads {unwritten}, which no node writes")
+    return found
+
+
 def lint(shape: Shape) -> None:
     """Raise `SpecError` (with the diagram) if the graph breaks a promise."""
-    found = problems(shape)
+    found = problems(shape) + io_problems(shape)
     if found:
         raise SpecError("graph", "; ".join(found) + "\n" + mermaid(shape))
 

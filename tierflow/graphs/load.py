@@ -6,10 +6,12 @@ from __future__ import annotations
 import importlib.util
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tierflow.errors import LoadError, TierflowError
-from tierflow.graphs.spec import Agent
-from tierflow.models.providers import find_provider, load_provider
+
+if TYPE_CHECKING:  # imported when an agent loads: the `tierflow` command starts light
+    from tierflow.graphs.spec import Agent
 
 DEFAULT_ATTRIBUTE = "agent"
 # How a source records its provider file, so that a resumed run uses the same models.
@@ -38,12 +40,16 @@ def load_agent(reference: str, provider: str | None = None) -> tuple[Agent, str]
     agent, source = _load(reference)
     if provider is None:
         return agent, source
+    from tierflow.models.providers import find_provider
+
     provider_file = find_provider(provider, split_reference(reference)[0])
     return with_provider(agent, provider_file), f"{source}{PROVIDER_MARK}{provider_file}"
 
 
 def with_provider(agent: Agent, provider_file: Path) -> Agent:
     """`agent` with every tier served by the model its provider file declares."""
+    from tierflow.models.providers import load_provider
+
     models = load_provider(provider_file)
     tiers = [t.name for t in agent.tiers]
     missing = sorted(set(tiers) - set(models))
@@ -55,6 +61,8 @@ def with_provider(agent: Agent, provider_file: Path) -> Agent:
 
 
 def _load(reference: str) -> tuple[Agent, str]:
+    from tierflow.graphs.spec import Agent
+
     value, source = load_object(reference)
     if not isinstance(value, Agent):
         raise LoadError(f"{source} is a {type(value).__name__}, not a tierflow Agent")

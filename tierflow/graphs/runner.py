@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from langchain_core.messages import HumanMessage
 from langchain_core.runnables import RunnableConfig
@@ -28,9 +28,9 @@ from tierflow.faults import crash_point
 from tierflow.governance.audit import AuditLog, AuditRecord
 from tierflow.governance.budget import Budgets, ThreadSpend
 from tierflow.governance.gate import WaitEvent
+from tierflow.governance.governor import Governor
 from tierflow.governance.limits import Capacity
 from tierflow.governance.policy import Principal
-from tierflow.governance.redact import redact_checkpoints
 from tierflow.governance.reviews import Reviews
 from tierflow.governance.tracing import RedactedTracing
 from tierflow.graphs.compile import recursion_limit
@@ -38,8 +38,8 @@ from tierflow.graphs.load import PROVIDER_MARK, load_agent
 from tierflow.graphs.names import ROUTE
 from tierflow.graphs.spec import Agent
 from tierflow.models.price import TokenUsage
-from tierflow.nodes.governed import Governance, governance_for
-from tierflow.nodes.state import GuardRecord, ModelCall, PlanStep, RouteDecision
+from tierflow.nodes.context import Governance, RunContext
+from tierflow.nodes.state import AgentState, GuardRecord, ModelCall, PlanStep, RouteDecision
 
 if TYPE_CHECKING:
     from langgraph.graph.state import CompiledStateGraph
@@ -87,7 +87,8 @@ class RunReport:
 
 
 def report_from(thread: str, snapshot: StateSnapshot) -> RunReport:
-    values: Mapping[str, Any] = snapshot.values
+    # Read as the one state description: a key the state doesn't have is a type error.
+    values = cast(AgentState, snapshot.values)
     calls: list[ModelCall] = list(values.get("calls", []))
     usage = TokenUsage(
         input_tokens=sum(c["usage"]["input_tokens"] for c in calls),
@@ -193,13 +194,14 @@ class Runner:
             record = self.runs.get(thread)
             self._check_agent(thread, record)
             principal = self._principal(thread, record)
-            governance = self._governance(principal)
-            graph = self.agent.compile(checkpointer=saver, governance=governance)
+            context = RunContext(principal=principal, governance=self._governance())
+            graph = self.agent.compile(checkpointer=saver)  # a copy of the one compiled graph
             payload = self._payload(thread, request, record, principal, graph, config, decision)
-            if governance is not None:
-                governance.governor(thread).start_run()
+            governor = self._governor(thread, principal)
+            if governor is not None:
+                governor.start_run()
             try:
-                final = self._stream(graph, payload, config)
+                final = self._stream(graph, payload, config, context)
             except KeyboardInterrupt:
                 self.runs.update(thread, status="interrupted", error="stopped by Ctrl-C")
                 raise
@@ -213,7 +215,7 @@ class Runner:
             report = report_from(thread, graph.get_state(config))
             if final is not None and final.get("answer") is not None:
                 report.answer = final["answer"]  # the checkpoint's copy may be masked
-            if governance is not None:
+            if governor is not None:
                 charge_from_ledger(report, Budgets(self.db).thread_spend(thread))
             self.runs.update(
                 thread,
@@ -269,23 +271,24 @@ class Runner:
                 provider=provider_of_source(self.source),
             )
             crash_point("runs.started")
-        payload: dict[str, Any] = {"messages": [HumanMessage(request)]}
-        if self.agent.policy is not None:
-            payload["principal"] = _principal_json(principal)
-        return payload
+        return {"messages": [HumanMessage(request)]}
 
     def _stream(
         self,
         graph: CompiledStateGraph[Any, Any, Any, Any],
         payload: dict[str, Any] | Command[Any] | None,
         config: RunnableConfig,
+        context: RunContext,
     ) -> Mapping[str, Any] | None:
         """Stream the run; its last state as held in memory (None if it ran no step)."""
         modes: list[StreamMode] = ["updates", "values"]
         if self.on_stream is not None:
             modes += ["messages", "custom"]
         final: Mapping[str, Any] | None = None
-        for mode, chunk in graph.stream(payload, config, stream_mode=modes, durability="sync"):
+        chunks = graph.stream(
+            payload, config, context=context, stream_mode=modes, durability="sync"
+        )
+        for mode, chunk in chunks:
             if mode == "values" and isinstance(chunk, Mapping):
                 final = chunk
             elif mode == "updates" and isinstance(chunk, Mapping):
@@ -340,9 +343,8 @@ class Runner:
         return recorded
 
     def _open(self, *, create: bool) -> SqliteStore | PostgresStore:
-        """The checkpoint store; a governed agent's masks its policy's secrets."""
-        store = checkpoints.open(self.db, create=create)
-        return store if self.redactor is None else redact_checkpoints(store, self.redactor)
+        """The checkpoint store (a governed agent's graph masks what it stores there)."""
+        return checkpoints.open(self.db, create=create)
 
     def _clean(self, text: str) -> str:
         """Text for the runs table, with the policy's secrets masked."""
@@ -352,17 +354,23 @@ class Runner:
         """Route decisions or guard verdicts for the runs table, their reasons masked."""
         return records if self.redactor is None else list(self.redactor.redact(records))
 
-    def _governance(self, principal: Principal | None) -> Governance | None:
-        policy = self.agent.policy
-        if policy is None or self.capacity is None:
+    def _governance(self) -> Governance | None:
+        """What a governed run's nodes reach through the run context: this runner's
+        database, capacity and wait reporting."""
+        if self.agent.policy is None:
             return None
-        return governance_for(
-            policy,
+        return Governance(self.db, capacity=self.capacity, on_wait=self._waiting)
+
+    def _governor(self, thread: str, principal: Principal | None) -> Governor | None:
+        if self.agent.policy is None:
+            return None
+        return Governor(
+            self.agent.policy,
             self.db,
             agent=self.agent.name,
+            thread=thread,
             principal=principal,
             capacity=self.capacity,
-            on_wait=self._waiting,
         )
 
     def _waiting(self, thread: str, event: WaitEvent) -> None:

@@ -26,6 +26,8 @@ class Edge:
 
 # A node's `metadata` key for what diagrams print under its name (act: the tool guards).
 NOTES = "tierflow_notes"
+# A node's `metadata` key for what it reads from state and writes to it (a `NodeIO`).
+IO = "tierflow_io"
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,10 @@ class Shape:
     nodes: tuple[str, ...]
     edges: tuple[Edge, ...]
     notes: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (node, lines under its name)
+    # (node, keys it reads, keys it writes), for the nodes that declare them
+    io: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = ()
+    state_keys: frozenset[str] = frozenset()  # the state schema's keys
+    input_keys: frozenset[str] = frozenset()  # what a run's input may set
 
     def notes_of(self, node: str) -> tuple[str, ...]:
         return next((lines for name, lines in self.notes if name == node), ())
@@ -57,4 +63,16 @@ def shape_of(builder: StateGraph[Any, Any, Any, Any]) -> Shape:
         for name, spec in builder.nodes.items()
         if spec.metadata and spec.metadata.get(NOTES)
     )
-    return Shape(nodes=(START, *builder.nodes, END), edges=tuple(edges), notes=notes)
+    io = tuple(
+        (name, tuple(spec.metadata[IO]["reads"]), tuple(spec.metadata[IO]["writes"]))
+        for name, spec in builder.nodes.items()
+        if spec.metadata and spec.metadata.get(IO)
+    )
+    return Shape(
+        nodes=(START, *builder.nodes, END),
+        edges=tuple(edges),
+        notes=notes,
+        io=io,
+        state_keys=frozenset(getattr(builder.state_schema, "__annotations__", {})),
+        input_keys=frozenset(getattr(builder.input_schema, "__annotations__", {})),
+    )

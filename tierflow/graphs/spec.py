@@ -8,7 +8,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from langchain_core.language_models import BaseChatModel
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, PrivateAttr, field_validator, model_validator
 
 from tierflow.errors import SpecError
 from tierflow.governance.policy import Policy
@@ -23,8 +23,6 @@ from tierflow.spec_model import SpecModel
 if TYPE_CHECKING:
     from langgraph.checkpoint.base import BaseCheckpointSaver
     from langgraph.graph.state import CompiledStateGraph
-
-    from tierflow.nodes.governed import Governance
 
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -89,6 +87,8 @@ class Agent(SpecModel):
     # Governance (docs/governance.md): grants, approval rules, budgets, caps, redaction.
     # None: the tools and models run ungoverned.
     policy: Policy | None = None
+    # (id of the agent it was built for, the compiled graph): see `compiled_cache`.
+    _compiled: tuple[int, Any] | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _consistent(self) -> Agent:
@@ -172,17 +172,30 @@ class Agent(SpecModel):
         return (*self.tools, update_plan_tool()) if self.plan_tool else self.tools
 
     def compile(
-        self,
-        checkpointer: BaseCheckpointSaver[Any] | None = None,
-        *,
-        governance: Governance | None = None,
+        self, checkpointer: BaseCheckpointSaver[Any] | None = None
     ) -> CompiledStateGraph[Any, Any, Any, Any]:
-        """A plain LangGraph compiled graph of this agent. With a `policy`, its nodes
-        apply `governance` (default: the policy, its tables in the checkpointer's SQLite
-        file, no principal)."""
+        """A plain LangGraph compiled graph of this agent, on `checkpointer` — any
+        LangGraph saver, or none. Compiled once per agent per process (later calls copy
+        it). Run-specific things — who the run acts for, where a governed run keeps its
+        tables — go in the run's context: `graph.invoke(input, config,
+        context=RunContext(principal=..., governance=...))`. A governed agent without
+        `governance` in its context keeps its tables in the run store it checkpoints
+        to when that is tierflow's, else in the process's memory."""
         from tierflow.graphs.compile import compile_agent
 
-        return compile_agent(self, checkpointer, governance)
+        return compile_agent(self, checkpointer)
+
+    def compiled_cache(
+        self, graph: CompiledStateGraph[Any, Any, Any, Any] | None = None
+    ) -> CompiledStateGraph[Any, Any, Any, Any] | None:
+        """This agent's compiled graph, if built (with `graph`: remember it). Keyed by
+        the object, so a copy (`with_models`) compiles its own."""
+        if graph is not None:
+            self._compiled = (id(self), graph)
+        if self._compiled is not None and self._compiled[0] == id(self):
+            cached: CompiledStateGraph[Any, Any, Any, Any] = self._compiled[1]
+            return cached
+        return None
 
 
 def policy_spec(policy: Policy) -> dict[str, Any]:

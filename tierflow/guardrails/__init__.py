@@ -1,13 +1,47 @@
-"""Deterministic guardrails: checks that gate every terminal edge and risky tool call."""
+"""Deterministic guardrails: checks that gate every terminal edge and risky tool call.
 
-from tierflow.guardrails.api import ApiSchemaGuard
-from tierflow.guardrails.base import ON_FAIL_POLICIES, Guardrail, GuardrailBase, OnFail, Verdict
-from tierflow.guardrails.facts import FactsGuard
-from tierflow.guardrails.function import FunctionGuard, guardrail
-from tierflow.guardrails.injection import InjectionGuard
-from tierflow.guardrails.pii import PiiGuard
-from tierflow.guardrails.schema import OutputSchema
-from tierflow.guardrails.sql import SqlGuard
+The names load on first use (`tierflow.lazy`): sqlglot comes with `SqlGuard`, jsonschema
+with a guard that validates JSON Schema."""
+
+from typing import TYPE_CHECKING
+
+from tierflow.lazy import lazy_names
+
+if TYPE_CHECKING:
+    from tierflow.guardrails.api import ApiSchemaGuard
+    from tierflow.guardrails.base import (
+        ON_FAIL_POLICIES,
+        Guardrail,
+        GuardrailBase,
+        OnFail,
+        Verdict,
+    )
+    from tierflow.guardrails.facts import FactsGuard
+    from tierflow.guardrails.function import FunctionGuard, guardrail
+    from tierflow.guardrails.injection import InjectionGuard
+    from tierflow.guardrails.pii import PiiGuard
+    from tierflow.guardrails.schema import OutputSchema
+    from tierflow.guardrails.sql import SqlGuard
+
+__getattr__, __dir__ = lazy_names(
+    __name__,
+    {
+        "tierflow.guardrails.api": ("ApiSchemaGuard",),
+        "tierflow.guardrails.base": (
+            "ON_FAIL_POLICIES",
+            "Guardrail",
+            "GuardrailBase",
+            "OnFail",
+            "Verdict",
+        ),
+        "tierflow.guardrails.facts": ("FactsGuard",),
+        "tierflow.guardrails.function": ("FunctionGuard", "guardrail"),
+        "tierflow.guardrails.injection": ("InjectionGuard",),
+        "tierflow.guardrails.pii": ("PiiGuard",),
+        "tierflow.guardrails.schema": ("OutputSchema",),
+        "tierflow.guardrails.sql": ("SqlGuard",),
+    },
+)
 
 __all__ = [
     "ON_FAIL_POLICIES",

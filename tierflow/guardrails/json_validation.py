@@ -2,7 +2,8 @@
 
 Both report *every* failing field, each as `path: problem` with a path a model can find
 in its own output (`items[0].quantity`), because a model fixes a list of specific
-problems far better than one generic "invalid".
+problems far better than one generic "invalid". jsonschema loads with the first
+validator (`make_validator`), not with a guard that validates a pydantic model.
 """
 
 from __future__ import annotations
@@ -10,12 +11,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jsonschema import FormatChecker, ValidationError
-from jsonschema.exceptions import SchemaError
-from jsonschema.protocols import Validator
-from jsonschema.validators import validator_for
+if TYPE_CHECKING:
+    from jsonschema import ValidationError
+    from jsonschema.protocols import Validator
 
 # Models often wrap JSON in a Markdown fence; the fence is not part of the answer.
 FENCE = re.compile(r"^\s*```(?:json)?\s*\n(?P<body>.*)\n\s*```\s*$", re.DOTALL)
@@ -64,6 +64,10 @@ def child_path(parts: Sequence[str | int], name: str) -> str:
 def make_validator(schema: dict[str, Any]) -> Validator:
     """A validator for `schema` in the draft its `$schema` names (2020-12 by default),
     with format checking. An invalid schema is a `ValueError` naming the problem."""
+    from jsonschema import FormatChecker
+    from jsonschema.exceptions import SchemaError
+    from jsonschema.validators import validator_for
+
     cls = validator_for(schema)
     try:
         cls.check_schema(schema)

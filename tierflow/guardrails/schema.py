@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jsonschema.protocols import Validator
 from pydantic import BaseModel, ValidationError
 
 from tierflow.guardrails.base import GuardrailBase, OnFail, Verdict
@@ -20,6 +19,9 @@ from tierflow.guardrails.json_validation import (
     schema_errors,
     unfence,
 )
+
+if TYPE_CHECKING:
+    from jsonschema.protocols import Validator
 
 __all__ = ["FENCE", "OutputSchema", "unfence"]
 

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, TypeVar
 
-import openai
 from langchain_core.exceptions import ModelError as LangChainModelError
 from typing_extensions import TypedDict
 
@@ -72,8 +72,15 @@ class RetryNotice(TypedDict):
 OnRetry = Callable[[RetryNotice], None]
 
 
+def _openai_errors(*names: str) -> tuple[type[BaseException], ...]:
+    """The OpenAI SDK's error classes `names`; none while the SDK is not imported, as
+    then no error is one of them. (It loads with the first OpenAI model, not before.)"""
+    sdk = sys.modules.get("openai")
+    return tuple(getattr(sdk, name) for name in names) if sdk is not None else ()
+
+
 def is_provider_error(error: BaseException) -> bool:
-    return isinstance(error, LangChainModelError | openai.OpenAIError)
+    return isinstance(error, (LangChainModelError, *_openai_errors("OpenAIError")))
 
 
 def is_transient(error: BaseException) -> bool:
@@ -82,7 +89,7 @@ def is_transient(error: BaseException) -> bool:
         return should_retry == "true"
     if isinstance(error, LangChainModelError) and error.is_retryable:
         return True
-    if isinstance(error, openai.APIConnectionError):  # includes timeouts
+    if isinstance(error, _openai_errors("APIConnectionError")):  # includes timeouts
         return True
     status = status_of(error)
     return status is not None and (status in RETRYABLE_STATUS or status >= 500)
@@ -100,9 +107,9 @@ def describe(error: BaseException) -> str:
         except ValueError:
             phrase = "error"
         reason = f"HTTP {status} {phrase}: {text}"
-    elif isinstance(error, openai.APITimeoutError):
+    elif isinstance(error, _openai_errors("APITimeoutError")):
         reason = "the request timed out"
-    elif isinstance(error, openai.APIConnectionError | LangChainModelError):
+    elif isinstance(error, (LangChainModelError, *_openai_errors("APIConnectionError"))):
         root = _root_cause(error)
         detail = f" ({type(root).__name__}: {root})" if root is not error else ""
         reason = f"connection failed or dropped{detail}"

@@ -8,16 +8,20 @@ after a crash replays exactly what an uninterrupted run would have.
 
 Usage is *declared* when a turn gives it, otherwise *estimated* (four characters a
 token); `response_metadata["usage_source"]` says which, and so does every cost record.
+The estimate measures each message once, not once per call, so a run of n turns costs
+O(n) measurements although every call re-sends the whole history.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import AIMessage, BaseMessage, ToolCall
 from langchain_core.messages.ai import InputTokenDetails, OutputTokenDetails, UsageMetadata
@@ -25,7 +29,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from tierflow.errors import ScriptExhausted
 from tierflow.models.messages import last_request_index, text_of
@@ -51,11 +55,65 @@ class Scenario(SpecModel):
     turns: tuple[Turn, ...]
 
 
+class MessageSizes:
+    """The prompt characters of each message measured so far, by message object.
+
+    A run re-sends its whole history on every call, and the graph passes the same
+    message objects each time, so each is measured once. An entry lives as long as its
+    message (a weak reference); a message whose `content` or `tool_calls` was assigned
+    anew is measured again. (An edit inside them in place is not seen: LangGraph and
+    tierflow replace messages, they don't edit them.)"""
+
+    def __init__(self) -> None:
+        self._sizes: dict[int, tuple[weakref.ref[BaseMessage], object, object, int]] = {}
+
+    def chars(self, message: BaseMessage) -> int:
+        key = id(message)
+        calls = message.tool_calls if isinstance(message, AIMessage) else None
+        entry = self._sizes.get(key)
+        if (
+            entry is not None
+            and entry[0]() is message
+            and entry[1] is message.content
+            and entry[2] is calls
+        ):
+            return entry[3]
+        size = message_chars(message)
+        self._sizes[key] = (weakref.ref(message, self._forget(key)), message.content, calls, size)
+        return size
+
+    def __len__(self) -> int:
+        return len(self._sizes)
+
+    def __reduce__(self) -> tuple[type[MessageSizes], tuple[()]]:
+        # A copy (pickle, deepcopy) starts empty: the entries are about these objects.
+        return (MessageSizes, ())
+
+    def _forget(self, key: int) -> Callable[[weakref.ref[BaseMessage]], None]:
+        def forget(reference: weakref.ref[BaseMessage]) -> None:
+            entry = self._sizes.get(key)
+            if entry is not None and entry[0] is reference:
+                del self._sizes[key]
+
+        return forget
+
+
+def message_chars(message: BaseMessage) -> int:
+    """The characters a provider bills for `message`: its text and its tool calls."""
+    return len(text_of(message)) + len(json.dumps(_calls_of(message)))
+
+
 class ScriptedChatModel(BaseChatModel):
-    """Replays `scenarios`; raises `ScriptExhausted` when nothing is declared."""
+    """Replays `scenarios`; raises `ScriptExhausted` when nothing is declared.
+
+    `latency_s`: how long an async call (`ainvoke`) waits before it answers, as a
+    provider's round trip would — for benchmarks of concurrent runs. Sync calls answer
+    at once."""
 
     scenarios: tuple[Scenario, ...]
     model_name: str = "scripted"
+    latency_s: float = Field(default=0.0, ge=0.0)
+    _measured: MessageSizes = PrivateAttr(default_factory=MessageSizes)
 
     @property
     def _llm_type(self) -> str:
@@ -92,6 +150,20 @@ class ScriptedChatModel(BaseChatModel):
         )
         return ChatResult(generations=[ChatGeneration(message=message)])
 
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        # On the event loop, not in an executor thread (LangChain's default): the
+        # answer is computed in microseconds, and a subclass's `_generate` still sees
+        # every call.
+        if self.latency_s:
+            await asyncio.sleep(self.latency_s)
+        return self._generate(messages, stop, None, **kwargs)
+
     def _select(self, messages: Sequence[BaseMessage]) -> tuple[Turn, str]:
         start = last_request_index(messages)
         if start is None:
@@ -113,17 +185,15 @@ class ScriptedChatModel(BaseChatModel):
         digest = hashlib.sha256(f"{start}:{request}".encode()).hexdigest()[:8]
         return scenario.turns[played], f"{digest}_{played}"
 
-    @staticmethod
     def _usage(
-        messages: Sequence[BaseMessage], turn: Turn, tools: Sequence[Mapping[str, Any]]
+        self, messages: Sequence[BaseMessage], turn: Turn, tools: Sequence[Mapping[str, Any]]
     ) -> tuple[UsageMetadata, str]:
         if turn.usage is not None:
             counts, source = turn.usage, "declared"
         else:
             # The prompt a provider bills: every message, its tool calls, the tool schemas.
-            prompt_chars = len(json.dumps(list(tools))) + sum(
-                len(text_of(m)) + len(json.dumps(_calls_of(m))) for m in messages
-            )
+            measured = self._measured  # a pydantic private attribute: slow to look up
+            prompt_chars = len(json.dumps(list(tools))) + sum(measured.chars(m) for m in messages)
             answer_chars = len(turn.text) + len(json.dumps([list(c) for c in turn.calls]))
             counts = TokenUsage(
                 input_tokens=max(1, prompt_chars // CHARS_PER_TOKEN),

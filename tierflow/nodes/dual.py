@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig, RunnableLambda
 
 from tierflow.nodes.state import AgentState
 
-Update = dict[str, Any]
-SyncNode = Callable[[AgentState, RunnableConfig], Update]
-AsyncNode = Callable[[AgentState, RunnableConfig], Awaitable[Update]]
+# A node's update: one of the typed updates of `tierflow.nodes.state` (a TypedDict).
+Update = Mapping[str, Any]
+SyncNode = Callable[[AgentState, RunnableConfig], Any]
+AsyncNode = Callable[[AgentState, RunnableConfig], Awaitable[Any]]
 
 
 def dual_node(name: str, sync: SyncNode, run_async: AsyncNode) -> RunnableLambda[Any, Any]:

@@ -1,10 +1,6 @@
-"""How the nodes reach the governance room: one `Governance` per compiled graph.
+"""What a governed model call reserves: its estimated maximum cost.
 
-`Governance` holds what every run of one compiled graph shares — the agent's `Policy`,
-the runs database, the run's `Principal`, the process's `Capacity` — and builds the
-`Governor` of a thread when a node needs it (a governor keeps nothing in memory; all
-it remembers is in the database, so building one per node call is cheap and safe).
-
+(The governor itself reaches the nodes through the run context: `nodes/context.py`.)
 The model node reserves a model call's estimated *maximum* cost: the prompt's UTF-8
 bytes bound its input tokens (a byte-level tokenizer never makes more tokens than
 bytes), and the model's `max_tokens` — or the policy's `max_output_tokens` — bounds
@@ -14,74 +10,14 @@ its output, both priced at the uncached input rate.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage
 
-from tierflow.checkpoints.targets import URL_SCHEMES
 from tierflow.governance.budget import Spend
-from tierflow.governance.gate import WaitEvent
-from tierflow.governance.governor import Governor
-from tierflow.governance.limits import Capacity
-from tierflow.governance.policy import Policy, Principal
+from tierflow.governance.policy import Policy
 from tierflow.models.price import SERVICE_TIERS, Price, TokenUsage
-
-# (thread, event): a call of that thread started or stopped waiting for a slot.
-OnThreadWait = Callable[[str, WaitEvent], None]
-
-
-@dataclass(frozen=True)
-class Governance:
-    """The governance a compiled graph's nodes apply."""
-
-    policy: Policy
-    db: str | Path  # the run store: a SQLite path or a postgresql:// URL
-    agent: str
-    principal: Principal | None = None
-    capacity: Capacity = field(default_factory=Capacity)
-    on_wait: OnThreadWait | None = None
-
-    def governor(self, thread: str) -> Governor:
-        return Governor(
-            self.policy,
-            self.db,
-            agent=self.agent,
-            thread=thread,
-            principal=self.principal,
-            capacity=self.capacity,
-        )
-
-    def wait_reporter(self, thread: str) -> Callable[[WaitEvent], None] | None:
-        on_wait = self.on_wait
-        if on_wait is None:
-            return None
-
-        def report(event: WaitEvent) -> None:
-            on_wait(thread, event)
-
-        return report
-
-
-def governance_for(
-    policy: Policy,
-    db: str | Path,
-    *,
-    agent: str,
-    principal: Principal | None = None,
-    capacity: Capacity | None = None,
-    on_wait: OnThreadWait | None = None,
-) -> Governance:
-    return Governance(
-        policy=policy,
-        db=db if isinstance(db, Path) or db.startswith(URL_SCHEMES) else Path(db),
-        agent=agent,
-        principal=principal,
-        capacity=capacity or Capacity(policy.limits),
-        on_wait=on_wait,
-    )
 
 
 def prompt_bytes(messages: Sequence[BaseMessage], tools: Sequence[dict[str, Any]]) -> int:

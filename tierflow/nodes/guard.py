@@ -12,7 +12,7 @@ from typing import Any, Literal, TypedDict
 from langgraph.types import interrupt
 
 from tierflow.guardrails.base import Guardrail, Verdict
-from tierflow.nodes.state import AgentState, GuardRecord
+from tierflow.nodes.state import AgentState, GuardRecord, GuardUpdate
 
 GuardOutcome = Literal["pass", "reask", "escalate", "refuse"]
 
@@ -46,39 +46,39 @@ def make_guard_node(guardrail: Guardrail, is_last: bool, *, strongest_tier: str)
             policy=policy,
         )
 
-    def passed(candidate: str) -> dict[str, Any]:
-        update: dict[str, Any] = {"candidate": candidate}
+    def passed(candidate: str) -> GuardUpdate:
+        update = GuardUpdate(candidate=candidate)
         if is_last:
-            update |= {"status": "done", "answer": candidate}
+            update |= GuardUpdate(status="done", answer=candidate)
         return update
 
-    def refused(reason: str) -> dict[str, Any]:
-        return {
-            "status": "refused",
-            "answer": guardrail.refusal,
-            "error": f"guard {guardrail.name!r} {reason}",
-        }
+    def refused(reason: str) -> GuardUpdate:
+        return GuardUpdate(
+            status="refused",
+            answer=guardrail.refusal,
+            error=f"guard {guardrail.name!r} {reason}",
+        )
 
-    def retry(state: AgentState, verdict: Verdict, escalate: bool) -> dict[str, Any]:
+    def retry(state: AgentState, verdict: Verdict, escalate: bool) -> GuardUpdate:
         reasks = dict(state.get("reasks") or {})
         used = reasks.get(guardrail.name, 0)
         if used >= guardrail.max_reasks:
             return refused(f"failed {used + 1} times: {verdict.reason}")
         reasks[guardrail.name] = used + 1
-        update: dict[str, Any] = {
-            "reasks": reasks,
-            "candidate": None,
-            "feedback": (
+        update = GuardUpdate(
+            reasks=reasks,
+            candidate=None,
+            feedback=(
                 f"Your answer was not accepted by the {guardrail.name!r} check: "
                 f"{verdict.reason}. Answer again, fixing exactly this "
                 f"(attempt {used + 2} of {guardrail.max_reasks + 1})."
             ),
-        }
+        )
         if escalate:
             update["escalation"] = f"guard {guardrail.name!r} failed: {verdict.reason}"
         return update
 
-    def review(candidate: str, verdict: Verdict) -> dict[str, Any]:
+    def review(candidate: str, verdict: Verdict) -> GuardUpdate:
         # interrupt() re-runs this node from its top on resume; the check before it is
         # deterministic and side-effect free, so running it twice is harmless.
         decision: ReviewDecision = interrupt(
@@ -96,13 +96,13 @@ def make_guard_node(guardrail: Guardrail, is_last: bool, *, strongest_tier: str)
             return passed(str(decision["answer"]))
         return refused(f"rejected by the reviewer: {decision.get('reason') or 'no reason given'}")
 
-    def guard(state: AgentState) -> dict[str, Any]:
+    def guard(state: AgentState) -> GuardUpdate:
         candidate = state.get("candidate") or ""
         verdict = guardrail.check(candidate, state)
         policy = "pass" if verdict.ok else guardrail.on_fail
         if verdict.ok:
             moved_on = verdict.fixed if verdict.fixed is not None else candidate
-            return {"verdicts": [record(state, verdict, policy)], **passed(moved_on)}
+            return GuardUpdate(verdicts=[record(state, verdict, policy)]) | passed(moved_on)
         if policy == "fix" and verdict.fixed is None:
             policy = "reask"  # nothing to repair with: let the model fix it
         route = state.get("route")
@@ -118,7 +118,7 @@ def make_guard_node(guardrail: Guardrail, is_last: bool, *, strongest_tier: str)
             outcome = retry(state, verdict, escalate=policy == "escalate")
             if outcome.get("status") == "refused":
                 policy = "refuse"  # retries spent
-        return {"verdicts": [record(state, verdict, policy)], **outcome}
+        return GuardUpdate(verdicts=[record(state, verdict, policy)]) | outcome
 
     return guard
 

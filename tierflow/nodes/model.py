@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager, nullcontext
@@ -26,15 +27,11 @@ from tierflow.models.resolve import (
     retry_policy,
 )
 from tierflow.models.retry import RetryNotice, RetryPolicy, acall_with_retries, call_with_retries
+from tierflow.nodes.context import Governing
 from tierflow.nodes.dual import dual_node
-from tierflow.nodes.governed import (
-    Governance,
-    estimate_spend,
-    output_bound,
-    prompt_bytes,
-    provider_of,
-)
-from tierflow.nodes.state import AgentState, ModelCall
+from tierflow.nodes.governed import estimate_spend, output_bound, prompt_bytes, provider_of
+from tierflow.nodes.remind import reminder_of
+from tierflow.nodes.state import AgentState, ModelCall, ModelUpdate
 from tierflow.nodes.tools import Tool
 
 
@@ -85,33 +82,33 @@ class TierModel:
 
 
 def reserve_call(
-    governance: Governance | None,
+    governing: Governing,
     model: TierModel,
     price: Price,
     *,
     state: AgentState,
     config: RunnableConfig,
     messages: list[BaseMessage],
-) -> Held | dict[str, Any] | None:
+) -> Held | ModelUpdate | None:
     """The call's reservation (None when ungoverned), or the update that ends the
-    run because no budget is left."""
-    if governance is None:
+    run because no budget is left. Blocking (the run store): the async node runs it in
+    a worker thread."""
+    governor = governing.governor(config, state.get("principal"))
+    if governor is None:
         return None
-    thread_id = str(config.get("configurable", {}).get("thread_id", ""))
-    governor = governance.governor(thread_id)
     schemas = [t.openai_schema() for t in model.tools]
     tokens_in = prompt_bytes(messages, schemas)
-    tokens_out = output_bound(model.reference, governance.policy)
+    tokens_out = output_bound(model.reference, governor.policy)
     estimate = estimate_spend(tokens_in, tokens_out, price)
     step = state.get("steps", 0) + 1
     held = governor.reserve_model(estimate=estimate, step=step, model=model.label)
     if isinstance(held, BudgetExceeded):
-        return {"status": "budget_exceeded", "error": held.reason}
-    return Held(governor, held, step, governance.wait_reporter(thread_id), time.monotonic())
+        return ModelUpdate(status="budget_exceeded", error=held.reason)
+    return Held(governor, held, step, governing.wait_reporter(config), time.monotonic())
 
 
 def settle_call(
-    held: Held, model: TierModel, response: BaseMessage | None, update: dict[str, Any]
+    held: Held, model: TierModel, response: BaseMessage | None, update: ModelUpdate
 ) -> None:
     """Settle the reservation with the reported usage (at zero for a failed call)."""
     calls: list[ModelCall] = update.get("calls", [])
@@ -156,117 +153,127 @@ def model_slot_async(held: Held | None, model: TierModel) -> AbstractAsyncContex
     )
 
 
-def model_input(instructions: str, state: AgentState) -> list[BaseMessage]:
-    """Instructions, the stored history, then the reminder — the last thing read."""
+def model_input(instructions: str, state: AgentState, max_steps: int) -> list[BaseMessage]:
+    """Instructions, the stored history, then the reminder — the last thing read, built
+    here from state at every call (never stored)."""
     return [
         SystemMessage(instructions),
         *state.get("messages", []),
-        SystemMessage(state.get("reminder", "")),
+        SystemMessage(reminder_of(state, max_steps)),
     ]
 
 
-def limit_reached(state: AgentState, max_steps: int) -> dict[str, Any] | None:
+def limit_reached(state: AgentState, max_steps: int) -> ModelUpdate | None:
     if state.get("steps", 0) < max_steps:
         return None
-    return {
-        "status": "failed",
-        "error": f"step limit reached: {max_steps} model steps without a final answer",
-    }
+    return ModelUpdate(
+        status="failed",
+        error=f"step limit reached: {max_steps} model steps without a final answer",
+    )
 
 
-def make_model_node(
-    tier: str,
-    *,
-    model: TierModel,
-    price: Price,
-    instructions: str,
-    max_steps: int,
-    answer_is_final: bool,
-    governance: Governance | None = None,
-) -> RunnableLambda[Any, Any]:
-    """`answer_is_final`: no guardrails stand between this node and END, so an answer
-    without tool calls finishes the run here. `governance`: the call's estimated
-    maximum cost is reserved on the run's budgets first (none left: the run ends
-    `budget_exceeded`), it waits for its model slots and rate, and its reported usage
-    settles the reservation afterwards."""
+@dataclass(frozen=True)
+class ModelNode:
+    """The `model:TIER` node. `answer_is_final`: no guardrails stand between this node
+    and END, so an answer without tool calls finishes the run here. A governed run
+    (`governing`, from the run context): the call's estimated maximum cost is reserved
+    on the run's budgets first (none left: the run ends `budget_exceeded`), it waits for
+    its model slots and rate, and its reported usage settles the reservation after."""
 
-    def record(state: AgentState, response: BaseMessage) -> dict[str, Any]:
+    tier: str
+    model: TierModel
+    price: Price
+    instructions: str
+    max_steps: int
+    answer_is_final: bool
+    governing: Governing
+
+    def record(self, state: AgentState, response: BaseMessage) -> ModelUpdate:
         if not isinstance(response, AIMessage):
-            raise TypeError(f"tier {tier!r}: model returned {type(response).__name__}")
+            raise TypeError(f"tier {self.tier!r}: model returned {type(response).__name__}")
         usage = usage_from_metadata(response.usage_metadata)
         service_tier = service_tier_of(response.usage_metadata)
         step = state.get("steps", 0) + 1
         call = ModelCall(
             step=step,
-            tier=tier,
-            model=model.label,
+            tier=self.tier,
+            model=self.model.label,
             usage=usage,
             usage_source=str(response.response_metadata.get("usage_source", "provider")),
-            cost_usd=price.for_service_tier(service_tier).cost(usage),
+            cost_usd=self.price.for_service_tier(service_tier).cost(usage),
             tool_calls=[c["name"] for c in response.tool_calls],
         )
         if service_tier is not None:
             call["service_tier"] = service_tier
-        update: dict[str, Any] = {"messages": [response], "steps": step, "calls": [call]}
-        has_calls = bool(response.tool_calls or response.invalid_tool_calls)
-        if not has_calls:
+        update = ModelUpdate(messages=[response], steps=step, calls=[call])
+        if not (response.tool_calls or response.invalid_tool_calls):
             update["candidate"] = str(response.text)
-            if answer_is_final:
-                update |= {"status": "done", "answer": str(response.text)}
+            if self.answer_is_final:
+                update |= ModelUpdate(status="done", answer=str(response.text))
         return update
 
-    def report_retry(notice: RetryNotice) -> None:
+    def report_retry(self, notice: RetryNotice) -> None:
         # Seen by `stream_mode="custom"` (and `tierflow run --stream`); a no-op otherwise.
-        get_stream_writer()({"event": "retry", "node": f"model.{tier}", **notice})
+        get_stream_writer()({"event": "retry", "node": f"model.{self.tier}", **notice})
 
-    def run(state: AgentState, config: RunnableConfig) -> dict[str, Any]:
-        stop = limit_reached(state, max_steps)
+    def reserve(
+        self, state: AgentState, config: RunnableConfig, messages: list[BaseMessage]
+    ) -> Held | ModelUpdate | None:
+        return reserve_call(
+            self.governing, self.model, self.price, state=state, config=config, messages=messages
+        )
+
+    def run(self, state: AgentState, config: RunnableConfig) -> ModelUpdate:
+        stop = limit_reached(state, self.max_steps)
         if stop is not None:
             return stop
-        messages = model_input(instructions, state)
-        held = reserve_call(governance, model, price, state=state, config=config, messages=messages)
+        messages = model_input(self.instructions, state, self.max_steps)
+        held = self.reserve(state, config, messages)
         if isinstance(held, dict):
             return held
         response: BaseMessage | None = None
-        update: dict[str, Any] = {}
+        update = ModelUpdate()
         try:
-            with model_slot(held, model):
+            with model_slot(held, self.model):
                 response = call_with_retries(
-                    lambda: model.bound().invoke(messages, config),
-                    model.retry,
-                    label=model.where(),
-                    auth_hint=model.auth_hint(),
-                    on_retry=report_retry,
+                    lambda: self.model.bound().invoke(messages, config),
+                    self.model.retry,
+                    label=self.model.where(),
+                    auth_hint=self.model.auth_hint(),
+                    on_retry=self.report_retry,
                 )
-            update = record(state, response)
+            update = self.record(state, response)
         finally:
             if held is not None:
-                settle_call(held, model, response, update)
+                settle_call(held, self.model, response, update)
         return update
 
-    async def run_async(state: AgentState, config: RunnableConfig) -> dict[str, Any]:
-        stop = limit_reached(state, max_steps)
+    async def arun(self, state: AgentState, config: RunnableConfig) -> ModelUpdate:
+        stop = limit_reached(state, self.max_steps)
         if stop is not None:
             return stop
-        messages = model_input(instructions, state)
-        held = reserve_call(governance, model, price, state=state, config=config, messages=messages)
+        messages = model_input(self.instructions, state, self.max_steps)
+        held: Held | ModelUpdate | None = None
+        if self.governing.governed:  # the run store blocks: off the event loop
+            held = await asyncio.to_thread(self.reserve, state, config, messages)
         if isinstance(held, dict):
             return held
         response: BaseMessage | None = None
-        update: dict[str, Any] = {}
+        update = ModelUpdate()
         try:
-            async with model_slot_async(held, model):
+            async with model_slot_async(held, self.model):
                 response = await acall_with_retries(
-                    lambda: model.bound().ainvoke(messages, config),
-                    model.retry,
-                    label=model.where(),
-                    auth_hint=model.auth_hint(),
-                    on_retry=report_retry,
+                    lambda: self.model.bound().ainvoke(messages, config),
+                    self.model.retry,
+                    label=self.model.where(),
+                    auth_hint=self.model.auth_hint(),
+                    on_retry=self.report_retry,
                 )
-            update = record(state, response)
+            update = self.record(state, response)
         finally:
             if held is not None:
-                settle_call(held, model, response, update)
+                await asyncio.to_thread(settle_call, held, self.model, response, update)
         return update
 
-    return dual_node(f"model.{tier}", run, run_async)
+    def node(self) -> RunnableLambda[Any, Any]:
+        return dual_node(f"model.{self.tier}", self.run, self.arun)

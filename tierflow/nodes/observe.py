@@ -1,28 +1,22 @@
-"""The `observe` node: results and failures become what the model reads next."""
+"""The `observe` node: a guardrail's failure becomes what the model reads next.
+
+Tool results need no node of their own: `act` writes them as tool messages (the ReAct
+"Observation") in the same superstep that ran the tools. `observe` is the way back from
+a failed guard — its feedback as a user-role observation — to the chosen tier, or to
+`route` when the guard escalates.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
-from langchain_core.messages import BaseMessage, HumanMessage, ToolMessage
+from langchain_core.messages import HumanMessage
 
 from tierflow.models.messages import OBSERVATION_NAME
-from tierflow.nodes.state import AgentState
+from tierflow.nodes.state import AgentState, ObserveUpdate
 
 
-def observe(state: AgentState) -> dict[str, Any]:
-    """Tool results as tool messages (errors marked `status="error"`), a guardrail's
-    failure as a user-role observation; then both are cleared."""
-    messages: list[BaseMessage] = [
-        ToolMessage(
-            content=result["content"] if result["ok"] else f"Error: {result['content']}",
-            tool_call_id=result["call_id"],
-            name=result["name"],
-            status="success" if result["ok"] else "error",
-        )
-        for result in state.get("results", [])
-    ]
+def observe(state: AgentState) -> ObserveUpdate:
+    """The guard's feedback as a message for the model; then it is cleared."""
     feedback = state.get("feedback")
-    if feedback:
-        messages.append(HumanMessage(feedback, name=OBSERVATION_NAME))
-    return {"messages": messages, "results": [], "feedback": None}
+    if not feedback:
+        return ObserveUpdate()
+    return ObserveUpdate(messages=[HumanMessage(feedback, name=OBSERVATION_NAME)], feedback=None)

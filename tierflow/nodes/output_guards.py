@@ -18,7 +18,7 @@ audit log once settled.
 
 Held results and resume. LangGraph re-runs the whole `act` node when a review pause is
 answered, so the tool would run again. A governed agent records the result of every
-tool that can be held (as it records a side-effecting tool's: `governed_call` gives it
+tool that can be held (as it records a side-effecting tool's: `Prepared.of` gives it
 an idempotency key), so the replay reads the recorded result and the reviewer's decision
 applies to the text they saw; the decision itself is recorded before the model sees
 anything. An ungoverned agent records nothing, so it can't hold a result exactly once:
@@ -37,9 +37,10 @@ from langgraph.types import interrupt
 
 from tierflow.governance.audit import AuditDecision, AuditRecord, Outcome
 from tierflow.governance.governor import Governor
+from tierflow.governance.ungoverned import ToolGovernor
 from tierflow.guardrails.base import Guardrail, Verdict
 from tierflow.nodes.state import AgentState, GuardRecord, ToolResult
-from tierflow.nodes.tool_guards import HeldCall, Prepared, ToolReviewRequest, visible_arguments
+from tierflow.nodes.tool_guards import HeldCall, Prepared, ToolReviewRequest
 from tierflow.nodes.tools import ALL_ARGUMENTS, Tool
 
 # A held result's review entry: `<call id>:result`, so its recorded decision is its own
@@ -63,26 +64,26 @@ def guard_results(
     state: AgentState,
     ran: Sequence[Prepared | None],
     results: Sequence[ToolResult],
-    governor: Governor | None,
+    governor: ToolGovernor,
     *,
     answered_first: bool = False,
 ) -> tuple[list[ToolResult], list[GuardRecord]]:
     """The turn's results as the model may read them, and the verdicts on them. `ran`
     pairs each result with the call that produced it (None: tierflow wrote it). Held
     results pause the turn once; `answered_first` says the turn's review before running
-    was answered from its record (see `answered_from_record`)."""
+    was answered from its record (see `answered_from_record`). Only a `Governor`
+    records, so only a governed agent holds results and audits the verdicts."""
+    durable = isinstance(governor, Governor)
     checked = [
-        check_result(call, result, state, can_hold=governor is not None)
-        if call is not None and call[0].output_guards
+        check_result(call, result, state, can_hold=durable)
+        if call is not None and call.tool.output_guards
         else CheckedResult(result, [])
         for call, result in zip(ran, results, strict=True)
     ]
     held = [entry.held for entry in checked if entry.held is not None]
-    decision: Mapping[str, Any] = {}
-    if held and governor is not None:
-        decision = _decide(held, governor, answered_first)
+    decision: Mapping[str, Any] = _decide(held, governor, answered_first) if held else {}
     final = [_reviewed(entry, decision) for entry in checked]
-    if governor is not None:
+    if isinstance(governor, Governor):
         _audit(governor, ran, checked, decision)
     return final, [record for entry in checked for record in entry.records]
 
@@ -91,7 +92,7 @@ def check_result(
     call: Prepared, result: ToolResult, state: AgentState, *, can_hold: bool
 ) -> CheckedResult:
     """Run a call's output guards on its result, in declaration order."""
-    tool, _, context = call
+    tool = call.tool
     text = result["content"]
     records: list[GuardRecord] = []
     labels: list[str] = []
@@ -136,8 +137,8 @@ def check_result(
         return CheckedResult(shown, records)
     held = HeldCall(
         tool=tool.name,
-        call_id=f"{context.call_id}{RESULT_REVIEW}",
-        arguments=visible_arguments(call),
+        call_id=f"{call.context.call_id}{RESULT_REVIEW}",
+        arguments=call.arguments,
         guard=", ".join(labels),
         reason=f"its result: {'; '.join(reasons)}",
         held_by=["guard"],
@@ -146,19 +147,22 @@ def check_result(
     return CheckedResult(shown, records, held)
 
 
-def answered_from_record(governor: Governor, calls: Sequence[Prepared | ToolResult]) -> bool:
+def answered_from_record(governor: ToolGovernor, calls: Sequence[Prepared | ToolResult]) -> bool:
     """Call before `checked`: was a call of this turn reviewed before it ran, in an
     earlier run of this node? `checked` then takes that decision from its record
     without calling `interrupt()`, and the resume value that answered it is still the
-    first LangGraph hands out — which the result review must not take for its own."""
-    return any(
-        governor.reviews.recorded(governor.thread, [item[2].call_id]) is not None
+    first LangGraph hands out — which the result review must not take for its own.
+    (Never, without a `Governor`: nothing is recorded.)"""
+    return isinstance(governor, Governor) and any(
+        governor.reviews.recorded(governor.thread, [item.context.call_id]) is not None
         for item in calls
-        if isinstance(item, tuple)
+        if isinstance(item, Prepared)
     )
 
 
-def _decide(held: list[HeldCall], governor: Governor, answered_first: bool) -> Mapping[str, Any]:
+def _decide(
+    held: list[HeldCall], governor: ToolGovernor, answered_first: bool
+) -> Mapping[str, Any]:
     """The reviewer's decision on the turn's held results: recorded (a resume after a
     crash never asks twice), or asked for in one pause and recorded before use."""
     recorded = governor.recorded_review(held)
@@ -191,7 +195,6 @@ def _audit(
     for call, entry in zip(ran, checked, strict=True):
         if call is None:
             continue
-        tool, _, context = call
         withheld = entry.withheld or (entry.held is not None and not approved)
         for record in entry.records:
             verdict: AuditDecision = "allowed"
@@ -205,19 +208,19 @@ def _audit(
             note = "" if record["ok"] else f": {record['reason']}"
             rows.append(
                 AuditRecord(
-                    event=f"result:{governor.thread}:{context.step}:{context.call_id}:"
-                    f"{record['guard']}",
+                    event=f"result:{governor.thread}:{call.context.step}:"
+                    f"{call.context.call_id}:{record['guard']}",
                     thread=governor.thread,
-                    step=context.step,
+                    step=call.context.step,
                     principal=governor.principal.id if governor.principal else None,
                     agent=governor.agent,
                     kind="tool",
                     name=record["guard"],
-                    call_id=context.call_id,
-                    arguments=visible_arguments(call),
+                    call_id=call.context.call_id,
+                    arguments=call.arguments,
                     decision=verdict,
                     outcome=outcome,
-                    reason=f"result check of {tool.name}: {record['policy']}{note}",
+                    reason=f"result check of {call.tool.name}: {record['policy']}{note}",
                 )
             )
     governor.audit_log.write_many(rows)

@@ -11,9 +11,12 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from langchain_core.runnables import RunnableConfig
 from pydantic import Field, field_validator, model_validator
 
-from tierflow.nodes.state import AgentState, RouteDecision
+from tierflow.nodes.context import Governing, principal_of, run_context
+from tierflow.nodes.remind import new_request
+from tierflow.nodes.state import AgentState, RouteDecision, RouteUpdate
 from tierflow.spec_model import SpecModel
 
 
@@ -93,36 +96,57 @@ class RulesRouter(SpecModel):
         )
 
 
-def make_route_node(router: Router, tiers: Sequence[str]) -> Any:
-    """The `route` node: decide once per request and keep the decision — unless a guard
-    asked for escalation, which moves the request to the next tier in `tiers` (declared
-    from cheapest to strongest). Escalation is a route decision like any other."""
+def make_route_node(router: Router, tiers: Sequence[str], governing: Governing) -> Any:
+    """The `route` node, entered once per request (from START) and again on escalation.
 
-    def escalate(current: RouteDecision, why: str) -> dict[str, Any]:
+    A new request (a user message not seen before) starts a fresh objective, plan, step
+    count and route, records who the run acts for (the run context's principal, kept
+    with the thread) and declares a governed run's budget; then the router decides
+    once and the decision is kept — unless a guard asked for escalation, which moves
+    the request to the next tier in `tiers` (declared from cheapest to strongest).
+    Escalation is a route decision like any other."""
+
+    def escalate(current: RouteDecision, why: str) -> RouteUpdate:
         position = tiers.index(current["tier"])
         if position + 1 >= len(tiers):
-            return {"escalation": None}
+            return RouteUpdate(escalation=None)
         decision = RouteDecision(
             tier=tiers[position + 1],
             router="escalation",
             reason=f"{why} (on tier {current['tier']!r})",
             confidence=1.0,
         )
-        return {"route": decision, "routes": [decision], "escalation": None}
+        return RouteUpdate(route=decision, routes=[decision], escalation=None)
 
-    def route(state: AgentState) -> dict[str, Any]:
-        current = state.get("route")
+    def started(state: AgentState, config: RunnableConfig) -> RouteUpdate:
+        """What a new request writes before its route: the reset, the principal."""
+        update = new_request(state) or RouteUpdate()
+        if not update:
+            return update
+        recorded = state.get("principal")
+        principal = principal_of(run_context(), recorded)
+        if principal is not None and recorded is None:
+            update["principal"] = principal.model_dump(mode="json")
+        governor = governing.governor(config, recorded)
+        if governor is not None:
+            governor.declare_budgets()
+        return update
+
+    def route(state: AgentState, config: RunnableConfig) -> RouteUpdate:
+        update = started(state, config)
+        current = None if update else state.get("route")
         why = state.get("escalation")
         if current is not None and why:
             return escalate(current, why)
         if current is not None:
-            return {}
-        decision = router.route(state.get("objective", ""), state)
+            return update
+        objective = update.get("objective", state.get("objective", ""))
+        decision = router.route(objective, {**state, **update})
         if decision["tier"] not in tiers:
             raise ValueError(
                 f"router {router.name!r} chose tier {decision['tier']!r}, "
                 f"which the agent does not declare (tiers: {list(tiers)})"
             )
-        return {"route": decision, "routes": [decision]}
+        return update | RouteUpdate(route=decision, routes=[decision])
 
     return route

@@ -73,10 +73,10 @@ class GuardRecord(TypedDict):
 
 
 class AgentInput(TypedDict):
+    """What a run is sent: the user's message. Who it acts for comes in the run context
+    (`RunContext.principal`), never in the input."""
+
     messages: Annotated[list[AnyMessage], add_messages]
-    # Who the run acts for (a `Principal` as JSON), set by the runner when it starts:
-    # kept with the thread so a resume acts for the same principal.
-    principal: NotRequired[dict[str, Any] | None]
 
 
 class AgentState(TypedDict, total=False):
@@ -85,12 +85,10 @@ class AgentState(TypedDict, total=False):
     request_id: str
     objective: str
     plan: list[PlanStep]
-    reminder: str
     route: RouteDecision | None
     routes: Annotated[list[RouteDecision], operator.add]
     steps: int
     calls: Annotated[list[ModelCall], operator.add]
-    results: list[ToolResult]
     candidate: str | None
     feedback: str | None
     # Set by a guard whose policy is escalate; the route node moves to a stronger tier.
@@ -100,4 +98,89 @@ class AgentState(TypedDict, total=False):
     status: Status
     answer: str | None
     error: str | None
+    # Who the run acts for (a `Principal` as JSON): recorded by `route` from the run
+    # context on the thread's first request, so later runs act for the same one.
     principal: dict[str, Any] | None
+
+
+# --- what each node writes ---------------------------------------------------------------
+# A node's update is one of these (a subset of `AgentState`), so a misspelt or foreign
+# key is a type error, and `NodeIO` (below) reads each node's writes from its update type.
+
+
+class RouteUpdate(TypedDict, total=False):
+    request_id: str
+    objective: str
+    plan: list[PlanStep]
+    steps: int
+    route: RouteDecision | None
+    routes: list[RouteDecision]
+    reasks: dict[str, int]
+    candidate: str | None
+    feedback: str | None
+    escalation: str | None
+    status: Status
+    answer: str | None
+    error: str | None
+    principal: dict[str, Any] | None
+
+
+class ModelUpdate(TypedDict, total=False):
+    messages: list[AnyMessage]
+    steps: int
+    calls: list[ModelCall]
+    candidate: str | None
+    status: Status
+    answer: str | None
+    error: str | None
+
+
+class ActUpdate(TypedDict, total=False):
+    messages: list[AnyMessage]
+    plan: list[PlanStep]
+    verdicts: list[GuardRecord]
+
+
+class ObserveUpdate(TypedDict, total=False):
+    messages: list[AnyMessage]
+    feedback: str | None
+
+
+class GuardUpdate(TypedDict, total=False):
+    verdicts: list[GuardRecord]
+    candidate: str | None
+    reasks: dict[str, int]
+    feedback: str | None
+    escalation: str | None
+    status: Status
+    answer: str | None
+    error: str | None
+
+
+STATE_KEYS: frozenset[str] = frozenset(AgentState.__annotations__)
+
+
+class NodeIO(TypedDict):
+    """What a node reads from state and writes to it: shown in diagrams, checked by lint
+    (every key read is written by some node or the input; every key is state's)."""
+
+    reads: tuple[str, ...]
+    writes: tuple[str, ...]
+
+
+def node_io(update: type[Any], *, reads: tuple[str, ...]) -> NodeIO:
+    """A node's `NodeIO`, its writes read from its update type."""
+    return NodeIO(reads=reads, writes=tuple(update.__annotations__))
+
+
+ROUTE_IO = node_io(
+    RouteUpdate, reads=("messages", "request_id", "objective", "route", "escalation", "principal")
+)
+MODEL_IO = node_io(
+    ModelUpdate, reads=("messages", "objective", "plan", "steps", "principal")
+)
+ACT_IO = node_io(ActUpdate, reads=("messages", "steps", "principal"))
+OBSERVE_IO = node_io(ObserveUpdate, reads=("feedback",))
+GUARD_IO = node_io(
+    GuardUpdate, reads=("candidate", "steps", "reasks", "route", "messages")
+)
