@@ -494,3 +494,13 @@ def test_an_answer_reaches_the_caller_whole_and_is_stored_masked(
 
 def file_bytes(db: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in files_of(db)}
+
+
+def test_a_masks_kind_label_is_not_read_as_a_sensitive_name() -> None:
+    """Found by hypothesis: `[REDACTED:stripe_access_key] :0` masked again must stay —
+    the label ends in `access_key`, which before `:0` looked like a name and its value."""
+    once = REDACTOR.redact_text("sk_live_4eC39HqLyjWDarjtT1zdp7dcXq81hPLMxT0aYv3N :0")
+    assert once == "[REDACTED:stripe_access_key] :0"
+    assert REDACTOR.redact_text(once) == once
+    # A real name and value beside a mask are still masked.
+    assert REDACTOR.redact_text(f"{once} api_key=hunter2hunter2") == f"{once} api_key=[REDACTED]"

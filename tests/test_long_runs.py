@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from langchain_core.messages import HumanMessage
 
 from tierflow import Agent, Limits, Price, Scenario, ScriptedChatModel, Tier, Turn, tool
@@ -36,6 +37,9 @@ def long_agent(steps: int) -> Agent:
     )
 
 
+# About 40 s alone on this 2-core machine (the history grows, and LangGraph's message
+# reducer is linear in it); under a loaded `-n auto` run it needs more than the default.
+@pytest.mark.timeout(600)
 def test_a_run_of_3000_model_steps_finishes_done() -> None:
     graph = long_agent(STEPS).compile()
     state = graph.invoke({"messages": [HumanMessage("count to the end")]})
