@@ -18,6 +18,7 @@ PUBLIC = [
     "RouteDecision",
     "Rule",
     "RulesRouter",
+    "RunContext",
     "Scenario",
     "ScriptedChatModel",
     "SpecError",

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from tierflow.guardrails.schema import OutputSchema
     from tierflow.models.price import Price
     from tierflow.models.scripted import Scenario, ScriptedChatModel, Turn
+    from tierflow.nodes.context import RunContext
     from tierflow.nodes.route import Rule, RulesRouter
     from tierflow.nodes.state import RouteDecision
     from tierflow.nodes.tools import Tool, ToolContext, tool
@@ -28,6 +29,7 @@ __getattr__, __dir__ = lazy_names(
         "tierflow.guardrails.schema": ("OutputSchema",),
         "tierflow.models.price": ("Price",),
         "tierflow.models.scripted": ("Scenario", "ScriptedChatModel", "Turn"),
+        "tierflow.nodes.context": ("RunContext",),
         "tierflow.nodes.route": ("Rule", "RulesRouter"),
         "tierflow.nodes.state": ("RouteDecision",),
         "tierflow.nodes.tools": ("Tool", "ToolContext", "tool"),
@@ -44,6 +46,7 @@ __all__ = [
     "RouteDecision",
     "Rule",
     "RulesRouter",
+    "RunContext",
     "Scenario",
     "ScriptedChatModel",
     "SpecError",

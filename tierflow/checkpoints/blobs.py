@@ -39,13 +39,20 @@ def encode(serde: SerializerProtocol, value: Any) -> Blob:
     return Blob(digest, type_, 0, data)
 
 
+# SQLite 3.35+ returns the new row's id from the INSERT itself: one statement for a new
+# blob (most are new) instead of two; an equal blob already stored still needs the look.
+_RETURNING = " RETURNING id" if sqlite3.sqlite_version_info >= (3, 35, 0) else ""
+
+
 def store(conn: sqlite3.Connection, blob: Blob) -> int:
     """The id of `blob`'s row, inserting it unless an equal one is stored."""
-    conn.execute(
+    inserted = conn.execute(
         "INSERT INTO blobs (hash, type, zlib, data) VALUES (?, ?, ?, ?) "
-        "ON CONFLICT (hash) DO NOTHING",
+        f"ON CONFLICT (hash) DO NOTHING{_RETURNING}",
         blob,
-    )
+    ).fetchone()
+    if inserted is not None:
+        return int(inserted[0])
     row = conn.execute("SELECT id FROM blobs WHERE hash = ?", (blob.hash,)).fetchone()
     return int(row[0])
 
