@@ -220,3 +220,16 @@ def test_lint_finds_reads_nobody_writes_and_keys_the_state_lacks(guarded: Script
     found = io_problems(broken)
     assert "act declares keys the state doesn't have: ['budget_left', 'mood']" in found
     assert "act reads ['budget_left'], which no node writes" in found
+
+
+def test_dual_nodes_are_langgraphs_own_runnable(guarded: Scripted) -> None:
+    """`nodes/dual.py` builds on LangGraph's private `RunnableCallable` (LangChain's
+    `RunnableLambda` inspects signatures on every call): pinned here, so a LangGraph
+    upgrade that moves it fails this test, not a user's run."""
+    from langgraph._internal._runnable import RunnableCallable
+
+    graph = guarded.graph()
+    for node in ("act", "model.fast", "model.reasoning"):
+        bound = graph.builder.nodes[node].runnable
+        assert isinstance(bound, RunnableCallable)
+        assert bound.afunc is not None  # a real async body, not the sync one in a thread

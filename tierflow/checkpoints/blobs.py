@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 import ormsgpack
@@ -44,17 +44,31 @@ def encode(serde: SerializerProtocol, value: Any) -> Blob:
 _RETURNING = " RETURNING id" if sqlite3.sqlite_version_info >= (3, 35, 0) else ""
 
 
-def store(conn: sqlite3.Connection, blob: Blob) -> int:
-    """The id of `blob`'s row, inserting it unless an equal one is stored."""
-    inserted = conn.execute(
-        "INSERT INTO blobs (hash, type, zlib, data) VALUES (?, ?, ?, ?) "
-        f"ON CONFLICT (hash) DO NOTHING{_RETURNING}",
-        blob,
-    ).fetchone()
+def insert_id(
+    conn: sqlite3.Connection,
+    insert: str,
+    params: Sequence[Any],
+    select: str,
+    key: Sequence[Any],
+) -> int:
+    """The id of the row `insert` (an `INSERT … ON CONFLICT … DO NOTHING`) adds, or of
+    the equal row `select` finds when there was one already."""
+    inserted = conn.execute(insert + _RETURNING, params).fetchone()
     if inserted is not None:
         return int(inserted[0])
-    row = conn.execute("SELECT id FROM blobs WHERE hash = ?", (blob.hash,)).fetchone()
-    return int(row[0])
+    return int(conn.execute(select, key).fetchone()[0])
+
+
+def store(conn: sqlite3.Connection, blob: Blob) -> int:
+    """The id of `blob`'s row, inserting it unless an equal one is stored."""
+    return insert_id(
+        conn,
+        "INSERT INTO blobs (hash, type, zlib, data) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (hash) DO NOTHING",
+        blob,
+        "SELECT id FROM blobs WHERE hash = ?",
+        (blob.hash,),
+    )
 
 
 def load(conn: sqlite3.Connection, ids: Iterable[int]) -> dict[int, tuple[str, bytes]]:

@@ -268,21 +268,23 @@ class SqliteStore(AsyncInWorkerThread, BaseCheckpointSaver[str]):
         with self.lock:
             with self.transaction(write=True) as conn:
                 thread = retention.thread_row(conn, thread_id, namespace, create=True)
-                conn.execute(
+                task_key = (thread, codec.pack_id(checkpoint_id), codec.pack_id(task_id))
+                task = blobs.insert_id(
+                    conn,
                     "INSERT INTO tasks (thread, checkpoint_id, task_id, task_path) "
                     "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                    (thread, codec.pack_id(checkpoint_id), codec.pack_id(task_id), task_path),
-                )
-                task = conn.execute(
+                    (*task_key, task_path),
                     "SELECT id FROM tasks WHERE thread = ? AND checkpoint_id = ? AND task_id = ?",
-                    (thread, codec.pack_id(checkpoint_id), codec.pack_id(task_id)),
-                ).fetchone()[0]
-                for idx, channel, _, blob in encoded:
-                    conn.execute(
-                        "INSERT INTO writes (task, idx, channel, blob) VALUES (?, ?, ?, ?) "
-                        f"ON CONFLICT (task, idx) {conflict}",
-                        (task, idx, channel, blobs.store(conn, blob)),
-                    )
+                    task_key,
+                )
+                conn.executemany(
+                    "INSERT INTO writes (task, idx, channel, blob) VALUES (?, ?, ?, ?) "
+                    f"ON CONFLICT (task, idx) {conflict}",
+                    [
+                        (task, idx, channel, blobs.store(conn, blob))
+                        for idx, channel, _, blob in encoded
+                    ],
+                )
             key = (thread_id, namespace, checkpoint_id)
             known = {(w.task_id, w.idx): w for w in self._writes.get(key) or ()}
             for idx, channel, value, _ in encoded:

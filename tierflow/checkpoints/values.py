@@ -118,7 +118,8 @@ def still_stored(conn: sqlite3.Connection, thread: int, channel: str, base: Base
 def store(conn: sqlite3.Connection, thread: int, planned: Planned) -> int:
     """Insert `planned` as the value of its version (unless stored already); its row id."""
     segment_ids = [blobs.store(conn, blob) for blob in planned.segments]
-    conn.execute(
+    return blobs.insert_id(
+        conn,
         "INSERT INTO channel_values (thread, channel, version, kind, base, prefix, segments) "
         "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (thread, channel, version) DO NOTHING",
         (
@@ -130,12 +131,9 @@ def store(conn: sqlite3.Connection, thread: int, planned: Planned) -> int:
             planned.prefix if planned.kind == LIST else None,
             blobs.pack_ids(segment_ids) if planned.kind != EMPTY else None,
         ),
-    )
-    row = conn.execute(
         "SELECT id FROM channel_values WHERE thread = ? AND channel = ? AND version = ?",
         (thread, planned.channel, planned.version),
-    ).fetchone()
-    return int(row[0])
+    )
 
 
 class Row(NamedTuple):

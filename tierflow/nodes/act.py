@@ -25,7 +25,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from langchain_core.messages import AIMessage, InvalidToolCall, ToolCall, ToolMessage
-from langchain_core.runnables import RunnableConfig, RunnableLambda
+from langchain_core.runnables import Runnable, RunnableConfig
 from pydantic import ValidationError
 
 from tierflow.governance.gate import OnWait
@@ -46,7 +46,7 @@ T = TypeVar("T")
 
 def make_act_node(
     tools: Sequence[Tool], max_calls_per_turn: int, governing: Governing
-) -> RunnableLambda[Any, Any]:
+) -> Runnable[Any, Any]:
     """The `act` node of an agent with `tools` (`governing`: how it reaches the run's
     governor)."""
     act = Act(tools, max_calls_per_turn, governing)

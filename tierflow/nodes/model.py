@@ -11,7 +11,7 @@ from typing import Any
 
 from langchain_core.language_models import LanguageModelInput
 from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
-from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
+from langchain_core.runnables import Runnable, RunnableConfig
 from langgraph.config import get_stream_writer
 
 from tierflow.governance.budget import Reservation, Spend
@@ -275,5 +275,5 @@ class ModelNode:
                 await asyncio.to_thread(settle_call, held, self.model, response, update)
         return update
 
-    def node(self) -> RunnableLambda[Any, Any]:
+    def node(self) -> Runnable[Any, Any]:
         return dual_node(f"model.{self.tier}", self.run, self.arun)
