@@ -177,3 +177,34 @@ def test_json_context_can_name_a_principal_but_not_the_governance_store() -> Non
     # What Studio shows: the principal only.
     schema = RunContext.model_json_schema()
     assert list(schema["properties"]) == ["principal"]
+
+
+def test_a_governed_agent_masks_its_checkpoints_on_any_saver(
+    scripted_agent: Callable[..., Scripted],
+) -> None:
+    """`compile()` masks a governed agent's checkpoints on a saver tierflow doesn't own:
+    a secret a tool returned is in the model's input, never in what InMemorySaver keeps."""
+    secret = "sk_live_4eC39HqLyjWDarjtT1zdp7dcXq81hPLMxT0aYv3N"
+
+    @tool(scope="orders:read")
+    def lookup(order_id: int) -> str:
+        """Look an order up."""
+        return f"order {order_id}: paid with key {secret}"
+
+    grants = (Grant(holder="agent:test_agent", scopes=("orders:read",)),)
+    scripted = scripted_agent(
+        [Turn(calls=(("lookup", {"order_id": 7}),)), Turn(text="Found it.")],
+        tools=(lookup,),
+        policy=Policy(grants=grants),
+    )
+    saver = InMemorySaver()
+    graph = scripted.agent.compile(checkpointer=saver)
+    scripted.agent.compile(checkpointer=saver)  # a second compile masks once, not twice
+    values = ask(graph, "masked")
+    assert values["status"] == "done"
+    assert any(secret in str(m.content) for m in scripted.fast.inputs[1])  # the model read it
+    stored = repr(saver.storage) + repr(saver.writes) + repr(saver.blobs)
+    assert secret.encode() not in stored.encode() and secret not in stored
+    history = list(graph.get_state_history(thread("masked")))
+    assert history and all(secret not in repr(s.values) for s in history)
+    assert any("[REDACTED" in repr(s.values) for s in history)
