@@ -12,6 +12,7 @@ import pytest
 from checkpoint_stores import target_fixture
 from conftest import Scripted
 from langchain_core.messages import HumanMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 from pydantic import ValidationError
 
@@ -56,7 +57,7 @@ def governed(scripted_agent: Callable[..., Scripted], refunds: Refunds) -> Scrip
     )
 
 
-def thread(name: str) -> dict[str, Any]:
+def thread(name: str) -> RunnableConfig:
     return {"configurable": {"thread_id": name}}
 
 
