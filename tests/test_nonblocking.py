@@ -34,6 +34,8 @@ from blockbuster import BlockBuster, BlockBusterFunction
 from checkpoint_stores import fresh_database, target_fixture
 from conftest import Scripted
 from langchain_core.messages import HumanMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.types import StreamMode
 from psycopg_pool import ConnectionPool
 
 from tierflow import Turn, checkpoints, tool
@@ -181,7 +183,7 @@ def test_ainvoke_and_aget_state_never_block_the_loop(
     scripted_agent: Callable[..., Scripted], target: str, kind: str, profile: Profile
 ) -> None:
     scripted = AGENTS[kind](scripted_agent)
-    config = {"configurable": {"thread_id": "t"}}
+    config: RunnableConfig = {"configurable": {"thread_id": "t"}}
     with checkpoints.open(target) as store:
         graph = scripted.agent.compile(checkpointer=saver_for(scripted, store))
 
@@ -202,8 +204,8 @@ def test_astream_and_the_state_history_never_block_the_loop(
     scripted_agent: Callable[..., Scripted], target: str, kind: str, profile: Profile
 ) -> None:
     scripted = AGENTS[kind](scripted_agent)
-    config = {"configurable": {"thread_id": "t"}}
-    modes = ["updates", "values", "messages", "custom"]
+    config: RunnableConfig = {"configurable": {"thread_id": "t"}}
+    modes: list[StreamMode] = ["updates", "values", "messages", "custom"]
     with checkpoints.open(target) as store:
         graph = scripted.agent.compile(checkpointer=saver_for(scripted, store))
 
@@ -226,7 +228,7 @@ def test_langgraphs_async_postgres_saver_opens_without_blocking(
     scripted_agent: Callable[..., Scripted], profile: Profile
 ) -> None:
     scripted = ungoverned(scripted_agent)
-    config = {"configurable": {"thread_id": "t"}}
+    config: RunnableConfig = {"configurable": {"thread_id": "t"}}
     with fresh_database() as url:
 
         async def work() -> Any:
@@ -285,7 +287,7 @@ def test_a_review_pause_and_its_resume_never_block_the_loop(
     scripted_agent: Callable[..., Scripted], target: str, profile: Profile
 ) -> None:
     scripted = reviewed(scripted_agent)
-    config = {"configurable": {"thread_id": "t"}}
+    config: RunnableConfig = {"configurable": {"thread_id": "t"}}
     with checkpoints.open(target) as store:
         graph = scripted.agent.compile(checkpointer=saver_for(scripted, store))
 
