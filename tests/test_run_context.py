@@ -209,3 +209,18 @@ def test_a_governed_agent_masks_its_checkpoints_on_any_saver(
     history = list(graph.get_state_history(thread("masked")))
     assert history and all(secret not in repr(s.values) for s in history)
     assert any("[REDACTED" in repr(s.values) for s in history)
+
+
+def test_governance_holds_its_store_open_while_it_lives(tmp_path: Any) -> None:
+    """A governed run makes several transactions per call: the store they go to stays
+    open (one connection) for as long as the run's `Governance` lives, not per call."""
+    import gc
+
+    from tierflow.checkpoints import database
+
+    db = tmp_path / "governance.db"
+    governance = Governance(db)
+    assert database.is_shared(db)
+    del governance
+    gc.collect()
+    assert not database.is_shared(db)

@@ -18,6 +18,7 @@ every run, resume and principal; nothing run-specific is captured at compile tim
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,7 +46,11 @@ OnThreadWait = Callable[[str, "WaitEvent"], None]
 class Governance:
     """A governed run's handles: the run store holding its governance tables (a SQLite
     path, a `postgresql://` URL, or `MEMORY`), the process's `Capacity` (concurrency caps
-    and rate limits: one per process), and who hears when a call waits for a slot."""
+    and rate limits: one per process), and who hears when a call waits for a slot.
+
+    It holds the store open for as long as it lives: every governed call makes several
+    transactions, and a store nobody holds would be opened (and its file checked) for
+    each of them."""
 
     def __init__(
         self,
@@ -54,10 +59,14 @@ class Governance:
         capacity: Capacity | None = None,
         on_wait: OnThreadWait | None = None,
     ) -> None:
+        from tierflow.checkpoints import database
+
         keep = isinstance(db, Path) or db.startswith(URL_SCHEMES) or db == MEMORY
         self.db: str | Path = db if keep else Path(db)
         self.capacity = capacity
         self.on_wait = on_wait
+        held = database.acquire(self.db)
+        weakref.finalize(self, held.release)
 
     def __repr__(self) -> str:
         return f"Governance(db={str(self.db)!r})"
