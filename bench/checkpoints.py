@@ -42,7 +42,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from typing_extensions import TypedDict
 
-from tierflow import checkpoints
+from tierflow import store as run_store
 
 MESSAGE_BYTES = 400
 WORDS = [
@@ -111,7 +111,7 @@ def open_langgraph(path: Path) -> Iterator[BaseCheckpointSaver[Any]]:
 
 @contextmanager
 def open_tierflow(path: Path) -> Iterator[BaseCheckpointSaver[Any]]:
-    with checkpoints.open(path) as saver:
+    with run_store.open(path) as saver:
         yield saver
 
 

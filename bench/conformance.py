@@ -15,8 +15,8 @@ from pathlib import Path
 
 from langgraph.checkpoint.conformance import checkpointer_test, validate
 
-from tierflow import checkpoints
-from tierflow.checkpoints import SqliteStore
+from tierflow import store as run_store
+from tierflow.store import SqliteStore
 
 
 def main() -> int:
@@ -25,7 +25,7 @@ def main() -> int:
 
         @checkpointer_test(name="tierflow SqliteStore")
         async def store() -> AsyncIterator[SqliteStore]:
-            with checkpoints.open(Path(directory) / f"conformance-{next(files)}.db") as saver:
+            with run_store.open(Path(directory) / f"conformance-{next(files)}.db") as saver:
                 yield saver
 
         report = asyncio.run(validate(store))

@@ -56,7 +56,7 @@ from tierflow.guardrails import (
     PiiGuard,
     SqlGuard,
 )
-from tierflow.guardrails.facts_sources import read_source
+from tierflow.guardrails.facts.sources import read_source
 
 ROOT = Path(__file__).resolve().parents[1]
 

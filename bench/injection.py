@@ -37,9 +37,9 @@ from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 
 from tierflow import Agent, Price, ScriptedChatModel, Tier, Turn, tool
 from tierflow.governance import FlowRule, Grant, Policy
-from tierflow.graphs.runner import Runner
 from tierflow.guardrails import InjectionGuard
 from tierflow.models.messages import last_request_index, text_of
+from tierflow.runs.runner import Runner
 
 LANDLORD = "DE89370400440532013000"
 UTILITY = "FR1420041010050500013M02606"

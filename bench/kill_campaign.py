@@ -6,7 +6,7 @@ runs once uninterrupted for its reference: answer, status, plan, the refunds in 
 shop, the principal, the ledger's charge and the audit rows of its tool calls. A
 scenario is one command (`tierflow run`) or several (`tierflow run`, paused for review,
 then `tierflow resume --approve`). Then for every command of it, every crash point of
-`tierflow.faults` and every occurrence N = 1, 2, … while the point is still reached, it
+`tierflow.testing.faults` and every occurrence N = 1, 2, … while the point is still reached, it
 runs again with `TIERFLOW_CRASH_AT=point@N` in that command, and the campaign checks:
 
 - the process died by SIGKILL at that point (the flag file names it), and `tierflow
@@ -64,9 +64,9 @@ from types import ModuleType
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
-from tierflow import faults
-from tierflow.checkpoints import RunsTable, database
-from tierflow.checkpoints.targets import is_postgres
+from tierflow.store import RunsTable, database
+from tierflow.store.targets import is_postgres
+from tierflow.testing import faults
 from tierflow.testing.preload import RUN_STACK
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -179,7 +179,7 @@ def _cli_child(argv: list[str], env: dict[str, str], log: str) -> None:
         handle = os.open(log + suffix, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         os.dup2(handle, fd)
         os.close(handle)
-    from tierflow.cli import main
+    from tierflow.cli.app import main
 
     sys.argv = ["tierflow", *argv]
     try:

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from test_long_runs import long_agent
 
-from tierflow.graphs.runner import Runner
+from tierflow.runs.runner import Runner
 
 
 def main() -> None:

@@ -51,7 +51,8 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
 
-from tierflow import Agent, Limits, Price, Scenario, ScriptedChatModel, Tier, Turn, checkpoints
+from tierflow import Agent, Limits, Price, Scenario, ScriptedChatModel, Tier, Turn
+from tierflow import store as run_store
 from tierflow import tool as tierflow_tool
 
 HERE = Path(__file__).resolve().parent
@@ -174,7 +175,7 @@ def open_saver(name: SaverName, folder: Path) -> Iterator[BaseCheckpointSaver[An
     if name == "memory":
         yield InMemorySaver()
     elif name == "tierflow-sqlite":
-        with checkpoints.open(path) as store:
+        with run_store.open(path) as store:
             yield store
     else:
         connection = sqlite3.connect(path, check_same_thread=False)

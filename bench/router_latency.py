@@ -31,11 +31,11 @@ import numpy as np
 import sklearn
 
 from tierflow import Rule, RulesRouter, Scenario, ScriptedChatModel, Turn
-from tierflow.nodes.route import Router
-from tierflow.nodes.routers import ComposedRouter, LearnedRouter, LLMRouter, Strategy
-from tierflow.nodes.routers.calibrate import threshold_for_share
-from tierflow.nodes.routers.data import load_routing_csv
-from tierflow.nodes.routers.training import fit_scorer, gain_of
+from tierflow.routing import ComposedRouter, LearnedRouter, LLMRouter, Strategy
+from tierflow.routing.offline.calibrate import threshold_for_share
+from tierflow.routing.offline.data import load_routing_csv
+from tierflow.routing.offline.training import fit_scorer, gain_of
+from tierflow.routing.router import Router
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "routing" / "mmlu.csv"
 PROMPTS = 1000

@@ -19,7 +19,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from pydantic import Field
 
 from tierflow import Agent, Price, Scenario, ScriptedChatModel, Tier, Turn
-from tierflow.cli import main
+from tierflow.cli.app import main
 
 FAST_PRICE = Price(input=2.00, cached_input=0.50, output=8.00)
 REASONING_PRICE = Price(input=1.75, cached_input=0.175, output=14.00)

@@ -10,8 +10,8 @@ from pathlib import Path
 from langgraph.checkpoint.conformance import checkpointer_test, validate
 from langgraph.checkpoint.conformance.capabilities import EXTENDED_CAPABILITIES
 
-from tierflow import checkpoints
-from tierflow.checkpoints import SqliteStore
+from tierflow import store as run_store
+from tierflow.store import SqliteStore
 
 
 def test_the_sqlite_store_passes_every_base_and_extended_capability(tmp_path: Path) -> None:
@@ -20,7 +20,7 @@ def test_the_sqlite_store_passes_every_base_and_extended_capability(tmp_path: Pa
     @checkpointer_test(name="tierflow SqliteStore")
     async def store() -> AsyncIterator[SqliteStore]:
         # A fresh file for each capability's suite, as the suite expects.
-        with checkpoints.open(tmp_path / f"conformance-{next(files)}.db") as saver:
+        with run_store.open(tmp_path / f"conformance-{next(files)}.db") as saver:
             yield saver
 
     report = asyncio.run(validate(store))

@@ -11,13 +11,14 @@ import pytest
 from checkpoint_stores import one_line_error
 from langgraph.checkpoint.sqlite import SqliteSaver
 
-from tierflow import CheckpointError, checkpoints
-from tierflow.checkpoints import RunsTable
-from tierflow.checkpoints.schema import SCHEMA_VERSION
+from tierflow import CheckpointError
+from tierflow import store as run_store
+from tierflow.store import RunsTable
+from tierflow.store.schema import SCHEMA_VERSION
 
 
 def tierflow_file(path: Path) -> None:
-    with checkpoints.open(path):
+    with run_store.open(path):
         pass
 
 
@@ -72,7 +73,7 @@ def test_a_bad_file_is_refused_and_left_untouched(kind: str, tmp_path: Path, cli
     make(path)
     before = state_of(tmp_path)
     with pytest.raises(CheckpointError, match=r"runs\.db") as raised:
-        checkpoints.open(path)
+        run_store.open(path)
     assert message in str(raised.value)
     with pytest.raises(CheckpointError, match=r"runs\.db"):
         RunsTable(path).all()
@@ -83,7 +84,7 @@ def test_a_bad_file_is_refused_and_left_untouched(kind: str, tmp_path: Path, cli
 
 def test_a_directory_or_a_missing_file_is_refused(tmp_path: Path, cli: Any) -> None:
     with pytest.raises(CheckpointError, match="is a directory"):
-        checkpoints.open(tmp_path)
+        run_store.open(tmp_path)
     one_line_error(cli("history", "t1", "--db", str(tmp_path / "none.db")), "no database at")
     assert state_of(tmp_path) == {}
 
@@ -94,7 +95,7 @@ def test_an_older_schema_is_migrated_in_place(tmp_path: Path) -> None:
     with sqlite3.connect(path) as conn:
         conn.execute("CREATE TABLE tierflow_schema (version INTEGER PRIMARY KEY, applied_at TEXT)")
     conn.close()
-    with checkpoints.open(path) as saver:
+    with run_store.open(path) as saver:
         versions = [v for (v,) in saver.conn.execute("SELECT version FROM tierflow_schema")]
         tables = {n for (n,) in saver.conn.execute("SELECT name FROM sqlite_master")}
     assert versions == list(range(1, SCHEMA_VERSION + 1))

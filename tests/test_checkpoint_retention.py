@@ -15,8 +15,9 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from typing_extensions import TypedDict
 
-from tierflow import CheckpointError, checkpoints
-from tierflow.checkpoints import SqliteStore, blobs
+from tierflow import CheckpointError
+from tierflow import store as run_store
+from tierflow.store import SqliteStore, blobs
 
 
 class State(TypedDict, total=False):
@@ -46,7 +47,7 @@ def config(thread: str) -> dict[str, Any]:
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    with checkpoints.open(tmp_path / "runs.db") as saver:
+    with run_store.open(tmp_path / "runs.db") as saver:
         yield saver
 
 

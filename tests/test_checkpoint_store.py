@@ -19,8 +19,8 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from typing_extensions import TypedDict
 
-from tierflow import checkpoints
-from tierflow.checkpoints import SqliteStore, blobs, values
+from tierflow import store as run_store
+from tierflow.store import SqliteStore, blobs, values
 
 SERDE = JsonPlusSerializer()
 
@@ -70,7 +70,7 @@ def config(thread: str = "t") -> dict[str, Any]:
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    with checkpoints.open(tmp_path / "runs.db") as saver:
+    with run_store.open(tmp_path / "runs.db") as saver:
         yield saver
 
 
@@ -110,7 +110,7 @@ def test_reads_from_a_fresh_connection_and_asynchronously_agree(
 ) -> None:
     build(store).invoke({"messages": [HumanMessage("go", id="h1")], "target": 20}, config())
     expected = history(build(store))
-    with checkpoints.open(tmp_path / "runs.db") as other:
+    with run_store.open(tmp_path / "runs.db") as other:
         assert history(build(other)) == expected
 
         async def latest() -> Any:
@@ -137,7 +137,7 @@ def test_each_message_is_stored_once_however_long_the_thread(
     graph = build(store, append)
     graph.invoke({"messages": [HumanMessage("go", id="h1")], "target": 40}, config())
     # A new process: nothing cached. Loading the thread is enough to keep appending deltas.
-    with checkpoints.open(tmp_path / "runs.db") as later:
+    with run_store.open(tmp_path / "runs.db") as later:
         build(later, append).invoke({"target": 80}, config())
     stored = [m.id for blob in message_blobs(tmp_path / "runs.db") for m in blob]
     # Each reply once: the node's write and the `messages` version share its blob.
@@ -177,7 +177,7 @@ def test_a_base_deleted_by_another_process_is_not_extended(tmp_path: Path) -> No
     path = tmp_path / "runs.db"
     one = AIMessage("one", id="1")
     two = AIMessage("two", id="2")
-    with checkpoints.open(path) as writer, checkpoints.open(path) as other:
+    with run_store.open(path) as writer, run_store.open(path) as other:
         cfg = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
         first = empty_checkpoint(
             "1", {"messages": [one]}, {"messages": writer.get_next_version(None, None)}

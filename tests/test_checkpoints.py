@@ -1,4 +1,4 @@
-"""`tierflow.checkpoints`: the SQLite store and the runs table."""
+"""`tierflow.store`: the SQLite store and the runs table."""
 
 from __future__ import annotations
 
@@ -8,14 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from tierflow import CheckpointError, checkpoints
-from tierflow.checkpoints import RunsTable
-from tierflow.checkpoints.sqlite import BUSY_TIMEOUT_MS
+from tierflow import CheckpointError
+from tierflow import store as run_store
+from tierflow.store import RunsTable
+from tierflow.store.sqlite import BUSY_TIMEOUT_MS
 
 
 def test_open_gives_a_wal_sqlite_saver_that_closes_with_its_context(tmp_path: Path) -> None:
     path = tmp_path / "nested" / "runs.db"
-    with checkpoints.open(path) as saver:
+    with run_store.open(path) as saver:
         assert saver.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert saver.conn.execute("PRAGMA busy_timeout").fetchone()[0] == BUSY_TIMEOUT_MS
         tables = {r[0] for r in saver.conn.execute("SELECT name FROM sqlite_master")}
@@ -29,14 +30,14 @@ def test_open_refuses_a_file_that_is_not_sqlite_and_leaves_it_as_it_was(tmp_path
     path.write_text("not a database\n" * 50, encoding="utf-8")
     before = path.read_bytes()
     with pytest.raises(CheckpointError, match="not a readable SQLite database"):
-        checkpoints.open(path)
+        run_store.open(path)
     assert path.read_bytes() == before
 
 
 def test_open_without_create_refuses_a_missing_file_and_creates_nothing(tmp_path: Path) -> None:
     path = tmp_path / "missing.db"
     with pytest.raises(CheckpointError, match="no database at"):
-        checkpoints.open(path, create=False)
+        run_store.open(path, create=False)
     assert not path.exists()
 
 

@@ -117,13 +117,13 @@ def test_unreadable_database_is_reported_and_left_untouched(cli, tmp_path) -> No
 
 
 def test_failures_leave_the_existing_thread_intact_and_resumable(cli, db) -> None:  # type: ignore[no-untyped-def]
-    from tierflow import checkpoints
+    from tierflow import store as run_store
 
     first = cli("run", CRASHY, "--input", REQUEST, "--thread", "t", "--db", db, "--json")
     assert first.code == 0
 
     def history() -> list[str]:
-        with checkpoints.open(db) as saver:
+        with run_store.open(db) as saver:
             return [c.config["configurable"]["checkpoint_id"] for c in saver.list(None)]
 
     before = history()

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from conftest import Result, one_line_error
 
-from tierflow.cli import EXIT_CODES
-from tierflow.console import resume_command
+from tierflow.cli.app import EXIT_CODES
+from tierflow.cli.console import resume_command
 
 Cli = Callable[..., Result]
 
@@ -297,7 +297,7 @@ def test_ctrl_c_before_the_run_starts_is_130_without_a_resume_hint(
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("tierflow.cli.load_agent", interrupted)
+    monkeypatch.setattr("tierflow.cli.app.load_agent", interrupted)
     result = cli("run", CRASHY, "--input", "x", "--thread", "k", "--db", db, "--json")
     assert result.code == 130
     assert one_object(result.out)["status"] == "cancelled"

@@ -105,9 +105,9 @@ def test_reading_a_missing_postgres_database_is_an_error_and_creates_none() -> N
 def test_the_audit_table_shares_the_checkpoint_database(target: str) -> None:
     """The governance tables go into a tierflow runs database, which the checkpoint
     store still opens afterwards."""
-    from tierflow import checkpoints
+    from tierflow import store as run_store
 
     AuditLog(target).write(record())
-    with checkpoints.open(target, create=False) as saver:
+    with run_store.open(target, create=False) as saver:
         assert saver.get_tuple({"configurable": {"thread_id": "t1"}}) is None
     assert len(audit(target)) == 1

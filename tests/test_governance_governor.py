@@ -16,7 +16,6 @@ import psycopg
 import pytest
 from checkpoint_stores import target_fixture
 
-from tierflow.checkpoints.targets import is_postgres
 from tierflow.governance.approval import ApprovalRule
 from tierflow.governance.audit import audit
 from tierflow.governance.budget import Reservation, Spend, run_key
@@ -27,6 +26,7 @@ from tierflow.governance.limits import CallLimits, Capacity
 from tierflow.governance.permissions import Grant
 from tierflow.governance.policy import Policy, Principal
 from tierflow.governance.side_effects import RecordedResult
+from tierflow.store.targets import is_postgres
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SUPPORT = Grant(holder="agent:support_desk", scopes=frozenset({"orders:read", "refunds:write"}))

@@ -26,8 +26,6 @@ from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.types import Command, Interrupt, Send
 
 from tierflow import Turn
-from tierflow.checkpoints import RunsTable, SqliteStore, open_sqlite
-from tierflow.checkpoints.database import acquire_sqlite
 from tierflow.errors import SpecError
 from tierflow.governance.approval import ApprovalRule
 from tierflow.governance.audit import AuditLog, audit
@@ -42,7 +40,9 @@ from tierflow.governance.redact import (
     redact_checkpoints,
 )
 from tierflow.governance.side_effects import RecordedResult
-from tierflow.graphs.runner import Runner
+from tierflow.runs.runner import Runner
+from tierflow.store import RunsTable, SqliteStore, open_sqlite
+from tierflow.store.database import acquire_sqlite
 
 REDACTOR = Redactor()
 

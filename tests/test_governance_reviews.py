@@ -11,10 +11,10 @@ from typing import Any
 
 from checkpoint_stores import target_fixture
 
-from tierflow.checkpoints import database
-from tierflow.checkpoints.database import rows_as_dicts
 from tierflow.governance.redact import Redactor
 from tierflow.governance.reviews import Reviews
+from tierflow.store import database
+from tierflow.store.database import rows_as_dicts
 
 DECIDED_AT = "2026-11-26T10:00:00+00:00"
 

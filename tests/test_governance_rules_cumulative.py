@@ -17,8 +17,6 @@ from checkpoint_stores import target_fixture
 from conftest import Scripted
 
 from tierflow import SpecError, Turn, tool
-from tierflow.checkpoints import RunsTable
-from tierflow.checkpoints.targets import is_postgres
 from tierflow.governance import (
     ApprovalRule,
     GovernedCall,
@@ -31,8 +29,10 @@ from tierflow.governance import (
     audit,
 )
 from tierflow.governance.redact import DEFAULT_SENSITIVE_NAMES
-from tierflow.governance.store import utc_now
-from tierflow.graphs.runner import Runner
+from tierflow.governance.tables import utc_now
+from tierflow.runs.runner import Runner
+from tierflow.store import RunsTable
+from tierflow.store.targets import is_postgres
 
 target = target_fixture()
 

@@ -17,7 +17,6 @@ from conftest import Scripted
 from langchain_core.messages import ToolMessage
 
 from tierflow import Scenario, SpecError, Turn, tool
-from tierflow.checkpoints.targets import is_postgres
 from tierflow.governance import (
     ApprovalRule,
     FlowRule,
@@ -29,7 +28,8 @@ from tierflow.governance import (
     audit,
 )
 from tierflow.governance.flows import flow_decision
-from tierflow.graphs.runner import Runner
+from tierflow.runs.runner import Runner
+from tierflow.store.targets import is_postgres
 
 target = target_fixture()
 

@@ -14,7 +14,7 @@ from conftest import Scripted
 from tierflow import SpecError, Turn, tool
 from tierflow.governance import ApprovalRule, Grant, Policy, audit, needs_approval
 from tierflow.governance.approval import comparable
-from tierflow.graphs.runner import Runner
+from tierflow.runs.runner import Runner
 
 ABOVE = ApprovalRule(scope="refunds:write", argument="amount_usd", above=200)
 AT_LEAST = ApprovalRule(scope="refunds:write", argument="amount_usd", at_least=200)

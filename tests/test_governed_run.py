@@ -19,7 +19,6 @@ from langchain_core.messages import HumanMessage, ToolMessage
 from pydantic import BaseModel
 
 from tierflow import Turn, Verdict, tool
-from tierflow.checkpoints import RunsTable, open_sqlite
 from tierflow.governance import (
     ApprovalRule,
     Backoff,
@@ -33,9 +32,10 @@ from tierflow.governance import (
     audit,
     principal_key,
 )
-from tierflow.graphs.load import load_agent
-from tierflow.graphs.runner import Runner
 from tierflow.guardrails import GuardrailBase
+from tierflow.runs.load import load_agent
+from tierflow.runs.runner import Runner
+from tierflow.store import RunsTable, open_sqlite
 
 EXAMPLE = str(Path(__file__).parent.parent / "examples" / "support_desk.py")
 REFUNDS = frozenset({"orders:read", "refunds:write"})

@@ -143,8 +143,8 @@ def test_interrupt_reject_refuses_and_edit_replaces_the_answer(
 def test_an_escalation_is_in_the_runs_table(
     tmp_path: Any, scripted_agent: Callable[..., Scripted]
 ) -> None:
-    from tierflow.checkpoints import RunsTable
-    from tierflow.graphs.runner import Runner
+    from tierflow.runs.runner import Runner
+    from tierflow.store import RunsTable
 
     scripted = scripted_agent(
         [Turn(text=BAD)],

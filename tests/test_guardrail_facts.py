@@ -13,7 +13,7 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from test_guardrail_sql_corpus import _load_shop
 
 from tierflow.guardrails import FactsGuard
-from tierflow.guardrails.facts_values import find_amounts, find_dates
+from tierflow.guardrails.facts.values import find_amounts, find_dates
 
 shop = _load_shop()
 

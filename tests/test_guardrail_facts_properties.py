@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tierflow.guardrails import FactsGuard
-from tierflow.guardrails.facts_claims import default_id_patterns, id_word_pattern
-from tierflow.guardrails.facts_words import words_value
+from tierflow.guardrails.facts.claims import default_id_patterns, id_word_pattern
+from tierflow.guardrails.facts.words import words_value
 
 DETERMINISTIC = settings(max_examples=200, deadline=None, derandomize=True, database=None)
 GUARD = FactsGuard()

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tierflow.guardrails import PiiGuard
-from tierflow.guardrails.pii_detectors import (
+from tierflow.guardrails.pii.detectors import (
     dni_valid,
     find_cards,
     find_ibans,

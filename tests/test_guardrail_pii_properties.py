@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from tierflow.guardrails import PiiGuard
 from tierflow.guardrails.normalize import is_invisible, normalize, normalized
-from tierflow.guardrails.pii_detectors import luhn_valid
+from tierflow.guardrails.pii.detectors import luhn_valid
 
 DETERMINISTIC = settings(max_examples=200, deadline=None, derandomize=True, database=None)
 GUARD = PiiGuard()

@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tierflow.guardrails import SqlGuard
-from tierflow.guardrails.sql_functions import DEFAULT_FUNCTIONS
+from tierflow.guardrails.sql.functions import DEFAULT_FUNCTIONS
 
 DECLARED = {
     "customers": ["id", "name", "country"],

@@ -17,8 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_router_data import synthetic
 
-from tierflow.nodes.routers import Target, train_learned_router
-from tierflow.nodes.routers.features import BLOCKS, FeatureSettings
+from tierflow.routing.features import BLOCKS, FeatureSettings
+from tierflow.routing.offline import Target, train_learned_router
 
 HEAVY = ("networkx", "sqlglot", "jsonschema", "numpy", "openai", "sklearn", "scipy", "psycopg")
 
@@ -103,7 +103,7 @@ def test_declaring_an_agent_loads_no_heavy_dependency() -> None:
 
 
 def test_the_help_of_the_command_loads_no_agent_machinery() -> None:
-    code = "from tierflow.cli import invoke\nassert invoke(['--help']) == 0"
+    code = "from tierflow.cli.app import invoke\nassert invoke(['--help']) == 0"
     assert loaded(code, (*HEAVY, "langgraph", "langchain_core", "sqlite_utils")) == []
 
 
@@ -121,7 +121,7 @@ def test_a_trained_router_loads_and_routes_without_the_train_extra(tmp_path: Pat
     code = WITHOUT_TRAIN_EXTRA + textwrap.dedent(
         f"""
         from tierflow.errors import TierflowError
-        from tierflow.nodes.routers import LearnedRouter
+        from tierflow.routing import LearnedRouter
 
         router = LearnedRouter.load("router.json")
         decisions = [router.route(text, {{}}) for text in {requests!r}]
@@ -147,7 +147,7 @@ def test_training_without_the_extra_is_one_line_naming_it(tmp_path: Path) -> Non
     data.write_text("prompt,weak_correct,strong_correct\nhi,1,1\nho,0,1\n")
     code = WITHOUT_TRAIN_EXTRA + textwrap.dedent(
         """
-        from tierflow.cli import invoke
+        from tierflow.cli.app import invoke
 
         assert invoke(["router", "train", "data.csv", "--out", "r.json"]) == 1
         """
@@ -185,12 +185,12 @@ def test_the_terms_of_a_text_are_scikit_learns(
 
 LAZY_PACKAGES = (
     "tierflow",
-    "tierflow.checkpoints",
+    "tierflow.store",
     "tierflow.governance",
     "tierflow.graphs",
     "tierflow.guardrails",
     "tierflow.models",
-    "tierflow.nodes.routers",
+    "tierflow.routing",
 )
 
 

@@ -38,8 +38,8 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.types import StreamMode
 from psycopg_pool import ConnectionPool
 
-from tierflow import Turn, checkpoints, tool
-from tierflow.checkpoints.postgres import open_postgres_async
+from tierflow import Turn, tool
+from tierflow import store as run_store
 from tierflow.governance import (
     ApprovalRule,
     CallLimits,
@@ -52,7 +52,8 @@ from tierflow.governance import (
     audit,
 )
 from tierflow.governance.redact import redact_checkpoints
-from tierflow.graphs.runner import review_command
+from tierflow.runs.runner import review_command
+from tierflow.store.postgres import open_postgres_async
 
 Profile = Literal["dev", "strict"]
 PROFILES: tuple[Profile, ...] = ("dev", "strict")
@@ -184,7 +185,7 @@ def test_ainvoke_and_aget_state_never_block_the_loop(
 ) -> None:
     scripted = AGENTS[kind](scripted_agent)
     config: RunnableConfig = {"configurable": {"thread_id": "t"}}
-    with checkpoints.open(target) as store:
+    with run_store.open(target) as store:
         graph = scripted.agent.compile(checkpointer=saver_for(scripted, store))
 
         async def work() -> Any:
@@ -206,7 +207,7 @@ def test_astream_and_the_state_history_never_block_the_loop(
     scripted = AGENTS[kind](scripted_agent)
     config: RunnableConfig = {"configurable": {"thread_id": "t"}}
     modes: list[StreamMode] = ["updates", "values", "messages", "custom"]
-    with checkpoints.open(target) as store:
+    with run_store.open(target) as store:
         graph = scripted.agent.compile(checkpointer=saver_for(scripted, store))
 
         async def work() -> Any:
@@ -288,7 +289,7 @@ def test_a_review_pause_and_its_resume_never_block_the_loop(
 ) -> None:
     scripted = reviewed(scripted_agent)
     config: RunnableConfig = {"configurable": {"thread_id": "t"}}
-    with checkpoints.open(target) as store:
+    with run_store.open(target) as store:
         graph = scripted.agent.compile(checkpointer=saver_for(scripted, store))
 
         async def pause() -> Any:

@@ -14,10 +14,10 @@ from langchain_core.messages import HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
 
 from tierflow import Agent, Price, RulesRouter, SpecError, Tier
-from tierflow.cli import main
+from tierflow.cli.app import main
 from tierflow.errors import LoadError
-from tierflow.graphs.load import load_agent
 from tierflow.models import OpenAIModel
+from tierflow.runs.load import load_agent
 from tierflow.testing import OpenAIServer, Reply, Usage
 
 ROOT = Path(__file__).parent.parent

@@ -16,9 +16,9 @@ from langchain_core.messages import AIMessageChunk, HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
 
 from tierflow import Agent, Price, RulesRouter, Tier, tool
-from tierflow.cli import main
-from tierflow.graphs.runner import RunFailed, Runner
+from tierflow.cli.app import main
 from tierflow.models import OpenAIModel
+from tierflow.runs.runner import RunFailed, Runner
 from tierflow.testing import Fault, OpenAIServer, Reply
 from tierflow.testing.server import CUT_OFF
 

@@ -21,10 +21,10 @@ import pytest
 from langchain_core.messages import AIMessageChunk, HumanMessage
 from rich.console import Console
 
-from tierflow.checkpoints import open_sqlite
-from tierflow.console import cost_table
-from tierflow.graphs.load import load_agent
+from tierflow.cli.console import cost_table
 from tierflow.models import Price
+from tierflow.runs.load import load_agent
+from tierflow.store import open_sqlite
 from tierflow.testing import OpenAIServer, Reply, Usage
 
 ROOT = Path(__file__).parent.parent

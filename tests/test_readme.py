@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from tierflow.graphs import build_graph, mermaid, shape_of
-from tierflow.graphs.load import load_agent
+from tierflow.runs.load import load_agent
 
 ROOT = Path(__file__).parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")

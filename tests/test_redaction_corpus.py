@@ -23,10 +23,10 @@ from agents import secret_desk as desk
 from checkpoint_stores import target_fixture
 from psycopg import sql
 
-from tierflow.checkpoints.codec import ZDICT_V1
-from tierflow.checkpoints.targets import is_postgres
 from tierflow.governance.redact import Redactor
-from tierflow.graphs.runner import Runner, RunReport
+from tierflow.runs.runner import Runner, RunReport
+from tierflow.store.codec import ZDICT_V1
+from tierflow.store.targets import is_postgres
 
 target = target_fixture()
 # The control: an agent whose policy masks nothing.

@@ -27,7 +27,7 @@ from langsmith import run_trees
 from langsmith import utils as ls_utils
 
 from tierflow.governance.tracing import MaskingTracer, RedactedTracing
-from tierflow.graphs.runner import Runner
+from tierflow.runs.runner import Runner
 
 TRACING_VARIABLES = (
     "LANGSMITH_TRACING",

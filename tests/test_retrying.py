@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from tierflow.foundation.retry import exponential_delay_s, retry_after_s, retry_loop, status_of
 from tierflow.governance.retry import TransientError
-from tierflow.retrying import exponential_delay_s, retry_after_s, retry_loop, status_of
 
 NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
 

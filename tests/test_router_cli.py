@@ -11,7 +11,7 @@ import pytest
 from conftest import one_line_error
 from test_router_data import synthetic
 
-from tierflow.nodes.routers import LearnedRouter
+from tierflow.routing import LearnedRouter
 
 KEYS = {"apgr", "cpt50", "cpt80", "strong_share_at_95", "saving_at_95"}
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tierflow.nodes.routers.data import RoutingData, RoutingDataError, load_routing_csv
+from tierflow.routing.offline.data import RoutingData, RoutingDataError, load_routing_csv
 
 ROUTING = Path(__file__).resolve().parents[2] / "shared" / "data" / "routing"
 

@@ -17,8 +17,9 @@ from test_router_data import mmlu_sample, synthetic
 from tierflow import Turn
 from tierflow.errors import TierflowError
 from tierflow.models.price import expected_cost
-from tierflow.nodes.routers import EffortBand, LearnedRouter, Target, TierCost, train_learned_router
-from tierflow.nodes.routers.training import fit_scorer, gain_of
+from tierflow.routing import EffortBand, LearnedRouter, TierCost
+from tierflow.routing.offline import Target, train_learned_router
+from tierflow.routing.offline.training import fit_scorer, gain_of
 
 HARD = "Compute the definite integral of x^3 sin(x) from 0 to 7."
 EASY = "What is the capital of country number 8?"
@@ -148,7 +149,7 @@ def test_trained_on_mmlu_reloaded_in_a_new_process_decides_identically(tmp_path:
     prompts_file.write_text(json.dumps(held_out.prompts))
     script = (
         "import json, sys\n"
-        "from tierflow.nodes.routers import LearnedRouter\n"
+        "from tierflow.routing import LearnedRouter\n"
         "router = LearnedRouter.load(sys.argv[1])\n"
         "prompts = json.load(open(sys.argv[2]))\n"
         "print(json.dumps([router.route(p, {}) for p in prompts]))\n"

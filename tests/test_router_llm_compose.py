@@ -14,16 +14,15 @@ from test_router_data import synthetic
 from tierflow import Rule, RulesRouter, Scenario, ScriptedChatModel, Turn
 from tierflow.errors import SpecError
 from tierflow.models.price import expected_cost
-from tierflow.nodes.routers import (
+from tierflow.routing import (
     ComposedRouter,
     LLMRouter,
     Strategy,
-    Target,
     TierCost,
     next_stronger,
-    train_learned_router,
 )
-from tierflow.nodes.state import RouteDecision
+from tierflow.routing.offline import Target, train_learned_router
+from tierflow.routing.router import RouteDecision
 
 CHOICES = {"fast": "lookups and short factual answers", "reasoning": "multi-step problems"}
 

@@ -8,12 +8,12 @@ import pytest
 from tierflow import Price
 from tierflow.errors import TierflowError
 from tierflow.models.price import TokenUsage, expected_cost
-from tierflow.nodes.routers.calibrate import (
+from tierflow.routing.offline.calibrate import (
     calibrate_quality,
     calibrate_share,
     threshold_for_share,
 )
-from tierflow.nodes.routers.metrics import (
+from tierflow.routing.offline.metrics import (
     apgr,
     cost_at,
     cpt,

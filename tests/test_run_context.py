@@ -16,13 +16,14 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 from pydantic import ValidationError
 
-from tierflow import Turn, checkpoints, tool
-from tierflow.checkpoints.targets import MEMORY
+from tierflow import Turn, tool
+from tierflow import store as run_store
 from tierflow.errors import TierflowError
 from tierflow.governance import Grant, Policy, Principal, audit
 from tierflow.graphs.compile import COMPILED
-from tierflow.graphs.runner import Runner
 from tierflow.nodes.context import Governance, RunContext
+from tierflow.runs.runner import Runner
+from tierflow.store.targets import MEMORY
 
 target = target_fixture()
 
@@ -121,7 +122,7 @@ def test_a_governed_agent_runs_on_tierflows_store_and_audits_there(
 ) -> None:
     refunds = Refunds()
     agent = governed(scripted_agent, refunds).agent
-    with checkpoints.open(target) as store:
+    with run_store.open(target) as store:
         values = ask(agent.compile(checkpointer=store), "store", {"principal": {"id": "desk"}})
     assert (values["status"], refunds.done) == ("done", [7])
     rows = [(r["kind"], r["name"], r["principal"]) for r in audit(target, "store")]
@@ -216,7 +217,7 @@ def test_governance_holds_its_store_open_while_it_lives(tmp_path: Any) -> None:
     open (one connection) for as long as the run's `Governance` lives, not per call."""
     import gc
 
-    from tierflow.checkpoints import database
+    from tierflow.store import database
 
     db = tmp_path / "governance.db"
     governance = Governance(db)

@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 from conftest import tierflow_process as tierflow
 
-from tierflow.checkpoints import database, leases
 from tierflow.errors import AgentChanged, ThreadBusy
 from tierflow.governance.audit import audit
-from tierflow.graphs.load import load_agent
-from tierflow.graphs.runner import Runner
+from tierflow.runs.load import load_agent
+from tierflow.runs.runner import Runner
+from tierflow.store import database, leases
 
 ROOT = Path(__file__).resolve().parent.parent
 DESK = str(ROOT / "examples" / "support_desk.py")

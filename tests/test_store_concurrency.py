@@ -15,8 +15,8 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from typing_extensions import TypedDict
 
-from tierflow import checkpoints
-from tierflow.checkpoints import RunsTable
+from tierflow import store as run_store
+from tierflow.store import RunsTable
 
 PROCESSES = 4
 STEPS = 200
@@ -53,7 +53,7 @@ def worker(path: str, thread: str, start: Barrier, errors: Any) -> None:
         runs = RunsTable(path)
         start.wait()  # everyone opens the file and writes at the same moment
         runs.start(thread, agent="talker", source="-", request="talk")
-        with checkpoints.open(path) as saver:
+        with run_store.open(path) as saver:
             config = {"configurable": {"thread_id": thread}, "recursion_limit": STEPS + 10}
             graph(saver).invoke({"target": STEPS}, config, durability="sync")
         runs.update(thread, status="done")
@@ -81,7 +81,7 @@ def test_four_processes_write_four_threads_to_one_file(tmp_path: Path) -> None:
     assert reported == []
     assert [p.exitcode for p in processes] == [0] * PROCESSES
 
-    with checkpoints.open(path) as saver:
+    with run_store.open(path) as saver:
         for thread in threads:
             history = list(saver.list({"configurable": {"thread_id": thread}}))
             # The input checkpoint, the start, and one per message.

@@ -12,12 +12,13 @@ import pytest
 from checkpoint_stores import one_line_error, target_fixture
 from langchain_core.messages import HumanMessage
 
-from tierflow import CheckpointError, checkpoints
-from tierflow.checkpoints import RunsTable
-from tierflow.checkpoints import history as checkpoint_history
-from tierflow.checkpoints.postgres import open_postgres_async
-from tierflow.checkpoints.targets import is_postgres
-from tierflow.graphs.load import load_agent
+from tierflow import CheckpointError
+from tierflow import store as run_store
+from tierflow.runs.load import load_agent
+from tierflow.store import RunsTable
+from tierflow.store import history as checkpoint_history
+from tierflow.store.postgres import open_postgres_async
+from tierflow.store.targets import is_postgres
 
 CRASHY = str(Path(__file__).parent / "agents" / "crashy.py")
 REQUEST = "Please run the long task."
@@ -34,7 +35,7 @@ def run(cli: Any, target: str, thread: str) -> dict[str, Any]:
 
 
 def checkpoint_ids(target: str, thread: str) -> list[str]:
-    with checkpoints.open(target) as store:
+    with run_store.open(target) as store:
         return [e.checkpoint_id for e in checkpoint_history.history(store, thread)]
 
 
@@ -84,14 +85,14 @@ def test_fork_continues_from_an_earlier_step_as_a_new_thread(cli: Any, target: s
 def test_prune_keeps_the_latest_and_the_thread_resumable(cli: Any, target: str) -> None:
     run(cli, target, "t1")
     run(cli, target, "t2")
-    with checkpoints.open(target) as store:
+    with run_store.open(target) as store:
         latest = store.get_tuple({"configurable": {"thread_id": "t1"}})
     assert latest is not None
     pruned = cli("prune", "--keep-last", "3", "--thread", "t1", "--db", target)
     assert pruned.code == 0, pruned.err
     assert len(checkpoint_ids(target, "t1")) == 3
     assert len(checkpoint_ids(target, "t2")) == 10  # not named, not touched
-    with checkpoints.open(target) as store:
+    with run_store.open(target) as store:
         kept = store.get_tuple({"configurable": {"thread_id": "t1"}})
     assert kept is not None
     assert kept.checkpoint["channel_values"] == latest.checkpoint["channel_values"]
@@ -102,7 +103,7 @@ def test_prune_keeps_the_latest_and_the_thread_resumable(cli: Any, target: str) 
     # The pruned thread still takes a new request on top of what it had.
     again = run(cli, target, "t1")
     assert again["status"] == "done"
-    with checkpoints.open(target) as store:
+    with run_store.open(target) as store:
         values = store.get_tuple({"configurable": {"thread_id": "t1"}})
     assert values is not None
     one_run = len(latest.checkpoint["channel_values"]["messages"])
@@ -182,7 +183,7 @@ def test_async_runs_work_on_both_stores(target: str) -> None:
                 graph = agent.compile(checkpointer=saver)
                 await graph.ainvoke(request, config, durability="sync")
                 return dict((await graph.aget_state(config)).values)
-        with checkpoints.open(target) as store:
+        with run_store.open(target) as store:
             graph = agent.compile(checkpointer=store)
             await graph.ainvoke(request, config, durability="sync")
             return dict((await graph.aget_state(config)).values)

@@ -15,7 +15,7 @@ from typing import Any
 from checkpoint_stores import target_fixture
 from conftest import tierflow_process as tierflow
 
-from tierflow import checkpoints
+from tierflow import store as run_store
 from tierflow.nodes.remind import build_reminder
 
 AGENT = Path(__file__).parent / "agents" / "crashy.py"
@@ -28,7 +28,7 @@ def reminders(target: str, thread: str) -> list[tuple[Any, ...]]:
     """(step, objective, plan, reminder) of every checkpoint of the thread, oldest first;
     the reminder as the model node builds it from that checkpoint's state (it is never
     stored)."""
-    with checkpoints.open(target) as store:
+    with run_store.open(target) as store:
         found = list(store.list({"configurable": {"thread_id": thread, "checkpoint_ns": ""}}))
     rows = []
     for t in reversed(found):

@@ -32,8 +32,8 @@ from typing import Any
 import pytest
 from checkpoint_stores import STORES, fresh_database, target_fixture
 
-from tierflow.checkpoints import RunsTable, database
-from tierflow.checkpoints.targets import is_postgres
+from tierflow.store import RunsTable, database
+from tierflow.store.targets import is_postgres
 from tierflow.testing.preload import RUN_STACK
 
 HERE = Path(__file__).parent
@@ -127,7 +127,7 @@ Job = tuple[str, str]  # (thread, scenario)
 
 def run_jobs(target: str, shop: str, jobs: list[Job], start: StartLine, out: str) -> None:
     """One process: wait at the start line, then run each job with `tierflow run`."""
-    from tierflow.cli import main
+    from tierflow.cli.app import main
 
     os.environ["TIERFLOW_SHOP_DB"] = shop
     start.wait(WAIT_S)

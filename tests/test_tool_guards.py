@@ -12,8 +12,8 @@ from langgraph.types import Command
 
 from tierflow import SpecError, Turn, Verdict, tool
 from tierflow.governance import FlowRule, GovernedCall, Governor, Grant, Policy, ToolVerdict, audit
-from tierflow.graphs.runner import Runner
 from tierflow.guardrails import GuardrailBase, OnFail
+from tierflow.runs.runner import Runner
 
 REQUEST = {"messages": [HumanMessage("count the orders")]}
 

@@ -18,11 +18,11 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
 from tierflow import SpecError, Turn, Verdict, tool
-from tierflow.checkpoints import open_sqlite
 from tierflow.governance import ApprovalRule, Grant, Policy, audit
-from tierflow.graphs.runner import Runner
 from tierflow.guardrails import GuardrailBase, OnFail, PiiGuard
 from tierflow.guardrails.injection import RULES, InjectionGuard
+from tierflow.runs.runner import Runner
+from tierflow.store import open_sqlite
 
 REQUEST = {"messages": [HumanMessage("check order 1042")]}
 CONFIG: RunnableConfig = {"configurable": {"thread_id": "a"}}

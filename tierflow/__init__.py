@@ -1,14 +1,14 @@
 """tierflow: declare an agent — tiers, router, tools, guardrails, limits — and compile it
 into a LangGraph graph that routes, acts, observes, checks and checkpoints.
 
-The names below load on first use (`tierflow.lazy`): `import tierflow`, and the
+The names below load on first use (`tierflow.foundation.lazy`): `import tierflow`, and the
 `tierflow` command's help, import no more than they need.
 """
 
 from typing import TYPE_CHECKING
 
 from tierflow.errors import CheckpointError, SpecError, TierflowError
-from tierflow.lazy import lazy_names
+from tierflow.foundation.lazy import lazy_names
 
 if TYPE_CHECKING:
     from tierflow.graphs.spec import Agent, Limits, Tier
@@ -17,9 +17,9 @@ if TYPE_CHECKING:
     from tierflow.models.price import Price
     from tierflow.models.scripted import Scenario, ScriptedChatModel, Turn
     from tierflow.nodes.context import RunContext
-    from tierflow.nodes.route import Rule, RulesRouter
-    from tierflow.nodes.state import RouteDecision
     from tierflow.nodes.tools import Tool, ToolContext, tool
+    from tierflow.routing.router import RouteDecision
+    from tierflow.routing.rules import Rule, RulesRouter
 
 __getattr__, __dir__ = lazy_names(
     __name__,
@@ -30,8 +30,8 @@ __getattr__, __dir__ = lazy_names(
         "tierflow.models.price": ("Price",),
         "tierflow.models.scripted": ("Scenario", "ScriptedChatModel", "Turn"),
         "tierflow.nodes.context": ("RunContext",),
-        "tierflow.nodes.route": ("Rule", "RulesRouter"),
-        "tierflow.nodes.state": ("RouteDecision",),
+        "tierflow.routing.rules": ("Rule", "RulesRouter"),
+        "tierflow.routing.router": ("RouteDecision",),
         "tierflow.nodes.tools": ("Tool", "ToolContext", "tool"),
     },
 )

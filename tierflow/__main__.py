@@ -1,5 +1,5 @@
 """`python -m tierflow` is the `tierflow` command."""
 
-from tierflow.cli import main
+from tierflow.cli.app import main
 
 main()

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tierflow import tool
-from tierflow.graphs.load import load_agent
+from tierflow.runs.load import load_agent
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "support_desk.py"
 

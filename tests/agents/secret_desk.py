@@ -18,7 +18,7 @@ import string
 from pathlib import Path
 
 from tierflow import Scenario, ScriptedChatModel, Turn, tool
-from tierflow.graphs.load import load_agent
+from tierflow.runs.load import load_agent
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "support_desk.py"
 

@@ -7,14 +7,15 @@ budgets (`Budgets`: reserve → settle), concurrency and rate limits (`Capacity`
 (`AuditLog`, `audit`) and redaction (`Redactor`). `Governor` applies them for one run.
 docs/governance.md has the design and its guarantees.
 
-The names load on first use (`tierflow.lazy`), all but `audit`: `Policy` is part of an
+The names load on first use (`tierflow.foundation.lazy`), all but `audit`: `Policy` is part of an
 agent's declaration, the rest of a governed run."""
 
 from typing import TYPE_CHECKING
 
+from tierflow.foundation.lazy import lazy_names
+
 # Eager: it shares its name with its module, which would shadow it once imported.
 from tierflow.governance.audit import audit
-from tierflow.lazy import lazy_names
 
 if TYPE_CHECKING:
     from tierflow.governance.approval import ApprovalRule, needs_approval

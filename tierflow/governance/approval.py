@@ -36,8 +36,8 @@ from pydantic import (
     model_validator,
 )
 
+from tierflow.foundation.spec import SpecModel
 from tierflow.governance.permissions import covers, is_scope, is_scope_pattern
-from tierflow.spec_model import SpecModel
 
 ApprovalPredicate = Callable[[Mapping[str, Any]], bool]
 ReviewOutcome = Literal["approved", "rejected"]

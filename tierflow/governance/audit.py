@@ -18,9 +18,9 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, NotRequired, TypedDict
 
-from tierflow.checkpoints.database import rows_as_dicts
 from tierflow.governance.redact import Redactor
-from tierflow.governance.store import GovernanceStore, utc_now
+from tierflow.governance.tables import GovernanceTables, utc_now
+from tierflow.store.database import rows_as_dicts
 
 Kind = Literal["tool", "model", "review", "run"]
 AuditDecision = Literal["allowed", "denied", "waited", "approved", "rejected"]
@@ -80,7 +80,7 @@ class AuditLog:
         redactor: Redactor | None = None,
         clock: Callable[[], str] = utc_now,
     ) -> None:
-        self.store = GovernanceStore(db)
+        self.store = GovernanceTables(db)
         self.redactor = redactor or Redactor()
         self.clock = clock
 
@@ -127,7 +127,7 @@ class AuditLog:
 
 def audit(db: str | Path, thread: str | None = None) -> list[AuditEntry]:
     """The audit log of the runs database at `db` (of one `thread`), oldest first."""
-    store = GovernanceStore(db)
+    store = GovernanceTables(db)
     with store.transaction(write=False, create=False) as conn:
         cursor = (
             conn.execute("SELECT * FROM audit ORDER BY id")

@@ -33,10 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tierflow.checkpoints.database import Tx, rows_as_dicts
-from tierflow.faults import crash_point
 from tierflow.governance.errors import BudgetExceeded, GovernanceError
-from tierflow.governance.store import GovernanceStore, utc_now
+from tierflow.governance.tables import GovernanceTables, utc_now
+from tierflow.store.database import Tx, rows_as_dicts
+from tierflow.testing.faults import crash_point
 
 NANO = 1_000_000_000
 
@@ -139,7 +139,7 @@ class Budgets:
         clock: Callable[[], str] = utc_now,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
     ) -> None:
-        self.store = GovernanceStore(db)
+        self.store = GovernanceTables(db)
         self.clock = clock
         self.new_id = new_id
 

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from tierflow.governance.approval import ApprovalRule, Per, comparable
-from tierflow.governance.store import GovernanceStore, utc_now
+from tierflow.governance.tables import GovernanceTables, utc_now
 
 # Outcomes of a call that ran: succeeded, or abandoned at its deadline while it may
 # still have done the work.
@@ -86,7 +86,7 @@ class RanCalls:
     """The calls that ran, from the audit table of the run store at `db`."""
 
     def __init__(self, db: str | Path, *, clock: Callable[[], str] = utc_now) -> None:
-        self.store = GovernanceStore(db)
+        self.store = GovernanceTables(db)
         self.clock = clock
 
     def arguments(

@@ -40,9 +40,9 @@ from typing import Any, Literal
 
 from pydantic import Field, field_serializer, field_validator, model_validator
 
+from tierflow.foundation.spec import SpecModel
 from tierflow.governance.permissions import covers, is_scope, is_scope_pattern
-from tierflow.governance.store import GovernanceStore
-from tierflow.spec_model import SpecModel
+from tierflow.governance.tables import GovernanceTables
 
 FlowAction = Literal["approve", "deny"]
 # Outcomes whose content reached the model.
@@ -166,7 +166,7 @@ class UntrustedInput:
     store at `db`."""
 
     def __init__(self, db: str | Path) -> None:
-        self.store = GovernanceStore(db)
+        self.store = GovernanceTables(db)
 
     def sources(
         self, thread: str, tools: Collection[str], *, step: int, call_ids: Collection[str]

@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from tierflow.faults import crash_point
 from tierflow.governance.approval import needs_approval, review_outcome
 from tierflow.governance.audit import AuditDecision, AuditLog, AuditRecord, Outcome
 from tierflow.governance.budget import (
@@ -51,7 +50,8 @@ from tierflow.governance.policy import Policy, Principal
 from tierflow.governance.redact import RedactingSerializer
 from tierflow.governance.reviews import Reviews
 from tierflow.governance.side_effects import CallSite, RecordedResult, SideEffects
-from tierflow.governance.store import utc_now
+from tierflow.governance.tables import utc_now
+from tierflow.testing.faults import crash_point
 
 Verdict = Literal["allowed", "denied", "needs_approval"]
 # Runs the tool (with its retries and its timeout): its outcome, or None for a timeout.

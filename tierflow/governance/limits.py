@@ -35,8 +35,8 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
+from tierflow.foundation.spec import SpecModel
 from tierflow.governance.gate import Gate, OnWait, WaitEvent
-from tierflow.spec_model import SpecModel
 
 SECONDS_PER_MINUTE = 60.0
 

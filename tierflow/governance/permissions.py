@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from pydantic import field_validator
 
-from tierflow.spec_model import SpecModel
+from tierflow.foundation.spec import SpecModel
 
 _PART = r"[a-z0-9][a-z0-9_.-]*"
 SCOPE = re.compile(rf"^{_PART}:{_PART}$")

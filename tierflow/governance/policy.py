@@ -22,13 +22,13 @@ from pydantic import (
     model_validator,
 )
 
+from tierflow.foundation.spec import SpecModel
 from tierflow.governance.approval import ApprovalRule
 from tierflow.governance.flows import FlowRule
 from tierflow.governance.limits import CallLimits
 from tierflow.governance.permissions import Grant
 from tierflow.governance.redact import Redactor
 from tierflow.governance.retry import Backoff
-from tierflow.spec_model import SpecModel
 
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 # Fields added after the first declarations: left out of the JSON while unused, so an

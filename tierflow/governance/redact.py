@@ -49,10 +49,10 @@ from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.types import Send
 from pydantic import BaseModel, Field, PrivateAttr, field_validator
 
+from tierflow.foundation.spec import SpecModel
 from tierflow.governance.secrets import Rule, keyword_names, keyword_rule, provider_rules, scan
 from tierflow.guardrails.normalize import normalize
-from tierflow.guardrails.pii_detectors import DETECTORS
-from tierflow.spec_model import SpecModel
+from tierflow.guardrails.pii.detectors import DETECTORS
 
 MASK = "[REDACTED]"
 
@@ -103,7 +103,7 @@ class Redactor(SpecModel):
 
     `known_secrets` turns the maintained ruleset on (detect-secrets' formats, the ones it
     lacks, random-looking tokens). `pii` names the personal data masked in storage
-    (`tierflow.guardrails.pii_detectors.DETECTORS`: email, card, iban, national_id,
+    (`tierflow.guardrails.pii.detectors.DETECTORS`: email, card, iban, national_id,
     phone). `values` are literal secrets known at run time (a key read from the
     environment); they are masked wherever they appear and never serialised or shown."""
 

@@ -12,7 +12,7 @@ Delays double from `first_s` up to `max_s`, each shortened at random by up to `j
 the error carries (or its response's `Retry-After`, as seconds or an HTTP date) replaces
 the backoff, up to `max_retry_after_s`. Sleep and the random draw are injected. The loop,
 the backoff and the reading of statuses and `Retry-After` are shared with model calls
-(`tierflow.retrying`); what is transient differs (`tierflow.models.retry` knows the
+(`tierflow.foundation.retry`); what is transient differs (`tierflow.models.retry` knows the
 providers' errors).
 
 A retried side-effecting tool gets the same idempotency key on every attempt, so a
@@ -30,9 +30,15 @@ from typing import Any, TypeVar
 from pydantic import Field, ValidationError
 from typing_extensions import TypedDict
 
+from tierflow.foundation.retry import (
+    aretry_loop,
+    exponential_delay_s,
+    retry_after_s,
+    retry_loop,
+    status_of,
+)
+from tierflow.foundation.spec import SpecModel
 from tierflow.governance.errors import BudgetExceeded, PermissionDenied
-from tierflow.retrying import aretry_loop, exponential_delay_s, retry_after_s, retry_loop, status_of
-from tierflow.spec_model import SpecModel
 
 T = TypeVar("T")
 RETRYABLE_STATUS = frozenset({408, 425, 429})

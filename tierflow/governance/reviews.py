@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tierflow.governance.redact import Redactor
-from tierflow.governance.store import GovernanceStore, utc_now
+from tierflow.governance.tables import GovernanceTables, utc_now
 
 
 class Reviews:
@@ -27,7 +27,7 @@ class Reviews:
         redactor: Redactor | None = None,
         clock: Callable[[], str] = utc_now,
     ) -> None:
-        self.store = GovernanceStore(db)
+        self.store = GovernanceTables(db)
         self.redactor = redactor or Redactor()
         self.clock = clock
 

@@ -18,7 +18,7 @@ A `Rule` is a pattern and the kind of secret it finds. Three sources:
   `my api key: …`. A name matches as `normalised_name` compares names: `_`, `-`, `.` or
   a space may stand between its letters, and anything may come before it
   (`db_password`, `x-api-key`), nothing after (`max_tokens` is not `token`).
-- **Personal data**: `tierflow.guardrails.pii_detectors` — card numbers (Luhn), IBANs
+- **Personal data**: `tierflow.guardrails.pii.detectors` — card numbers (Luhn), IBANs
   (mod 97), US SSNs, … — the detectors the PII guard uses.
 
 `scan` applies them to the NFKC-normalised text (a fullwidth letter or a zero-width
@@ -42,7 +42,7 @@ from detect_secrets.plugins.keyword import DENYLIST
 from detect_secrets.plugins.private_key import PrivateKeyDetector
 
 from tierflow.guardrails.normalize import normalized
-from tierflow.guardrails.pii_detectors import DETECTORS, non_overlapping
+from tierflow.guardrails.pii.detectors import DETECTORS, non_overlapping
 
 # detect-secrets plugins that find something other than a credential.
 NOT_SECRETS = frozenset({"Public IP (ipv4)"})

@@ -41,9 +41,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tierflow.faults import crash_point
 from tierflow.governance.redact import Redactor
-from tierflow.governance.store import GovernanceStore, utc_now
+from tierflow.governance.tables import GovernanceTables, utc_now
+from tierflow.testing.faults import crash_point
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ class SideEffects:
         redactor: Redactor | None = None,
         clock: Callable[[], str] = utc_now,
     ) -> None:
-        self.store = GovernanceStore(db)
+        self.store = GovernanceTables(db)
         self.redactor = redactor or Redactor()
         self.clock = clock
 

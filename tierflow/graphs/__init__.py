@@ -1,11 +1,11 @@
 """The declarative spec, its compilation into LangGraph, lint and diagrams.
 
-The names load on first use (`tierflow.lazy`): declaring an agent doesn't import the
+The names load on first use (`tierflow.foundation.lazy`): declaring an agent doesn't import the
 compiler or the diagram renderers."""
 
 from typing import TYPE_CHECKING
 
-from tierflow.lazy import lazy_names
+from tierflow.foundation.lazy import lazy_names
 
 if TYPE_CHECKING:
     from tierflow.graphs.compile import build_graph, compile_agent

@@ -11,14 +11,15 @@ from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel, Field, PrivateAttr, field_validator, model_validator
 
 from tierflow.errors import SpecError
+from tierflow.foundation.spec import SpecModel
 from tierflow.governance.policy import Policy
 from tierflow.guardrails.base import Guardrail
 from tierflow.models.openai import OpenAIModel
 from tierflow.models.price import Price
 from tierflow.models.resolve import ModelReference, parse_reference
-from tierflow.nodes.route import Router, RulesRouter
 from tierflow.nodes.tools import UPDATE_PLAN, Tool
-from tierflow.spec_model import SpecModel
+from tierflow.routing.router import Router
+from tierflow.routing.rules import RulesRouter
 
 if TYPE_CHECKING:
     from langgraph.checkpoint.base import BaseCheckpointSaver

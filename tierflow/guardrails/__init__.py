@@ -1,11 +1,11 @@
 """Deterministic guardrails: checks that gate every terminal edge and risky tool call.
 
-The names load on first use (`tierflow.lazy`): sqlglot comes with `SqlGuard`, jsonschema
+The names load on first use (`tierflow.foundation.lazy`): sqlglot comes with `SqlGuard`, jsonschema
 with a guard that validates JSON Schema."""
 
 from typing import TYPE_CHECKING
 
-from tierflow.lazy import lazy_names
+from tierflow.foundation.lazy import lazy_names
 
 if TYPE_CHECKING:
     from tierflow.guardrails.api import ApiSchemaGuard
@@ -16,12 +16,12 @@ if TYPE_CHECKING:
         OnFail,
         Verdict,
     )
-    from tierflow.guardrails.facts import FactsGuard
+    from tierflow.guardrails.facts.guard import FactsGuard
     from tierflow.guardrails.function import FunctionGuard, guardrail
     from tierflow.guardrails.injection import InjectionGuard
-    from tierflow.guardrails.pii import PiiGuard
+    from tierflow.guardrails.pii.guard import PiiGuard
     from tierflow.guardrails.schema import OutputSchema
-    from tierflow.guardrails.sql import SqlGuard
+    from tierflow.guardrails.sql.guard import SqlGuard
 
 __getattr__, __dir__ = lazy_names(
     __name__,
@@ -34,12 +34,12 @@ __getattr__, __dir__ = lazy_names(
             "OnFail",
             "Verdict",
         ),
-        "tierflow.guardrails.facts": ("FactsGuard",),
+        "tierflow.guardrails.facts.guard": ("FactsGuard",),
         "tierflow.guardrails.function": ("FunctionGuard", "guardrail"),
         "tierflow.guardrails.injection": ("InjectionGuard",),
-        "tierflow.guardrails.pii": ("PiiGuard",),
+        "tierflow.guardrails.pii.guard": ("PiiGuard",),
         "tierflow.guardrails.schema": ("OutputSchema",),
-        "tierflow.guardrails.sql": ("SqlGuard",),
+        "tierflow.guardrails.sql.guard": ("SqlGuard",),
     },
 )
 

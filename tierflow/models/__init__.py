@@ -1,12 +1,12 @@
 """Tier models: references, provider settings, prices and usage, retries, and the
 offline scripted model.
 
-The names load on first use (`tierflow.lazy`): the OpenAI client comes with the first
+The names load on first use (`tierflow.foundation.lazy`): the OpenAI client comes with the first
 model call, not with a price."""
 
 from typing import TYPE_CHECKING
 
-from tierflow.lazy import lazy_names
+from tierflow.foundation.lazy import lazy_names
 
 if TYPE_CHECKING:
     from tierflow.models.openai import OpenAIModel

@@ -16,8 +16,8 @@ from langchain_core.language_models import BaseChatModel
 from pydantic import Field, SecretStr, field_validator
 
 from tierflow.errors import ModelError
+from tierflow.foundation.spec import SpecModel
 from tierflow.models.retry import RetryPolicy
-from tierflow.spec_model import SpecModel
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Headers that carry credentials: their values would be secrets in the spec.

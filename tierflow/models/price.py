@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import Field, model_validator
 from typing_extensions import TypedDict
 
-from tierflow.spec_model import SpecModel
+from tierflow.foundation.spec import SpecModel
 
 PER_MILLION = 1_000_000
 SERVICE_TIERS = ("priority", "flex")  # the service tiers with their own prices

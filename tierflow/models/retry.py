@@ -28,7 +28,7 @@ from langchain_core.exceptions import ModelError as LangChainModelError
 from typing_extensions import TypedDict
 
 from tierflow.errors import ModelError
-from tierflow.retrying import (
+from tierflow.foundation.retry import (
     aretry_loop,
     exponential_delay_s,
     response_headers,

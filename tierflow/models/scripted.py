@@ -32,9 +32,9 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import Field, PrivateAttr
 
 from tierflow.errors import ScriptExhausted
+from tierflow.foundation.spec import SpecModel
 from tierflow.models.messages import last_request_index, text_of
 from tierflow.models.price import TokenUsage
-from tierflow.spec_model import SpecModel
 
 CHARS_PER_TOKEN = 4
 

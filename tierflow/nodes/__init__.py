@@ -1,13 +1,11 @@
-"""Node functions of the compiled agent graph, the state they share, tools, routers."""
+"""Node functions of the compiled agent graph, the state they share, tools."""
 
-from tierflow.nodes.route import Router, Rule, RulesRouter
 from tierflow.nodes.state import (
     AgentInput,
     AgentState,
     GuardRecord,
     ModelCall,
     PlanStep,
-    RouteDecision,
     Status,
     ToolResult,
 )
@@ -20,10 +18,6 @@ __all__ = [
     "GuardRecord",
     "ModelCall",
     "PlanStep",
-    "RouteDecision",
-    "Router",
-    "Rule",
-    "RulesRouter",
     "Status",
     "Tool",
     "ToolContext",

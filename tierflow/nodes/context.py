@@ -29,9 +29,9 @@ from langgraph.runtime import get_runtime
 from pydantic import BaseModel, ConfigDict, Field, InstanceOf
 from pydantic.json_schema import SkipJsonSchema
 
-from tierflow.checkpoints.targets import MEMORY, URL_SCHEMES
 from tierflow.errors import TierflowError
 from tierflow.governance.policy import Policy, Principal
+from tierflow.store.targets import MEMORY, URL_SCHEMES
 
 if TYPE_CHECKING:  # the governor and its tables load with the first governed run
     from tierflow.governance.gate import WaitEvent
@@ -59,7 +59,7 @@ class Governance:
         capacity: Capacity | None = None,
         on_wait: OnThreadWait | None = None,
     ) -> None:
-        from tierflow.checkpoints import database
+        from tierflow.store import database
 
         keep = isinstance(db, Path) or db.startswith(URL_SCHEMES) or db == MEMORY
         self.db: str | Path = db if keep else Path(db)

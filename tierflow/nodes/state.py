@@ -15,6 +15,7 @@ from langgraph.graph.message import add_messages
 from typing_extensions import TypedDict
 
 from tierflow.models.price import TokenUsage
+from tierflow.routing.router import RouteDecision
 
 Status = Literal["running", "done", "refused", "failed", "interrupted", "budget_exceeded"]
 StepStatus = Literal["pending", "in_progress", "done"]
@@ -23,19 +24,6 @@ StepStatus = Literal["pending", "in_progress", "done"]
 class PlanStep(TypedDict):
     step: str
     status: StepStatus
-
-
-class RouteDecision(TypedDict):
-    """Which tier serves the request, who decided, and why."""
-
-    tier: str
-    router: str
-    reason: str
-    confidence: float
-    # The second axis: a reasoning effort ("low", "high", …) where the tier has one.
-    effort: NotRequired[str]
-    # Expected cost in USD of serving the request so, when the router knows the prices.
-    expected_cost_usd: NotRequired[float]
 
 
 class ModelCall(TypedDict):

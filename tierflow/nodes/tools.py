@@ -25,9 +25,9 @@ from pydantic.errors import PydanticInvalidForJsonSchema
 from typing_extensions import is_typeddict
 
 from tierflow.errors import SpecError
+from tierflow.foundation.spec import SpecModel
 from tierflow.guardrails.base import Guardrail
 from tierflow.nodes.state import PlanStep
-from tierflow.spec_model import SpecModel
 
 UPDATE_PLAN = "update_plan"
 ALL_ARGUMENTS = "*"

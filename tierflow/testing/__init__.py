@@ -1,4 +1,4 @@
-"""Test helpers shipped with tierflow: a local OpenAI-compatible server.
+"""Test helpers shipped with tierflow: a local OpenAI-compatible server, crash points.
 
 from tierflow.testing import Fault, OpenAIServer, Reply, Usage
 
@@ -8,9 +8,25 @@ with OpenAIServer() as server:
     server.push(Fault.http(429, retry_after=1))  # the first request is rate limited
     ...  # point ChatOpenAI or OPENAI_BASE_URL at server.url
     server.requests  # what the client sent, and what it was answered
+
+The names load on first use: production code calls `tierflow.testing.faults` (crash
+points for kill tests) without importing the server.
 """
 
-from tierflow.testing.replies import Fault, Reply, Usage
-from tierflow.testing.server import OpenAIServer, RecordedRequest
+from typing import TYPE_CHECKING
+
+from tierflow.foundation.lazy import lazy_names
+
+if TYPE_CHECKING:
+    from tierflow.testing.replies import Fault, Reply, Usage
+    from tierflow.testing.server import OpenAIServer, RecordedRequest
+
+__getattr__, __dir__ = lazy_names(
+    __name__,
+    {
+        "tierflow.testing.replies": ("Fault", "Reply", "Usage"),
+        "tierflow.testing.server": ("OpenAIServer", "RecordedRequest"),
+    },
+)
 
 __all__ = ["Fault", "OpenAIServer", "RecordedRequest", "Reply", "Usage"]

@@ -1,7 +1,7 @@
 """What a fork server should import once before forking tierflow commands.
 
 `import tierflow` and the CLI load their heavy pieces only when used, so a process forked
-from a server that imported just `tierflow.cli` would import the whole run stack itself,
+from a server that imported just `tierflow.cli.app` would import the whole run stack itself,
 every time. The kill campaign and the multi-process tests fork hundreds of commands:
 they preload this list (`multiprocessing` forkserver) so each fork starts warm.
 """
@@ -9,16 +9,16 @@ they preload this list (`multiprocessing` forkserver) so each fork starts warm.
 from __future__ import annotations
 
 RUN_STACK = [
-    "tierflow.cli",
-    "tierflow.graphs.runner",
+    "tierflow.cli.app",
+    "tierflow.runs.runner",
     "tierflow.graphs.compile",
-    "tierflow.console",
-    "tierflow.stream_printer",
-    "tierflow.guardrails.sql",
-    "tierflow.guardrails.facts",
-    "tierflow.guardrails.pii",
+    "tierflow.cli.console",
+    "tierflow.cli.stream",
+    "tierflow.guardrails.sql.guard",
+    "tierflow.guardrails.facts.guard",
+    "tierflow.guardrails.pii.guard",
     "tierflow.guardrails.schema",
     "networkx",
     "jsonschema",
-    "tierflow.checkpoints.postgres",
+    "tierflow.store.postgres",
 ]

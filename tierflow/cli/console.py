@@ -1,0 +1,245 @@
+"""What the CLI shows: live steps of a run, its outcome, the runs table, the cost table."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.messages import AIMessage, ToolMessage
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from tierflow.graphs.names import ACT, GUARD_PREFIX, MODEL_PREFIX, ROUTE, display
+from tierflow.nodes.remind import STATUS_MARK
+
+if TYPE_CHECKING:
+    from tierflow.models.price import Price
+    from tierflow.nodes.state import ModelCall
+    from tierflow.runs.runner import RunReport
+    from tierflow.store.runs import RunRow
+
+PREVIEW = 110
+
+
+def short(text: str, limit: int = PREVIEW) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _call_text(name: str, args: Mapping[str, Any]) -> str:
+    inner = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in args.items())
+    return short(f"{name}({inner})", 90)
+
+
+class StepPrinter:
+    """Prints each node's update of a running graph as one or a few lines."""
+
+    def __init__(self, console: Console, header: str | None = None) -> None:
+        self.console = console
+        # Printed with the first step, so a run that fails before starting prints nothing.
+        self.header = header
+
+    def __call__(self, node: str, update: Mapping[str, Any]) -> None:
+        out = self.console.print
+        if self.header is not None:
+            out(self.header)
+            self.header = None
+        if node == ROUTE and update.get("route"):
+            route = update["route"]
+            out(
+                f"  [bold]route[/] → [cyan]{route['tier']}[/] "
+                f"[dim]({route['router']}: {escape(route['reason'])})[/]"
+            )
+        elif node.startswith(MODEL_PREFIX):
+            self._model(display(node), update)
+        elif node == ACT:
+            for message in update.get("messages", []):
+                if not isinstance(message, ToolMessage):
+                    continue
+                failed = message.status == "error"
+                mark = "[red]✗[/]" if failed else "[green]✓[/]"
+                text = str(message.content).removeprefix("Error: ") if failed else message.content
+                out(f"      {mark} {message.name}: [dim]{escape(short(str(text)))}[/]")
+            if update.get("plan"):
+                marks = " ".join(
+                    escape(f"{STATUS_MARK[s['status']]} {s['step']}") for s in update["plan"]
+                )
+                out(f"      [magenta]plan[/] {marks}")
+        elif node.startswith(GUARD_PREFIX):
+            for verdict in update.get("verdicts", []):
+                if verdict["ok"]:
+                    out(f"  [bold]{display(node)}[/] [green]pass[/]")
+                else:
+                    reason = escape(short(verdict["reason"]))
+                    out(f"  [bold]{display(node)}[/] [red]fail[/]: {reason}")
+
+    def _model(self, label: str, update: Mapping[str, Any]) -> None:
+        out = self.console.print
+        if update.get("status") in ("failed", "budget_exceeded"):
+            out(f"  [bold]{label}[/] [red]stopped[/]: {escape(str(update.get('error')))}")
+            return
+        calls: list[ModelCall] = update.get("calls", [])
+        cost = f"[dim]${calls[0]['cost_usd']:.5f}[/]" if calls else ""
+        message = next((m for m in update.get("messages", []) if isinstance(m, AIMessage)), None)
+        if message is None:
+            return
+        if message.tool_calls:
+            names = ", ".join(_call_text(c["name"], c["args"]) for c in message.tool_calls)
+            out(f"  [bold]{label}[/] {cost} calls {len(message.tool_calls)}: {escape(names)}")
+        else:
+            out(f"  [bold]{label}[/] {cost} answers: [dim]{escape(short(str(message.text)))}[/]")
+
+
+def answer_text(answer: str | None) -> str:
+    """The customer-facing text of an answer: its `answer` field if it is such JSON."""
+    if answer is None:
+        return ""
+    try:
+        document = json.loads(answer)
+    except json.JSONDecodeError:
+        return answer
+    if isinstance(document, dict) and isinstance(document.get("answer"), str):
+        return str(document["answer"])
+    return answer
+
+
+def print_report(console: Console, report: RunReport) -> None:
+    colours = {
+        "done": "green",
+        "refused": "yellow",
+        "interrupted": "cyan",
+        "budget_exceeded": "magenta",
+    }
+    colour = colours.get(report.status, "red")
+    console.print(
+        f"  [bold {colour}]{report.status}[/] · thread [bold]{report.thread}[/] · "
+        f"{len(report.steps)} model steps · {report.usage['input_tokens']:,} in / "
+        f"{report.usage['output_tokens']:,} out tokens · ${report.cost_usd:.5f}"
+    )
+    if report.answer:
+        console.print(f"  [bold]answer:[/] {escape(answer_text(report.answer))}")
+    if report.error:
+        console.print(f"  [bold]reason:[/] {escape(report.error)}")
+
+
+def print_review(console: Console, review: Sequence[Any]) -> None:
+    """What a paused run holds for a human, and why: each tool call (name and
+    arguments), or the answer a guard holds."""
+    for pending in review:
+        if not isinstance(pending, Mapping):
+            continue
+        if pending.get("kind") == "guard_review":
+            answer = json.dumps(short(str(pending.get("candidate", ""))), ensure_ascii=False)
+            console.print(
+                f"  [bold cyan]held for review[/] (guard {escape(str(pending.get('guard')))}): "
+                f"the answer {escape(answer)} — {escape(str(pending.get('reason', '')))}",
+                soft_wrap=True,
+            )
+            continue
+        if pending.get("kind") != "tool_review":
+            continue
+        for call in pending.get("calls", []):
+            held_by = " and ".join(call.get("held_by", ["guard"]))
+            console.print(
+                f"  [bold cyan]held for review[/] ({held_by}): "
+                f"{escape(_call_text(call['tool'], call['arguments']))} — {escape(call['reason'])}",
+                soft_wrap=True,
+            )
+
+
+def resume_command(thread: str, db: str) -> str:
+    """The exact command that continues `thread`, quoted for a POSIX shell."""
+    return shlex.join(["tierflow", "resume", thread, "--db", db])
+
+
+def print_next_steps(console: Console, report: RunReport, resume: str) -> None:
+    """After a run that stopped short of an answer: what it holds and the exact
+    commands that continue it (`resume` is `tierflow resume THREAD --db DB`)."""
+    if report.status == "interrupted":
+        print_review(console, report.review)
+        holds_answer = any(
+            isinstance(p, Mapping) and p.get("kind") == "guard_review" for p in report.review
+        )
+        choices = ["--approve", "--reject REASON"]
+        if holds_answer:  # an edit replaces an answer; a held tool call has none
+            choices.append("--edit FILE")
+        console.print("  continue it with one of:")
+        for choice in choices:
+            console.print(f"    {escape(resume)} {choice}", soft_wrap=True)
+    elif report.status == "budget_exceeded":
+        console.print(
+            f"  raise the budget (`tierflow budget raise …`), then continue it with: "
+            f"{escape(resume)}",
+            soft_wrap=True,
+        )
+
+
+def runs_table(rows: Sequence[RunRow]) -> Table:
+    table = Table(title="runs")
+    for column in ("thread", "agent", "status", "tiers", "tokens", "cost $", "updated", "request"):
+        table.add_column(column, justify="right" if column in ("tokens", "cost $") else "left")
+    for row in rows:
+        table.add_row(
+            row["thread"],
+            row["agent"],
+            row["status"],
+            ",".join(row["tiers"]),
+            f"{row['input_tokens'] + row['output_tokens']:,}",
+            f"{row['cost_usd']:.5f}",
+            row["updated_at"],
+            short(row["request"], 48),
+        )
+    return table
+
+
+def cost_table(calls: Sequence[ModelCall], prices: Mapping[str, Price], baseline: str) -> Table:
+    """Cost per tier, and what the same token counts would have cost on `baseline`."""
+    table = Table(title="cost per tier")
+    for column in ("tier", "calls", "input", "cached", "output", "reasoning", "cost $"):
+        table.add_column(column, justify="left" if column == "tier" else "right")
+    totals = {"calls": 0, "input": 0, "cached": 0, "output": 0, "reasoning": 0, "cost": 0.0}
+    for tier in prices:
+        mine = [c for c in calls if c["tier"] == tier]
+        row = {
+            "calls": len(mine),
+            "input": sum(c["usage"]["input_tokens"] for c in mine),
+            "cached": sum(c["usage"]["cached_tokens"] for c in mine),
+            "output": sum(c["usage"]["output_tokens"] for c in mine),
+            "reasoning": sum(c["usage"]["reasoning_tokens"] for c in mine),
+            "cost": sum(c["cost_usd"] for c in mine),
+        }
+        for key, value in row.items():
+            totals[key] += value
+        table.add_row(tier, *_cells(row))
+    table.add_row("[bold]total[/]", *_cells(totals), end_section=True)
+    # Priced on the baseline tier with the same tokens, and — since a reasoning model
+    # also reasons on easy requests — with its observed reasoning tokens per call added.
+    same_tokens = sum(prices[baseline].cost(c["usage"]) for c in calls)
+    on_baseline = [c for c in calls if c["tier"] == baseline]
+    per_call = sum(c["usage"]["reasoning_tokens"] for c in on_baseline) / max(1, len(on_baseline))
+    extra = sum(per_call for c in calls if c["tier"] != baseline) * prices[baseline].output / 1e6
+    table.add_row(f"all on {baseline}", "", "", "", "", "", f"{same_tokens:.5f}")
+    table.add_row(
+        f"  + {per_call:,.0f} reasoning/call",
+        "",
+        "",
+        "",
+        "",
+        "",
+        f"{same_tokens + extra:.5f}",
+    )
+    return table
+
+
+def _cells(row: Mapping[str, float]) -> list[str]:
+    return [
+        f"{int(row['calls'])}",
+        f"{int(row['input']):,}",
+        f"{int(row['cached']):,}",
+        f"{int(row['output']):,}",
+        f"{int(row['reasoning']):,}",
+        f"{row['cost']:.5f}",
+    ]

@@ -1,0 +1,185 @@
+"""A thread read back from its checkpoints: what `tierflow history` and `inspect` show.
+
+`history` lists the checkpoints themselves (step, node, time, size); `inspect` diffs
+each checkpoint's agent state against its parent's and tells what happened at that
+step: the route decided, the model call (tier, tokens, cost), the tool calls and their
+results, the guard verdicts, and the reminder — objective, plan, progress — as the
+model saw it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, cast
+
+from langchain_core.messages import AIMessage, ToolMessage
+from rich import box
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from tierflow.cli.console import short
+from tierflow.graphs.names import display
+from tierflow.nodes.remind import STATUS_MARK, build_reminder
+from tierflow.nodes.state import AgentState
+from tierflow.store.history import Entry, history
+
+if TYPE_CHECKING:
+    from tierflow.store.history import Store
+
+APPENDED = ("routes", "calls", "verdicts", "messages")  # keys that only grow
+
+
+@dataclass
+class Event:
+    kind: str
+    text: str
+
+
+@dataclass
+class Moment:
+    """One checkpoint of the thread and what the step that produced it did."""
+
+    step: int | None
+    node: str
+    checkpoint_id: str
+    events: list[Event] = field(default_factory=list)
+
+
+def _summary(values: Mapping[str, Any]) -> dict[str, Any]:
+    """What a child checkpoint is compared with: the lengths of the growing lists and
+    the values that are replaced (so the whole history is never held at once)."""
+    found: dict[str, Any] = {key: len(values.get(key) or []) for key in APPENDED}
+    for key in ("objective", "plan", "status", "answer"):
+        found[key] = values.get(key)
+    return found
+
+
+def _events(before: Mapping[str, Any], checkpointed: Mapping[str, Any]) -> list[Event]:
+    # Read as the one state description: a key the state doesn't have is a type error.
+    values = cast(AgentState, checkpointed)
+
+    def new(key: str) -> list[Any]:
+        items: list[Any] = list(checkpointed.get(key) or [])
+        return items[before.get(key, 0) :] if before.get(key, 0) <= len(items) else items
+
+    events: list[Event] = []
+    if values.get("objective") and values.get("objective") != before.get("objective"):
+        events.append(Event("request", short(str(values["objective"]))))
+    for route in new("routes"):
+        events.append(
+            Event("route", f"→ {route['tier']} ({route['router']}: {short(route['reason'], 70)})")
+        )
+    for call in new("calls"):
+        # The reminder this call ended its input with, rebuilt as the model node built it.
+        plan = before.get("plan") or []
+        reminder = build_reminder(str(values.get("objective", "")), plan, call["step"] - 1, None)
+        events.append(Event("reminder", reminder))
+        usage = call["usage"]
+        events.append(
+            Event(
+                "model",
+                f"{call['tier']} · {call['model']} · {usage['input_tokens']:,} in / "
+                f"{usage['output_tokens']:,} out tokens · ${call['cost_usd']:.5f}",
+            )
+        )
+    for message in new("messages"):
+        if isinstance(message, AIMessage):
+            for tool_call in message.tool_calls:
+                arguments = json.dumps(tool_call["args"], ensure_ascii=False)
+                events.append(Event("tool call", short(f"{tool_call['name']}({arguments})", 90)))
+        elif isinstance(message, ToolMessage):
+            mark = "failed" if message.status == "error" else "ok"
+            text = short(str(message.content).removeprefix("Error: "), 80)
+            events.append(Event("tool result", f"{message.name} {mark}: {text}"))
+    for verdict in new("verdicts"):
+        outcome = "pass" if verdict["ok"] else f"fail: {short(verdict['reason'], 80)}"
+        events.append(Event("guard", f"{verdict['guard']} {outcome}"))
+    if values.get("plan") and values.get("plan") != before.get("plan"):
+        marks = "  ".join(f"{STATUS_MARK[s['status']]} {s['step']}" for s in values["plan"])
+        events.append(Event("plan", marks))
+    if values.get("status") != before.get("status") and values.get("status") not in (
+        None,
+        "running",
+    ):
+        answer = values.get("answer")
+        events.append(
+            Event("status", f"{values['status']}" + (f": {short(answer)}" if answer else ""))
+        )
+    return events
+
+
+def inspect(store: Store, thread: str) -> list[Moment]:
+    """The thread's steps, oldest first, each with what it did."""
+    entries: dict[str, Entry] = {e.checkpoint_id: e for e in history(store, thread)}
+    tuples = list(store.list({"configurable": {"thread_id": thread, "checkpoint_ns": ""}}))
+    summaries: dict[str, dict[str, Any]] = {}
+    moments: list[Moment] = []
+    for found in reversed(tuples):
+        checkpoint_id = found.config["configurable"]["checkpoint_id"]
+        parent = found.parent_config["configurable"]["checkpoint_id"] if found.parent_config else ""
+        values = found.checkpoint["channel_values"]
+        entry = entries.get(checkpoint_id)
+        moments.append(
+            Moment(
+                step=entry.step if entry else None,
+                node=display(entry.node) if entry else "?",
+                checkpoint_id=checkpoint_id,
+                events=_events(summaries.get(parent, {}), values),
+            )
+        )
+        summaries[checkpoint_id] = _summary(values)
+    return moments
+
+
+def _time(ts: str) -> str:
+    try:
+        return datetime.fromisoformat(ts).strftime("%m-%d %H:%M:%S")
+    except ValueError:
+        return ts
+
+
+def history_table(thread: str, entries: Sequence[Entry]) -> Table:
+    table = Table(
+        title=f"thread {thread}: {len(entries)} checkpoints", box=box.SIMPLE, pad_edge=False
+    )
+    table.add_column("step", justify="right", no_wrap=True, min_width=4)
+    table.add_column("node", no_wrap=True, min_width=10)
+    # Whole, so it can be copied into `tierflow fork --at` (its last 6+ characters do).
+    table.add_column("checkpoint", no_wrap=True, min_width=36)
+    table.add_column("UTC")
+    table.add_column("bytes", justify="right", no_wrap=True, min_width=6)
+    for entry in entries:
+        table.add_row(
+            "" if entry.step is None else str(entry.step),
+            display(entry.node),
+            entry.checkpoint_id,
+            _time(entry.ts),
+            f"{entry.size:,}",
+        )
+    total = sum(entry.size for entry in entries)
+    table.add_row("", "[bold]total[/]", "", "", f"{total:,}", end_section=True)
+    return table
+
+
+def print_timeline(console: Console, thread: str, moments: Sequence[Moment]) -> None:
+    console.print(f"[bold]thread {thread}[/] · {len(moments)} checkpoints")
+    for moment in moments:
+        if not moment.events:
+            continue
+        step = "" if moment.step is None else f"{moment.step:>3}"
+        console.print(
+            f"[dim]{step}[/] [bold]{escape(moment.node)}[/] [dim]{moment.checkpoint_id}[/]"
+        )
+        for event in moment.events:
+            lines = event.text.splitlines() or [""]
+            console.print(f"      [cyan]{event.kind}[/] {escape(lines[0])}")
+            for line in lines[1:]:
+                console.print(f"        {escape(line)}")
+
+
+def to_json(value: Sequence[Entry] | Sequence[Moment]) -> str:
+    return json.dumps([asdict(item) for item in value], ensure_ascii=False)

@@ -1,0 +1,506 @@
+"""Run, resume and summarise agent threads on a checkpoint database.
+
+Every run streams with `durability="sync"`: a checkpoint is written before the next
+step starts, so a process killed mid-run loses at most the step in flight, and
+`resume()` continues from there. The runs table is updated at the start and the end.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from langchain_core.messages import HumanMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.types import Command, Interrupt, StateSnapshot, StreamMode
+
+from tierflow import store as run_store
+from tierflow.errors import AgentChanged, CheckpointError, TierflowError
+from tierflow.governance.audit import AuditLog, AuditRecord
+from tierflow.governance.budget import Budgets, ThreadSpend
+from tierflow.governance.gate import WaitEvent
+from tierflow.governance.governor import Governor
+from tierflow.governance.limits import Capacity
+from tierflow.governance.policy import Principal
+from tierflow.governance.reviews import Reviews
+from tierflow.governance.tracing import RedactedTracing
+from tierflow.graphs.compile import recursion_limit
+from tierflow.graphs.names import ROUTE
+from tierflow.graphs.spec import Agent
+from tierflow.models.price import TokenUsage
+from tierflow.nodes.context import Governance, RunContext
+from tierflow.nodes.state import AgentState, GuardRecord, ModelCall, PlanStep
+from tierflow.routing.router import RouteDecision
+from tierflow.runs.load import PROVIDER_MARK, load_agent
+from tierflow.store import RunsTable, SqliteStore, leases
+from tierflow.store.runs import RunRow
+from tierflow.store.targets import describe, is_postgres
+from tierflow.testing.faults import crash_point
+
+if TYPE_CHECKING:
+    from langgraph.graph.state import CompiledStateGraph
+
+    from tierflow.store.postgres import PostgresStore
+
+OnUpdate = Callable[[str, Mapping[str, Any]], None]
+# `(mode, chunk)` of LangGraph's "messages" (model tokens) and "custom" (retries) modes.
+OnStream = Callable[[str, Any], None]
+
+
+class RunFailed(TierflowError):
+    """A run stopped on an error; its last checkpoint is intact and resumable."""
+
+
+@dataclass
+class RunReport:
+    """What a run produced, read from its latest checkpoint — but the answer of a run
+    that produced one here is the one it produced in memory: a governed agent's
+    checkpoints are masked, its caller is not."""
+
+    thread: str
+    status: str
+    answer: str | None
+    objective: str
+    route: RouteDecision | None
+    routes: list[RouteDecision]
+    plan: list[PlanStep]
+    steps: list[ModelCall]
+    verdicts: list[GuardRecord]
+    usage: TokenUsage
+    cost_usd: float
+    error: str | None = None
+    tiers: list[str] = field(default_factory=list)
+    # What an interrupted run waits for: each pending review's payload.
+    review: list[Any] = field(default_factory=list)
+    # Governed runs: what the ledger says (cost_usd is then the ledger's charge).
+    billed_model_calls: int = 0
+    rerun_model_calls: int = 0  # re-run after a crash: the provider billed them twice
+    abandoned_reservations: int = 0
+    abandoned_usd: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def report_from(thread: str, snapshot: StateSnapshot) -> RunReport:
+    # Read as the one state description: a key the state doesn't have is a type error.
+    values = cast(AgentState, snapshot.values)
+    calls: list[ModelCall] = list(values.get("calls", []))
+    usage = TokenUsage(
+        input_tokens=sum(c["usage"]["input_tokens"] for c in calls),
+        cached_tokens=sum(c["usage"]["cached_tokens"] for c in calls),
+        output_tokens=sum(c["usage"]["output_tokens"] for c in calls),
+        reasoning_tokens=sum(c["usage"]["reasoning_tokens"] for c in calls),
+    )
+    status = str(values.get("status", "running"))
+    if snapshot.interrupts:
+        status = "interrupted"
+    return RunReport(
+        thread=thread,
+        status=status,
+        answer=values.get("answer"),
+        objective=str(values.get("objective", "")),
+        route=values.get("route"),
+        routes=list(values.get("routes", [])),
+        plan=list(values.get("plan", [])),
+        steps=calls,
+        verdicts=list(values.get("verdicts", [])),
+        usage=usage,
+        cost_usd=sum(c["cost_usd"] for c in calls),
+        error=values.get("error"),
+        tiers=sorted({c["tier"] for c in calls}),
+        review=[item.value for item in snapshot.interrupts],
+    )
+
+
+class Runner:
+    """Runs one agent's threads on the database at `db`.
+
+    For an agent with a `policy`: `principal` is who the runs act for (recorded with the
+    thread before its first step: a resume acts for the same one), `capacity` the
+    process's concurrency caps and rate limits (one per process; by default one per
+    runner), `on_wait` hears when a call waits for a slot (the runs table shows such a
+    run as `waiting` meanwhile).
+
+    A run or resume holds the thread's lease while it executes (`ThreadBusy` if another
+    process holds it). `allow_changed_agent` resumes a thread whose agent declaration
+    changed since it started (refused otherwise; the override is audited)."""
+
+    def __init__(
+        self,
+        agent: Agent,
+        *,
+        db: str | Path,
+        source: str,
+        on_update: OnUpdate | None = None,
+        on_stream: OnStream | None = None,
+        principal: Principal | None = None,
+        capacity: Capacity | None = None,
+        on_wait: Callable[[str, WaitEvent], None] | None = None,
+        allow_changed_agent: bool = False,
+        lease_ttl: float = leases.TTL_S,
+    ) -> None:
+        self.agent = agent
+        self.db = db if is_postgres(db) else Path(db)  # a SQLite file or a postgresql:// URL
+        self.source = source
+        self.on_update = on_update
+        self.on_stream = on_stream
+        self.principal = principal
+        self.on_wait = on_wait
+        self.allow_changed_agent = allow_changed_agent
+        self.lease_ttl = lease_ttl
+        self.runs = RunsTable(self.db)
+        self.redactor = agent.policy.redaction if agent.policy is not None else None
+        # A governed run's LangSmith traces are masked like its checkpoints.
+        self.tracing = RedactedTracing(self.redactor) if self.redactor is not None else None
+        self.fingerprint = fingerprint(agent)
+        self.capacity = None
+        if agent.policy is not None:
+            self.capacity = capacity or Capacity(agent.policy.limits)
+
+    def run(self, request: str, thread: str) -> RunReport:
+        """Send `request` to `thread` (new or existing) and run it to its end."""
+        if not request.strip():
+            raise TierflowError("the request is empty")
+        return self._drive(thread, request)
+
+    def resume(self, thread: str, decision: Mapping[str, Any] | None = None) -> RunReport:
+        """Continue `thread` from its last checkpoint (a no-op for a finished thread).
+        A thread paused for review needs the reviewer's `decision`, e.g.
+        `{"action": "approve"}`, `{"action": "reject", "reason": ...}` or
+        `{"action": "edit", "answer": ...}` (a `"reviewer"` names who decided; by
+        default the operating-system user)."""
+        if decision is not None and "reviewer" not in decision:
+            decision = {**decision, "reviewer": getpass.getuser()}
+        return self._drive(thread, None, decision)
+
+    def _drive(
+        self, thread: str, request: str | None, decision: Mapping[str, Any] | None = None
+    ) -> RunReport:
+        config: RunnableConfig = {
+            "configurable": {"thread_id": thread},
+            "recursion_limit": recursion_limit(self.agent),
+        }
+        if self.tracing is not None:
+            config["callbacks"] = self.tracing.callbacks()
+        with (
+            self._open(create=request is not None) as saver,
+            leases.held(saver.db, thread, ttl=self.lease_ttl),
+        ):
+            record = self.runs.get(thread)
+            self._check_agent(thread, record)
+            principal = self._principal(thread, record)
+            context = RunContext(principal=principal, governance=self._governance())
+            graph = self.agent.compile(checkpointer=saver)  # a copy of the one compiled graph
+            payload = self._payload(thread, request, record, principal, graph, config, decision)
+            governor = self._governor(thread, principal)
+            if governor is not None:
+                governor.start_run()
+            try:
+                final = self._stream(graph, payload, config, context)
+            except KeyboardInterrupt:
+                self.runs.update(thread, status="interrupted", error="stopped by Ctrl-C")
+                raise
+            except Exception as error:
+                reason = self._clean(f"{type(error).__name__}: {error}")
+                self.runs.update(thread, status="failed", error=reason)
+                raise RunFailed(
+                    f"thread {thread!r} failed: {reason} (the last checkpoint is kept; "
+                    f"`tierflow resume {thread}` continues from it)"
+                ) from error
+            report = report_from(thread, graph.get_state(config))
+            if final is not None and final.get("answer") is not None:
+                report.answer = final["answer"]  # the checkpoint's copy may be masked
+            if governor is not None:
+                charge_from_ledger(report, Budgets(self.db).thread_spend(thread))
+            self.runs.update(
+                thread,
+                status=report.status,
+                answer=None if report.answer is None else self._clean(report.answer),
+                error=None if report.error is None else self._clean(report.error),
+                tiers=report.tiers,
+                routes=self._masked(report.routes),
+                verdicts=self._masked(report.verdicts),
+                cost_usd=report.cost_usd,
+                **report.usage,
+            )
+        return report
+
+    def _payload(  # noqa: PLR0917
+        self,
+        thread: str,
+        request: str | None,
+        record: RunRow | None,
+        principal: Principal | None,
+        graph: CompiledStateGraph[Any, Any, Any, Any],
+        config: RunnableConfig,
+        decision: Mapping[str, Any] | None,
+    ) -> dict[str, Any] | Command[Any] | None:
+        """What to stream: a new request, the recorded request again (a run killed
+        before its first checkpoint), or a resume."""
+        if request is None and record is None:
+            raise CheckpointError(f"unknown thread {thread!r} in {describe(self.db)}")
+        snapshot = graph.get_state(config)
+        if request is None and snapshot.created_at is not None:
+            if snapshot.values.get("status") == "budget_exceeded" and decision is None:
+                _continue_after_budget(graph, config)
+            snapshot = graph.get_state(config)
+            if decision is None and snapshot.interrupts and self.agent.policy is not None:
+                decision = _recorded_review(self.db, thread, snapshot)
+            command = review_command(thread, snapshot, decision)
+            self.runs.update(thread, status="running", error=None)
+            return command
+        if request is None:
+            assert record is not None
+            if decision is not None:
+                raise TierflowError(f"thread {thread!r} is not waiting for a review")
+            self.runs.update(thread, status="running", error=None)
+            request = record["request"]  # killed before its first checkpoint: start again
+        else:
+            self.runs.start(
+                thread,
+                agent=self.agent.name,
+                source=self.source,
+                request=self._clean(request),
+                principal=_principal_json(principal),
+                fingerprint=self.fingerprint,
+                provider=provider_of_source(self.source),
+            )
+            crash_point("runs.started")
+        return {"messages": [HumanMessage(request)]}
+
+    def _stream(
+        self,
+        graph: CompiledStateGraph[Any, Any, Any, Any],
+        payload: dict[str, Any] | Command[Any] | None,
+        config: RunnableConfig,
+        context: RunContext,
+    ) -> Mapping[str, Any] | None:
+        """Stream the run; its last state as held in memory (None if it ran no step)."""
+        modes: list[StreamMode] = ["updates", "values"]
+        if self.on_stream is not None:
+            modes += ["messages", "custom"]
+        final: Mapping[str, Any] | None = None
+        chunks = graph.stream(
+            payload, config, context=context, stream_mode=modes, durability="sync"
+        )
+        for mode, chunk in chunks:
+            if mode == "values" and isinstance(chunk, Mapping):
+                final = chunk
+            elif mode == "updates" and isinstance(chunk, Mapping):
+                for node, update in chunk.items():
+                    if self.on_update is not None and isinstance(update, Mapping):
+                        self.on_update(node, update)
+            elif mode != "values" and self.on_stream is not None:
+                self.on_stream(mode, chunk)
+        return final
+
+    def _check_agent(self, thread: str, record: RunRow | None) -> None:
+        """A thread runs the agent it started with: a changed declaration is refused
+        (or, with `allow_changed_agent`, audited)."""
+        if record is None or not record["fingerprint"]:
+            return
+        if record["fingerprint"] == self.fingerprint:
+            return
+        if not self.allow_changed_agent:
+            raise AgentChanged(
+                f"thread {thread!r} was started by agent {record['agent']!r} "
+                f"(fingerprint {record['fingerprint'][:12]}); {self.agent.name!r} as loaded "
+                f"now is {self.fingerprint[:12]}: its declaration changed. Resume with "
+                "--allow-changed-agent to continue anyway (audited)"
+            )
+        AuditLog(self.db).write(
+            AuditRecord(
+                event=f"agent_changed:{thread}:{record['fingerprint']}:{self.fingerprint}",
+                thread=thread,
+                step=-1,
+                principal=(record["principal"] or {}).get("id"),
+                agent=self.agent.name,
+                kind="run",
+                name="agent_changed",
+                decision="allowed",
+                outcome="ok",
+                reason=f"fingerprint {record['fingerprint'][:12]} -> {self.fingerprint[:12]}",
+            )
+        )
+        self.runs.update(thread, fingerprint=self.fingerprint)
+
+    def _principal(self, thread: str, record: RunRow | None) -> Principal | None:
+        """Who the run acts for: the one recorded with the thread, never another."""
+        kept = None if record is None else record["principal"]
+        if kept is None:
+            return self.principal
+        recorded = Principal.model_validate(kept)
+        if self.principal is not None and self.principal != recorded:
+            raise TierflowError(
+                f"thread {thread!r} acts for principal {recorded.id!r}; a run can't "
+                f"change who it acts for (given {self.principal.id!r})"
+            )
+        return recorded
+
+    def _open(self, *, create: bool) -> SqliteStore | PostgresStore:
+        """The checkpoint store (a governed agent's graph masks what it stores there)."""
+        return run_store.open(self.db, create=create)
+
+    def _clean(self, text: str) -> str:
+        """Text for the runs table, with the policy's secrets masked."""
+        return text if self.redactor is None else self.redactor.redact_text(text)
+
+    def _masked(self, records: list[Any]) -> list[Any]:
+        """Route decisions or guard verdicts for the runs table, their reasons masked."""
+        return records if self.redactor is None else list(self.redactor.redact(records))
+
+    def _governance(self) -> Governance | None:
+        """What a governed run's nodes reach through the run context: this runner's
+        database, capacity and wait reporting."""
+        if self.agent.policy is None:
+            return None
+        return Governance(self.db, capacity=self.capacity, on_wait=self._waiting)
+
+    def _governor(self, thread: str, principal: Principal | None) -> Governor | None:
+        if self.agent.policy is None:
+            return None
+        return Governor(
+            self.agent.policy,
+            self.db,
+            agent=self.agent.name,
+            thread=thread,
+            principal=principal,
+            capacity=self.capacity,
+        )
+
+    def _waiting(self, thread: str, event: WaitEvent) -> None:
+        """A call of `thread` waits for a slot (or got it): the runs table says so."""
+        self.runs.update(thread, status="waiting" if event.phase == "waiting" else "running")
+        if self.on_wait is not None:
+            self.on_wait(thread, event)
+
+
+def fingerprint(agent: Agent) -> str:
+    """A hash of the agent's declaration without the models serving its tiers (a
+    resume may change provider, not the agent)."""
+    document = json.loads(agent.to_json())
+    for tier in document.get("tiers", []):
+        if isinstance(tier, dict):
+            tier.pop("model", None)
+    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
+
+
+def provider_of_source(source: str) -> str:
+    return source.split(PROVIDER_MARK, 1)[1] if PROVIDER_MARK in source else ""
+
+
+def charge_from_ledger(report: RunReport, spend: ThreadSpend) -> None:
+    """The report's cost is what the ledger charged: model calls re-run after a crash
+    (billed twice by the provider) and reservations a crash abandoned included."""
+    report.cost_usd = spend.usd
+    report.billed_model_calls = spend.settled_calls
+    report.rerun_model_calls = max(0, spend.settled_calls - len(report.steps))
+    report.abandoned_reservations = spend.abandoned_calls
+    report.abandoned_usd = spend.abandoned_usd
+
+
+def _principal_json(principal: Principal | None) -> dict[str, Any] | None:
+    return None if principal is None else principal.model_dump(mode="json")
+
+
+def _recorded_review(db: str | Path, thread: str, snapshot: StateSnapshot) -> dict[str, Any] | None:
+    """The reviewer's recorded decision on every call the thread is paused on: it was
+    given, and the process died before the calls ran. None if any is undecided."""
+    call_ids = [
+        str(call.get("call_id"))
+        for item in snapshot.interrupts
+        if isinstance(item.value, Mapping) and item.value.get("kind") == "tool_review"
+        for call in item.value.get("calls", [])
+    ]
+    if len(call_ids) == 0 or any(
+        not (isinstance(i.value, Mapping) and i.value.get("kind") == "tool_review")
+        for i in snapshot.interrupts
+    ):
+        return None
+    return Reviews(db).recorded(thread, call_ids)
+
+
+def _continue_after_budget(
+    graph: CompiledStateGraph[Any, Any, Any, Any], config: RunnableConfig
+) -> None:
+    """A run that ended `budget_exceeded` continues with the model call it could not
+    afford: back to running, as if the route had just chosen its tier again."""
+    graph.update_state(config, {"status": "running", "error": None}, as_node=ROUTE)
+
+
+def review_command(
+    thread: str, snapshot: StateSnapshot, decision: Mapping[str, Any] | None
+) -> Command[Any] | None:
+    """The resume payload for a thread: None to continue, or the reviewer's decision for
+    every pending interrupt. A decision without a pause, or a pause without a decision,
+    is an error (nothing is run)."""
+    pending = snapshot.interrupts
+    if decision is None and pending:
+        raise TierflowError(
+            f"thread {thread!r} is waiting for a review ({_describe_pending(pending)}): resume "
+            "it with --approve, --reject REASON or --edit FILE"
+        )
+    if decision is None:
+        return None
+    if not pending:
+        raise TierflowError(f"thread {thread!r} is not waiting for a review; nothing to decide")
+    if len(pending) == 1:
+        return Command(resume=_seen(decision, pending[0]))
+    return Command(resume={item.id: _seen(decision, item) for item in pending})
+
+
+def _seen(decision: Mapping[str, Any], pending: Interrupt) -> dict[str, Any]:
+    """The decision, naming the held calls the reviewer was shown: a call held only
+    when the node runs again (the set grew meanwhile) is not covered by it."""
+    value = pending.value if isinstance(pending.value, Mapping) else {}
+    if value.get("kind") != "tool_review":
+        return dict(decision)
+    return {**decision, "call_ids": [str(c.get("call_id")) for c in value.get("calls", [])]}
+
+
+def _describe_pending(pending: Sequence[Interrupt]) -> str:
+    parts = []
+    for item in pending:
+        value = item.value if isinstance(item.value, Mapping) else {}
+        if value.get("kind") == "tool_review":
+            held = ", ".join(str(call.get("tool")) for call in value.get("calls", []))
+            parts.append(f"tool calls held for approval: {held}")
+        else:
+            parts.append(f"answer held by guard {value.get('guard', '?')!r}")
+    return ", ".join(parts)
+
+
+def resume_thread(
+    thread: str,
+    db: str | Path,
+    on_update: OnUpdate | None = None,
+    *,
+    on_stream: OnStream | None = None,
+    provider: str | None = None,
+    decision: Mapping[str, Any] | None = None,
+    allow_changed_agent: bool = False,
+) -> RunReport:
+    """Resume `thread`, loading its agent from the source recorded in the runs table
+    (with the provider recorded there, unless `provider` names another)."""
+    database = db if is_postgres(db) else Path(db)
+    if isinstance(database, Path) and not database.exists():
+        raise CheckpointError(f"no database at {database}")
+    row = RunsTable(database).get(thread)
+    if row is None:
+        raise CheckpointError(f"unknown thread {thread!r} in {describe(database)}")
+    agent, source = load_agent(row["source"], provider)
+    runner = Runner(
+        agent,
+        db=database,
+        source=source,
+        on_update=on_update,
+        on_stream=on_stream,
+        allow_changed_agent=allow_changed_agent,
+    )
+    return runner.resume(thread, decision)
