@@ -245,7 +245,7 @@ def test_execute_tool_async(target: str) -> None:
         return RecordedResult(True, "refunded")
 
     async def twice() -> list[RecordedResult | None]:
-        return [await gov.execute_tool_async(refund_call(20), refund) for _ in range(2)]
+        return [await gov.aexecute_tool(refund_call(20), refund) for _ in range(2)]
 
     assert asyncio.run(twice()) == [RecordedResult(True, "refunded")] * 2
     assert runs == 1

@@ -96,7 +96,7 @@ def test_a_cap_of_four_holds_for_a_hundred_coroutines() -> None:
         go = asyncio.Event()
 
         async def tool_call() -> None:
-            async with capacity.tool_call_async("lookup", on_wait=occupancy.on_wait):
+            async with capacity.atool_call("lookup", on_wait=occupancy.on_wait):
                 occupancy.enter()
                 await go.wait()
                 occupancy.leave()
@@ -127,7 +127,7 @@ def test_threads_and_coroutines_share_one_cap() -> None:
 
     async def in_loop() -> None:
         async def one() -> None:
-            async with gate.hold_async(on_wait=occupancy.on_wait):
+            async with gate.ahold(on_wait=occupancy.on_wait):
                 occupancy.enter()
                 await asyncio.to_thread(occupancy.go.wait, SAFETY_S)
                 occupancy.leave()
@@ -168,8 +168,8 @@ def test_a_cancelled_waiter_gives_its_place_back() -> None:
     gate = Gate("models", 1)
 
     async def main() -> None:
-        await gate.acquire_async()
-        waiter = asyncio.create_task(gate.acquire_async())
+        await gate.aacquire()
+        waiter = asyncio.create_task(gate.aacquire())
         await asyncio.sleep(0)
         assert gate.waiting == 1
         waiter.cancel()
@@ -186,15 +186,15 @@ def test_a_slot_handed_to_a_cancelled_waiter_is_not_lost() -> None:
     gate = Gate("models", 1)
 
     async def main() -> None:
-        await gate.acquire_async()
-        waiter = asyncio.create_task(gate.acquire_async())
+        await gate.aacquire()
+        waiter = asyncio.create_task(gate.aacquire())
         await asyncio.sleep(0)
         gate.release()  # handed over to the waiter, which hasn't run yet …
         waiter.cancel()  # … and is cancelled before it does
         with pytest.raises(asyncio.CancelledError):
             await waiter
         assert gate.in_use == 0
-        await gate.acquire_async()  # the slot is free again
+        await gate.aacquire()  # the slot is free again
         assert gate.in_use == 1
 
     asyncio.run(main())
@@ -233,7 +233,7 @@ class FakeTime:
         self.slept.append(seconds)
         self.now += seconds
 
-    async def sleep_async(self, seconds: float) -> None:
+    async def asleep(self, seconds: float) -> None:
         self.sleep(seconds)
 
 
@@ -284,11 +284,11 @@ def test_tokens_settle_to_what_the_call_reported() -> None:
 def test_async_model_calls_sleep_through_the_injected_sleep() -> None:
     time = FakeTime()
     limits = CallLimits(models=1, rates={"openai": RateLimit(requests_per_minute=1)})
-    capacity = Capacity(limits, clock=time.clock, sleep_async=time.sleep_async)
+    capacity = Capacity(limits, clock=time.clock, asleep=time.asleep)
 
     async def main() -> None:
         for _ in range(2):
-            async with capacity.model_call_async("openai"):
+            async with capacity.amodel_call("openai"):
                 assert capacity.gates["models"].in_use == 1
 
     asyncio.run(main())

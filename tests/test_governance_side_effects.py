@@ -90,7 +90,7 @@ def test_once_async(target: str) -> None:
         return RecordedResult(False, "ShopError: order 1070 does not exist")
 
     async def twice() -> tuple[RecordedResult | None, RecordedResult | None]:
-        return await effects.once_async(KEY, SITE, call), await effects.once_async(KEY, SITE, call)
+        return await effects.aonce(KEY, SITE, call), await effects.aonce(KEY, SITE, call)
 
     first, replay = asyncio.run(twice())
     assert first == replay == RecordedResult(False, "ShopError: order 1070 does not exist")

@@ -53,7 +53,7 @@ from tierflow.governance import (
 )
 from tierflow.governance.redact import redact_checkpoints
 from tierflow.runs.runner import review_command
-from tierflow.store.postgres import open_postgres_async
+from tierflow.store.postgres import aopen_postgres
 
 Profile = Literal["dev", "strict"]
 PROFILES: tuple[Profile, ...] = ("dev", "strict")
@@ -233,7 +233,7 @@ def test_langgraphs_async_postgres_saver_opens_without_blocking(
     with fresh_database() as url:
 
         async def work() -> Any:
-            async with open_postgres_async(url) as saver:
+            async with aopen_postgres(url) as saver:
                 graph = scripted.agent.compile(checkpointer=saver)
                 await graph.ainvoke(REQUEST, config, durability="sync")
                 return await graph.aget_state(config)
@@ -321,11 +321,11 @@ def test_waiting_for_a_slot_or_a_rate_never_blocks_the_loop(
     order, every event heard before the call goes ahead."""
     slept: list[float] = []
 
-    async def sleep_async(seconds: float) -> None:
+    async def asleep(seconds: float) -> None:
         slept.append(seconds)
 
     limits = CallLimits(per_tool={"refund": 1}, rates={"openai": RateLimit(tokens_per_minute=600)})
-    capacity = Capacity(limits, sleep_async=sleep_async)
+    capacity = Capacity(limits, asleep=asleep)
     heard: list[tuple[str, str]] = []
     events = tmp_path / "events.db"
     with closing(sqlite3.connect(events)) as conn, conn:
@@ -341,7 +341,7 @@ def test_waiting_for_a_slot_or_a_rate_never_blocks_the_loop(
 
     async def work() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
         async def refund() -> list[tuple[str, str]]:
-            async with capacity.tool_call_async("refund", on_wait=on_wait):
+            async with capacity.atool_call("refund", on_wait=on_wait):
                 return list(heard)
 
         waiting = asyncio.create_task(refund())
@@ -349,7 +349,7 @@ def test_waiting_for_a_slot_or_a_rate_never_blocks_the_loop(
             await asyncio.sleep(0)
         await asyncio.to_thread(gate.release)  # the thread's call ends
         in_tool_call = await waiting
-        async with capacity.model_call_async("openai", tokens=900, on_wait=on_wait):
+        async with capacity.amodel_call("openai", tokens=900, on_wait=on_wait):
             return in_tool_call, list(heard)
 
     in_tool_call, in_model_call = on_loop(profile, work)

@@ -17,7 +17,7 @@ from tierflow import store as run_store
 from tierflow.runs.load import load_agent
 from tierflow.store import RunsTable
 from tierflow.store import history as checkpoint_history
-from tierflow.store.postgres import open_postgres_async
+from tierflow.store.postgres import aopen_postgres
 from tierflow.store.targets import is_postgres
 
 CRASHY = str(Path(__file__).parent / "agents" / "crashy.py")
@@ -179,7 +179,7 @@ def test_async_runs_work_on_both_stores(target: str) -> None:
     async def go() -> dict[str, Any]:
         request = {"messages": [HumanMessage(REQUEST)]}
         if is_postgres(target):
-            async with open_postgres_async(target) as saver:
+            async with aopen_postgres(target) as saver:
                 graph = agent.compile(checkpointer=saver)
                 await graph.ainvoke(request, config, durability="sync")
                 return dict((await graph.aget_state(config)).values)

@@ -139,7 +139,7 @@ class Gate:
                     raise GateTimeout(f"no free slot at {self.name} within {timeout:g}s")
         self._notify_acquired(on_wait, started)
 
-    async def acquire_async(self, *, on_wait: OnWait | None = None) -> None:
+    async def aacquire(self, *, on_wait: OnWait | None = None) -> None:
         """Take a slot, suspending this coroutine (never blocking its loop) until one
         is free. Cancelling the wait gives up the place in the queue — or the slot, if
         it was handed over at that very moment."""
@@ -201,8 +201,8 @@ class Gate:
             self.release()
 
     @asynccontextmanager
-    async def hold_async(self, *, on_wait: OnWait | None = None) -> AsyncIterator[None]:
-        await self.acquire_async(on_wait=on_wait)
+    async def ahold(self, *, on_wait: OnWait | None = None) -> AsyncIterator[None]:
+        await self.aacquire(on_wait=on_wait)
         try:
             yield
         finally:

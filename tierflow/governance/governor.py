@@ -12,7 +12,7 @@ Tool calls (`act`), for every call of the turn before any runs:
                                               # denied: verdict.message is the observation
                                               # needs_approval: hold it, interrupt()
     outcome = governor.reviewed(call, decision)        # after interrupt() returns
-    result = governor.execute_tool(call, run)          # or execute_tool_async
+    result = governor.execute_tool(call, run)          # or aexecute_tool
 
 Model calls (`model:TIER`):
 
@@ -264,7 +264,7 @@ class Governor:
         self._finished(call, result, decision, waits.waited, self.timer() - started)
         return result
 
-    async def execute_tool_async(
+    async def aexecute_tool(
         self,
         call: GovernedCall,
         run: RunToolAsync,
@@ -277,7 +277,7 @@ class Governor:
         record, the audit row) run in a worker thread."""
         waits = _WaitTracker(on_wait)
         started = self.timer()
-        async with self.capacity.tool_call_async(call.tool, on_wait=waits):
+        async with self.capacity.atool_call(call.tool, on_wait=waits):
             if call.idempotency_key is None:
                 result = await run()
             else:
@@ -285,7 +285,7 @@ class Governor:
                 async def keyed(_attempt: object) -> RecordedResult | None:
                     return await run()
 
-                result = await self.side_effects.once_async(
+                result = await self.side_effects.aonce(
                     call.idempotency_key, self._site(call), keyed
                 )
         latency_s = self.timer() - started

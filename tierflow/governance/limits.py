@@ -15,10 +15,10 @@ Rate limits reserve: `TokenBucket.take(n)` debits the bucket at once, possibly b
 zero, and returns how long the caller must wait for the bucket to be back at zero.
 Callers are served in the order they asked, nobody polls, and a request for more than
 the bucket holds waits proportionally instead of forever. Time and sleeping are
-injected (`clock`, `sleep`, `sleep_async`), so tests run on a fake clock.
+injected (`clock`, `sleep`, `asleep`), so tests run on a fake clock.
 
 The async calls never block their event loop: a coroutine waits for a slot on a future
-and for its rate on `sleep_async`; the gates' and buckets' locks are held for a few
+and for its rate on `asleep`; the gates' and buckets' locks are held for a few
 instructions, never across a wait; and `on_wait` — which may write to the database (the
 runner marks a waiting run `waiting`) — is called in a worker thread, in order, and has
 heard every event before the call goes ahead.
@@ -123,12 +123,12 @@ class Capacity:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Any] = time.sleep,
-        sleep_async: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        asleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     ) -> None:
         self.limits = limits or CallLimits()
         self.clock = clock
         self.sleep = sleep
-        self.sleep_async = sleep_async
+        self.asleep = asleep
         self.gates: dict[str, Gate] = {}
         if self.limits.tools is not None:
             self.gates["tools"] = Gate("tools", self.limits.tools, clock=clock)
@@ -193,25 +193,25 @@ class Capacity:
     # -- async -----------------------------------------------------------------------
 
     @asynccontextmanager
-    async def tool_call_async(
+    async def atool_call(
         self, tool: str, *, on_wait: OnWait | None = None
     ) -> AsyncIterator[None]:
         """`tool_call` for a coroutine: it waits without blocking its event loop."""
         heard = _OffLoop.of(on_wait)
-        async with _holding_async(self.tool_gates(tool), heard):
+        async with _aholding(self.tool_gates(tool), heard):
             await _heard(heard)
             yield
 
     @asynccontextmanager
-    async def model_call_async(
+    async def amodel_call(
         self, provider: str, *, tokens: int = 0, on_wait: OnWait | None = None
     ) -> AsyncIterator[None]:
         """`model_call` for a coroutine: it waits without blocking its event loop."""
         heard = _OffLoop.of(on_wait)
-        async with _holding_async(self.model_gates(provider), heard):
+        async with _aholding(self.model_gates(provider), heard):
             delay = self._rate_delay(provider, tokens, heard)
             if delay > 0:
-                await self.sleep_async(delay)
+                await self.asleep(delay)
             await _heard(heard)
             yield
 
@@ -231,10 +231,10 @@ def _holding(gates: Sequence[Gate], on_wait: OnWait | None) -> Iterator[None]:
 
 
 @asynccontextmanager
-async def _holding_async(gates: Sequence[Gate], on_wait: OnWait | None) -> AsyncIterator[None]:
+async def _aholding(gates: Sequence[Gate], on_wait: OnWait | None) -> AsyncIterator[None]:
     async with AsyncExitStack() as stack:
         for gate in gates:
-            await stack.enter_async_context(gate.hold_async(on_wait=on_wait))
+            await stack.enter_async_context(gate.ahold(on_wait=on_wait))
         yield
 
 

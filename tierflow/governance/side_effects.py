@@ -155,7 +155,7 @@ class SideEffects:
             return None
         return self.record(key, ok=outcome.ok, content=outcome.content)
 
-    async def once_async(
+    async def aonce(
         self,
         key: str,
         site: CallSite,

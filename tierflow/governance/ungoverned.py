@@ -58,7 +58,7 @@ class Ungoverned:
     ) -> RecordedResult | None:
         return run()
 
-    async def execute_tool_async(
+    async def aexecute_tool(
         self,
         call: GovernedCall,
         run: RunToolAsync,

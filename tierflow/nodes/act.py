@@ -9,7 +9,7 @@ One path with or without a policy: the calls go through the run's `Governor`, or
 `UNGOVERNED` (a no-op) for an agent without one. Before any runs, the turn's calls are
 prepared, screened by their argument guards and authorised (`tool_guards`); then each
 runs through `execute_tool` (sync: the node's thread and reusable workers, async tools
-on one loop — see `executor`) or `execute_tool_async` (on the caller's loop); then the
+on one loop — see `executor`) or `aexecute_tool` (on the caller's loop); then the
 output guards check the results (`output_guards`). Under `ainvoke`, the steps that touch
 the run store run in a worker thread, off the event loop; without a policy nothing
 does, and nothing leaves the loop but a sync tool.
@@ -35,7 +35,7 @@ from tierflow.governance.side_effects import RecordedResult
 from tierflow.governance.ungoverned import ToolGovernor
 from tierflow.nodes.context import Governing, thread_of
 from tierflow.nodes.dual import dual_node
-from tierflow.nodes.executor import call_in_time, call_in_time_async, run_all
+from tierflow.nodes.executor import acall_in_time, call_in_time, run_all
 from tierflow.nodes.output_guards import answered_from_record, guard_results
 from tierflow.nodes.state import AgentState, GuardRecord, PlanStep, ToolResult
 from tierflow.nodes.tool_guards import Cleared, Prepared, checked
@@ -154,9 +154,9 @@ class Act:
         self, governor: ToolGovernor, item: Cleared, on_wait: OnWait | None
     ) -> ToolResult:
         prepared = item.prepared
-        outcome = await governor.execute_tool_async(
+        outcome = await governor.aexecute_tool(
             prepared.call,
-            partial(attempts_async, prepared, self.backoff),
+            partial(aattempts, prepared, self.backoff),
             decision=item.decision,
             on_wait=on_wait,
         )
@@ -224,13 +224,13 @@ def attempts(prepared: Prepared, backoff: Backoff | None) -> RecordedResult | No
     return RecordedResult(True, render(value))
 
 
-async def attempts_async(prepared: Prepared, backoff: Backoff | None) -> RecordedResult | None:
+async def aattempts(prepared: Prepared, backoff: Backoff | None) -> RecordedResult | None:
     """The async twin of `attempts`: async tools on the running loop, sync ones in a
     worker thread."""
     tool, kwargs = prepared.tool, prepared.kwargs
 
     async def attempt() -> Any:
-        return await call_in_time_async(tool.fn, kwargs, tool.timeout_s)
+        return await acall_in_time(tool.fn, kwargs, tool.timeout_s)
 
     try:
         value = await (attempt() if backoff is None else acall_with_retries(attempt, backoff))

@@ -18,7 +18,7 @@ the process may wait for it. Hence daemon threads, reused:
 
 Both start on first use and are rebuilt in a child after `fork()`. Calls keep the
 caller's context variables. `call_in_time` runs a tool call within its deadline,
-`call_in_time_async` is its twin on the caller's loop; `run_all` runs a turn's calls
+`acall_in_time` is its twin on the caller's loop; `run_all` runs a turn's calls
 at once under `invoke`.
 """
 
@@ -159,7 +159,7 @@ def call_in_time(fn: Callable[..., Any], kwargs: Mapping[str, Any], timeout_s: f
         raise
 
 
-async def call_in_time_async(
+async def acall_in_time(
     fn: Callable[..., Any], kwargs: Mapping[str, Any], timeout_s: float
 ) -> Any:
     """`call_in_time` on the running loop: a coroutine function runs on it, any other in

@@ -145,10 +145,10 @@ def model_slot(held: Held | None, model: TierModel) -> AbstractContextManager[No
     )
 
 
-def model_slot_async(held: Held | None, model: TierModel) -> AbstractAsyncContextManager[None]:
+def amodel_slot(held: Held | None, model: TierModel) -> AbstractAsyncContextManager[None]:
     if held is None:
         return nullcontext()
-    return held.governor.capacity.model_call_async(
+    return held.governor.capacity.amodel_call(
         provider_of(model.label), tokens=held.reservation.estimate.tokens, on_wait=held.on_wait
     )
 
@@ -261,7 +261,7 @@ class ModelNode:
         response: BaseMessage | None = None
         update = ModelUpdate()
         try:
-            async with model_slot_async(held, self.model):
+            async with amodel_slot(held, self.model):
                 response = await acall_with_retries(
                     lambda: self.model.bound().ainvoke(messages, config),
                     self.model.retry,

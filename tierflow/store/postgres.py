@@ -4,7 +4,7 @@
 closed (a context manager, like `SqliteStore`). It is sync and async: LangGraph's
 `PostgresSaver` has no async methods (`ainvoke` on it raises `NotImplementedError`), so
 they are added here the way `SqliteStore` has them — each runs the sync one in a worker
-thread (`threaded.py`), and an event loop never waits on psycopg. `open_postgres_async(url)`
+thread (`threaded.py`), and an event loop never waits on psycopg. `aopen_postgres(url)`
 gives LangGraph's `AsyncPostgresSaver` on a connection of its own instead.
 LangGraph's saver stores one blob per channel version; it has no copy or keep-last
 pruning, so forks and retention are done here in SQL on its tables (`checkpoints`,
@@ -195,7 +195,7 @@ def open_postgres(url: str) -> PostgresStore:
 
 
 @asynccontextmanager
-async def open_postgres_async(url: str) -> AsyncIterator[AsyncPostgresSaver]:
+async def aopen_postgres(url: str) -> AsyncIterator[AsyncPostgresSaver]:
     """LangGraph's `AsyncPostgresSaver` on its own connection, the tables set up first
     (in a worker thread: setting up is sync, and may wait for another process's lock)."""
     await asyncio.to_thread(set_up, url)
