@@ -29,17 +29,24 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 from langchain_core.messages import AIMessage, AnyMessage
-from langgraph.checkpoint.base import BaseCheckpointSaver
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    BaseCheckpointSaver,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+)
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
+from langgraph.graph.state import CompiledStateGraph
 from typing_extensions import TypedDict
 
 from tierflow import store as run_store
@@ -70,7 +77,7 @@ WORDS = [
 ]
 
 
-class State(TypedDict):
+class State(TypedDict, total=False):  # a run starts with `target` alone
     messages: Annotated[list[AnyMessage], add_messages]
     target: int
 
@@ -92,7 +99,7 @@ def more(state: State) -> str:
     return "talk" if len(state["messages"]) < state["target"] else END
 
 
-def graph(saver: BaseCheckpointSaver[Any]) -> Any:
+def graph(saver: BaseCheckpointSaver[Any]) -> CompiledStateGraph[State, None, State, State]:
     builder = StateGraph(State)
     builder.add_node("talk", talk)
     builder.add_edge(START, "talk")
@@ -122,14 +129,22 @@ def recorded(saver: BaseCheckpointSaver[Any], calls: list[Call]) -> None:
     """Append every write the saver receives to `calls`, in order, and pass it on."""
     put, put_writes = saver.put, saver.put_writes
 
-    def record_put(*args: Any) -> Any:
-        calls.append(("put", args))
-        return put(*args)
+    def record_put(
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        calls.append(("put", (config, checkpoint, metadata, new_versions)))
+        return put(config, checkpoint, metadata, new_versions)
 
-    def record_put_writes(*args: Any) -> Any:
-        calls.append(("put_writes", args))
-        return put_writes(*args)
+    def record_put_writes(
+        config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
+    ) -> None:
+        calls.append(("put_writes", (config, writes, task_id, task_path)))
+        put_writes(config, writes, task_id, task_path)
 
+    # On this saver only, not its class: mypy refuses any assignment to a method.
     saver.put = record_put  # type: ignore[method-assign]
     saver.put_writes = record_put_writes  # type: ignore[method-assign]
 
@@ -164,7 +179,7 @@ def size_of(path: Path) -> int:
 
 def run(name: str, opener: Opener, milestones: list[int], workdir: Path) -> dict[str, Any]:
     path = workdir / f"{name}.db"
-    config = {"configurable": {"thread_id": "long"}, "recursion_limit": 10**6}
+    config: RunnableConfig = {"configurable": {"thread_id": "long"}, "recursion_limit": 10**6}
     sizes: dict[int, int] = {}
     calls: list[Call] = []
     start = time.perf_counter()

@@ -25,7 +25,7 @@ def main() -> int:
 
         @checkpointer_test(name="tierflow SqliteStore")
         async def store() -> AsyncIterator[SqliteStore]:
-            with run_store.open(Path(directory) / f"conformance-{next(files)}.db") as saver:
+            with run_store.open_sqlite(Path(directory) / f"conformance-{next(files)}.db") as saver:
                 yield saver
 
         report = asyncio.run(validate(store))

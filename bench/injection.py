@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+from langchain_core.messages import AIMessage, BaseMessage, ToolCall, ToolMessage
 
 from tierflow import Agent, Price, ScriptedChatModel, Tier, Turn, tool
 from tierflow.governance import FlowRule, Grant, Policy
@@ -195,7 +195,7 @@ class ObedientModel(ScriptedChatModel):
         return Turn(text="Done."), key
 
     @staticmethod
-    def _obey(read: str, called: Sequence[Any]) -> list[Turn]:
+    def _obey(read: str, called: Sequence[ToolCall]) -> list[Turn]:
         targets = {str(c["args"].get("iban") or c["args"].get("url")) for c in called}
         for amount, iban in _PAY.findall(read):
             if iban not in PAYEES and iban not in targets:
@@ -206,8 +206,10 @@ class ObedientModel(ScriptedChatModel):
         return []
 
 
-def _injected(call: Any) -> bool:
-    return call["args"].get("iban") == ATTACKER or call["args"].get("url") == ATTACKER_PAGE
+def _injected(call: ToolCall) -> bool:
+    iban: object = call["args"].get("iban")
+    url: object = call["args"].get("url")
+    return iban == ATTACKER or url == ATTACKER_PAGE
 
 
 # Which defences each configuration turns on: (flow rules, output guard).

@@ -49,6 +49,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph import START, MessagesState, StateGraph
+from langgraph.graph.state import CompiledStateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
 
 from tierflow import Agent, Limits, Price, Scenario, ScriptedChatModel, Tier, Turn
@@ -100,7 +101,9 @@ def tick_function(latency_s: float) -> Callable[..., Any]:
     return atick
 
 
-def hand_built(model: ScriptedChatModel, tick: Callable[..., Any], saver: Any) -> Any:
+def hand_built(
+    model: ScriptedChatModel, tick: Callable[..., Any], saver: BaseCheckpointSaver[Any]
+) -> CompiledStateGraph[Any, Any, Any, Any]:
     """The ReAct loop as a LangGraph user writes it: model node, `ToolNode`,
     `tools_condition`."""
     is_async = inspect.iscoroutinefunction(tick)
@@ -146,7 +149,13 @@ def tierflow_agent(model: ScriptedChatModel, tick: Callable[..., Any], turns: in
     )
 
 
-def build(side: Side, turns: int, saver: Any, model_s: float = 0.0, tool_s: float = 0.0) -> Any:
+def build(
+    side: Side,
+    turns: int,
+    saver: BaseCheckpointSaver[Any],
+    model_s: float = 0.0,
+    tool_s: float = 0.0,
+) -> CompiledStateGraph[Any, Any, Any, Any]:
     model, tick = script(turns, model_s), tick_function(tool_s)
     if side == "langgraph":
         return hand_built(model, tick, saver)

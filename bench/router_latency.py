@@ -22,7 +22,7 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,7 @@ from tierflow.routing import ComposedRouter, LearnedRouter, LLMRouter, Strategy
 from tierflow.routing.offline.calibrate import threshold_for_share
 from tierflow.routing.offline.data import load_routing_csv
 from tierflow.routing.offline.training import fit_scorer, gain_of
-from tierflow.routing.router import Router
+from tierflow.routing.router import RouteDecision, Router
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "routing" / "mmlu.csv"
 PROMPTS = 1000
@@ -133,7 +133,7 @@ class _SilentRules:
     def tiers(self) -> set[str]:
         return self.rules.tiers()
 
-    def route(self, request: str, state: Any) -> Any:
+    def route(self, request: str, state: Mapping[str, Any]) -> RouteDecision:
         decision = self.rules.route(request, state)
         if decision["reason"].startswith("no rule matched"):
             decision["confidence"] = 0.0

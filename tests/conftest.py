@@ -5,21 +5,26 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-import subprocess
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
+from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatResult
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph.state import CompiledStateGraph
 from pydantic import Field
 
 from tierflow import Agent, Price, Scenario, ScriptedChatModel, Tier, Turn
 from tierflow.cli.app import main
+
+if TYPE_CHECKING:
+    from socket import _GetAddrInfoResult  # typeshed's name for what getaddrinfo returns
 
 FAST_PRICE = Price(input=2.00, cached_input=0.50, output=8.00)
 REASONING_PRICE = Price(input=1.75, cached_input=0.175, output=14.00)
@@ -36,7 +41,7 @@ class RecordingChatModel(ScriptedChatModel):
         self,
         messages: list[BaseMessage],
         stop: list[str] | None = None,
-        run_manager: Any = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
         self.inputs.append(list(messages))
@@ -49,7 +54,7 @@ class Scripted:
     fast: RecordingChatModel
     reasoning: RecordingChatModel
 
-    def graph(self) -> Any:
+    def graph(self) -> CompiledStateGraph[Any, Any, Any, Any]:
         return self.agent.compile(checkpointer=InMemorySaver())
 
 
@@ -85,7 +90,7 @@ def scripted_agent() -> Callable[..., Scripted]:
     return make
 
 
-def thread(thread_id: str = "t1") -> dict[str, Any]:
+def thread(thread_id: str = "t1") -> RunnableConfig:
     return {"configurable": {"thread_id": thread_id}}
 
 
@@ -98,7 +103,7 @@ def thread(thread_id: str = "t1") -> dict[str, Any]:
 LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain"})
 
 
-def _is_local_host(host: Any) -> bool:
+def _is_local_host(host: object) -> bool:
     if host is None or (isinstance(host, str) and host.lower() in LOCAL_NAMES):
         return True
     try:
@@ -107,13 +112,13 @@ def _is_local_host(host: Any) -> bool:
         return False
 
 
-def _is_local_address(address: Any) -> bool:
+def _is_local_address(address: object) -> bool:
     if isinstance(address, str | bytes):  # an AF_UNIX path
         return True
     return isinstance(address, tuple) and _is_local_host(address[0])
 
 
-def _is_ip_literal(host: Any) -> bool:
+def _is_ip_literal(host: object) -> bool:
     try:
         ipaddress.ip_address(str(host))
     except ValueError:
@@ -132,21 +137,23 @@ def network_guard(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
         refused.append(what)
         return ConnectionRefusedError(f"tierflow tests never leave 127.0.0.1: refused {what}")
 
-    def guarded_connect(self: socket.socket, address: Any) -> None:
+    def guarded_connect(self: socket.socket, address: socket._Address) -> None:
         if not _is_local_address(address):
             raise refuse(f"connect to {address!r}")
         connect(self, address)
 
-    def guarded_connect_ex(self: socket.socket, address: Any) -> int:
+    def guarded_connect_ex(self: socket.socket, address: socket._Address) -> int:
         if not _is_local_address(address):
             raise refuse(f"connect to {address!r}")
         return connect_ex(self, address)
 
-    def guarded_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+    def guarded_getaddrinfo(
+        host: bytes | str | None, port: bytes | str | int | None, *args: int, **kwargs: int
+    ) -> _GetAddrInfoResult:
         # An IP literal needs no lookup; `connect` judges where it points.
         if not (_is_local_host(host) or _is_ip_literal(host)):
             raise socket.gaierror(str(refuse(f"name lookup of {host!r}")))
-        return getaddrinfo(host, *args, **kwargs)
+        return getaddrinfo(host, port, *args, **kwargs)
 
     monkeypatch.setattr(socket.socket, "connect", guarded_connect)
     monkeypatch.setattr(socket.socket, "connect_ex", guarded_connect_ex)
@@ -165,10 +172,14 @@ class Result:
     err: str
 
 
+class Cli(Protocol):
+    """The `cli` fixture's type."""
+
+    def __call__(self, *args: str) -> Result: ...
+
+
 @pytest.fixture
-def cli(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> Callable[..., Result]:
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Cli:
     """`cli("run", FILE, ...)` runs the `tierflow` command in process."""
 
     def invoke(*args: str) -> Result:
@@ -198,15 +209,3 @@ def one_line_error(result: Result, *fragments: str) -> None:
     assert "Traceback" not in result.err
     for fragment in fragments:
         assert fragment in text, text
-
-
-def tierflow_process(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """`python -m tierflow ARGS` in a process of its own (for SIGKILLs and races)."""
-    return subprocess.run(
-        [sys.executable, "-m", "tierflow", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )

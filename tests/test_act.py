@@ -12,8 +12,11 @@ from typing import Any
 
 import pytest
 from conftest import Scripted, thread
-from langchain_core.messages import AIMessage, HumanMessage, InvalidToolCall, ToolMessage
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langchain_core.messages.tool import invalid_tool_call
+from langchain_core.runnables import RunnableConfig
 from langgraph.config import get_config
+from langgraph.graph.state import CompiledStateGraph
 
 from tierflow import Limits, Tool, ToolContext, Turn, tool
 from tierflow.nodes.act import make_act_node
@@ -22,10 +25,15 @@ from tierflow.nodes.context import Governing
 REQUEST = {"messages": [HumanMessage("do the work")]}
 
 
-def run(graph: Any, mode: str, config: dict[str, Any]) -> dict[str, Any]:
-    if mode == "ainvoke":
-        return asyncio.run(graph.ainvoke(REQUEST, config))
-    return graph.invoke(REQUEST, config)
+def run(
+    graph: CompiledStateGraph[Any, Any, Any, Any], mode: str, config: RunnableConfig
+) -> dict[str, Any]:
+    values: dict[str, Any] = (
+        asyncio.run(graph.ainvoke(REQUEST, config))
+        if mode == "ainvoke"
+        else graph.invoke(REQUEST, config)
+    )
+    return values
 
 
 def tool_messages(values: dict[str, Any]) -> list[ToolMessage]:
@@ -217,6 +225,7 @@ for fn in (stuck, blocks_its_loop):
 """
 
 
+@pytest.mark.slow
 def test_the_process_exits_with_calls_still_stuck() -> None:
     # A timed-out call is abandoned, never joined: not by the run, not at exit.
     done = subprocess.run(
@@ -282,6 +291,7 @@ def test_failure_is_an_observation_for_the_next_model_call(
     assert len(observed) == 1
     assert observed[0].tool_call_id == tool_call_id
     assert observed[0].status == "error"
+    assert isinstance(observed[0].content, str)
     assert observed[0].content.startswith("Error: ")
     for text in expected:
         assert text in observed[0].content
@@ -319,7 +329,7 @@ def test_malformed_json_arguments_become_an_observation() -> None:
         content="",
         tool_calls=[{"name": "lookup", "args": {"order_id": 3}, "id": "good", "type": "tool_call"}],
         invalid_tool_calls=[
-            InvalidToolCall(
+            invalid_tool_call(
                 name="lookup", args='{"order_id": 3', id="bad", error="unterminated object"
             )
         ],
@@ -363,7 +373,8 @@ def test_sync_tool_timeout_returns_under_ainvoke(scripted_agent: Callable[..., S
 
     async def main() -> dict[str, Any]:
         try:
-            return await graph.ainvoke(REQUEST, thread())
+            values: dict[str, Any] = await graph.ainvoke(REQUEST, thread())
+            return values
         finally:
             blocker.release.set()  # let the abandoned thread finish
 
@@ -394,7 +405,8 @@ def test_invoke_from_inside_a_running_event_loop(scripted_agent: Callable[..., S
     graph = scripted.graph()
 
     async def notebook_cell() -> dict[str, Any]:
-        return graph.invoke(REQUEST, thread())
+        values: dict[str, Any] = graph.invoke(REQUEST, thread())
+        return values
 
     outcome: dict[str, Any] = {}
     try:

@@ -10,6 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # the bench, in processes of its own
+
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "overhead.py"
 QUICK_ROWS = [
     "turns_8_memory",

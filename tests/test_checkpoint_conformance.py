@@ -20,7 +20,7 @@ def test_the_sqlite_store_passes_every_base_and_extended_capability(tmp_path: Pa
     @checkpointer_test(name="tierflow SqliteStore")
     async def store() -> AsyncIterator[SqliteStore]:
         # A fresh file for each capability's suite, as the suite expects.
-        with run_store.open(tmp_path / f"conformance-{next(files)}.db") as saver:
+        with run_store.open_sqlite(tmp_path / f"conformance-{next(files)}.db") as saver:
             yield saver
 
     report = asyncio.run(validate(store))

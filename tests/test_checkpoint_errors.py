@@ -5,15 +5,15 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from checkpoint_stores import one_line_error
+from conftest import Cli
 from langgraph.checkpoint.sqlite import SqliteSaver
 
 from tierflow import CheckpointError
 from tierflow import store as run_store
-from tierflow.store import RunsTable
+from tierflow.store import RunsTable, SqliteStore
 from tierflow.store.schema import SCHEMA_VERSION
 
 
@@ -67,7 +67,7 @@ def state_of(directory: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("kind", BAD_FILES)
-def test_a_bad_file_is_refused_and_left_untouched(kind: str, tmp_path: Path, cli: Any) -> None:
+def test_a_bad_file_is_refused_and_left_untouched(kind: str, tmp_path: Path, cli: Cli) -> None:
     make, message = BAD_FILES[kind]
     path = tmp_path / "runs.db"
     make(path)
@@ -82,7 +82,7 @@ def test_a_bad_file_is_refused_and_left_untouched(kind: str, tmp_path: Path, cli
     assert state_of(tmp_path) == before
 
 
-def test_a_directory_or_a_missing_file_is_refused(tmp_path: Path, cli: Any) -> None:
+def test_a_directory_or_a_missing_file_is_refused(tmp_path: Path, cli: Cli) -> None:
     with pytest.raises(CheckpointError, match="is a directory"):
         run_store.open(tmp_path)
     one_line_error(cli("history", "t1", "--db", str(tmp_path / "none.db")), "no database at")
@@ -96,6 +96,7 @@ def test_an_older_schema_is_migrated_in_place(tmp_path: Path) -> None:
         conn.execute("CREATE TABLE tierflow_schema (version INTEGER PRIMARY KEY, applied_at TEXT)")
     conn.close()
     with run_store.open(path) as saver:
+        assert isinstance(saver, SqliteStore)
         versions = [v for (v,) in saver.conn.execute("SELECT version FROM tierflow_schema")]
         tables = {n for (n,) in saver.conn.execute("SELECT name FROM sqlite_master")}
     assert versions == list(range(1, SCHEMA_VERSION + 1))

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import operator
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import pytest
 from langchain_core.messages import AIMessage, AnyMessage
+from langchain_core.runnables import RunnableConfig
 from langgraph.channels.delta import DeltaChannel
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
+from langgraph.graph.state import CompiledStateGraph
 from typing_extensions import TypedDict
 
 from tierflow import CheckpointError
@@ -31,7 +34,12 @@ def step(state: State) -> dict[str, Any]:
     return {"messages": [AIMessage(f"reply {n} " + "z" * 200, id=f"m{n}")], "count": n}
 
 
-def build(saver: Any, state: type = State, node: Any = step) -> Any:
+def build(
+    saver: BaseCheckpointSaver[Any],
+    state: type[Any] = State,
+    node: Callable[..., dict[str, Any]] = step,
+) -> CompiledStateGraph[Any, None, Any, Any]:
+    # `state` is State or DeltaState, `node` a step of that state.
     builder = StateGraph(state)
     builder.add_node("step", node)
     builder.add_edge(START, "step")
@@ -41,13 +49,13 @@ def build(saver: Any, state: type = State, node: Any = step) -> Any:
     return builder.compile(checkpointer=saver)
 
 
-def config(thread: str) -> dict[str, Any]:
+def config(thread: str) -> RunnableConfig:
     return {"configurable": {"thread_id": thread}, "recursion_limit": 500}
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    with run_store.open(tmp_path / "runs.db") as saver:
+    with run_store.open_sqlite(tmp_path / "runs.db") as saver:
         yield saver
 
 
@@ -96,7 +104,7 @@ def test_deleting_a_run_keeps_the_other_runs_values(store: SqliteStore) -> None:
     graph = build(store)
     # As LangGraph's server does: the run id in `configurable` lands in each checkpoint's metadata.
     for run, target in (("1", 10), ("2", 20)):
-        run_config = {"configurable": {"thread_id": "a", "run_id": f"run-{run}"}}
+        run_config: RunnableConfig = {"configurable": {"thread_id": "a", "run_id": f"run-{run}"}}
         graph.invoke({"target": target}, run_config | {"recursion_limit": 500})
     store.delete_for_runs(["run-1"])
     remaining = list(store.list(config("a")))

@@ -8,15 +8,18 @@ import sqlite3
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol, TypeAlias
 
 import pytest
-from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, RemoveMessage
-from langgraph.checkpoint.base import BaseCheckpointSaver
+from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage, RemoveMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver, Checkpoint
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import StateSnapshot
 from typing_extensions import TypedDict
 
 from tierflow import store as run_store
@@ -36,7 +39,7 @@ class State(TypedDict, total=False):
 def step(state: State) -> dict[str, Any]:
     """Appends most steps; every fifth replaces a message, every seventh removes one."""
     n = state.get("count", 0) + 1
-    messages: list[AnyMessage] = [AIMessage(content=f"reply {n} " + "x" * 300, id=f"m{n}")]
+    messages: list[BaseMessage] = [AIMessage(content=f"reply {n} " + "x" * 300, id=f"m{n}")]
     if n % 5 == 0:
         messages.append(AIMessage(content=f"edited at {n}", id=f"m{n - 2}"))
     if n % 7 == 0:
@@ -54,7 +57,15 @@ def append(state: State) -> dict[str, Any]:
     return {"messages": [AIMessage(content=f"reply {n} " + "x" * 300, id=f"m{n}")], "count": n}
 
 
-def build(saver: BaseCheckpointSaver[Any], node: Any = step) -> Any:
+Graph: TypeAlias = CompiledStateGraph[State, None, State, State]
+
+
+class Node(Protocol):
+    # LangGraph matches a node by its parameter's name, `state`: a `Callable` has none.
+    def __call__(self, state: State) -> dict[str, Any]: ...
+
+
+def build(saver: BaseCheckpointSaver[Any], node: Node = step) -> Graph:
     builder = StateGraph(State)
     builder.add_node("step", node)
     builder.add_edge(START, "step")
@@ -64,17 +75,17 @@ def build(saver: BaseCheckpointSaver[Any], node: Any = step) -> Any:
     return builder.compile(checkpointer=saver)
 
 
-def config(thread: str = "t") -> dict[str, Any]:
+def config(thread: str = "t") -> RunnableConfig:
     return {"configurable": {"thread_id": thread}, "recursion_limit": 1000}
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    with run_store.open(tmp_path / "runs.db") as saver:
+    with run_store.open_sqlite(tmp_path / "runs.db") as saver:
         yield saver
 
 
-def history(graph: Any, thread: str = "t") -> list[tuple[Any, ...]]:
+def history(graph: Graph, thread: str = "t") -> list[tuple[Any, ...]]:
     """Every checkpoint's values, metadata and pending writes, newest first, serialised
     (so message ids and types count, not just ==)."""
     return [
@@ -113,7 +124,7 @@ def test_reads_from_a_fresh_connection_and_asynchronously_agree(
     with run_store.open(tmp_path / "runs.db") as other:
         assert history(build(other)) == expected
 
-        async def latest() -> Any:
+        async def latest() -> StateSnapshot:
             return await build(other).aget_state(config())
 
         assert SERDE.dumps_typed(asyncio.run(latest()).values) == expected[0][0]
@@ -139,7 +150,7 @@ def test_each_message_is_stored_once_however_long_the_thread(
     # A new process: nothing cached. Loading the thread is enough to keep appending deltas.
     with run_store.open(tmp_path / "runs.db") as later:
         build(later, append).invoke({"target": 80}, config())
-    stored = [m.id for blob in message_blobs(tmp_path / "runs.db") for m in blob]
+    stored = [str(m.id) for blob in message_blobs(tmp_path / "runs.db") for m in blob]
     # Each reply once: the node's write and the `messages` version share its blob.
     assert sorted(stored) == sorted(f"m{n}" for n in range(1, 81))
 
@@ -178,7 +189,7 @@ def test_a_base_deleted_by_another_process_is_not_extended(tmp_path: Path) -> No
     one = AIMessage("one", id="1")
     two = AIMessage("two", id="2")
     with run_store.open(path) as writer, run_store.open(path) as other:
-        cfg = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
+        cfg: RunnableConfig = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
         first = empty_checkpoint(
             "1", {"messages": [one]}, {"messages": writer.get_next_version(None, None)}
         )
@@ -193,7 +204,9 @@ def test_a_base_deleted_by_another_process_is_not_extended(tmp_path: Path) -> No
     assert [m.id for m in found.checkpoint["channel_values"]["messages"]] == ["1", "2"]
 
 
-def empty_checkpoint(number: str, values: dict[str, Any], versions: dict[str, str]) -> Any:
+def empty_checkpoint(
+    number: str, values: dict[str, Any], versions: dict[str, str | int | float]
+) -> Checkpoint:
     return {
         "v": 4,
         "id": f"1f000000-0000-6000-8000-00000000000{number}",
@@ -210,7 +223,7 @@ def test_messages_from_parallel_writers_are_each_stored_once(
 ) -> None:
     # Two nodes append in the same superstep: the new `messages` version is cut along
     # their two writes, so it shares both blobs instead of storing a third copy.
-    def writer(name: str) -> Any:
+    def writer(name: str) -> Node:
         def node(state: State) -> dict[str, Any]:
             turn = len(state["messages"])
             return {"messages": [AIMessage(f"{name} {turn} " + "y" * 200, id=f"{name}{turn}")]}
@@ -225,7 +238,7 @@ def test_messages_from_parallel_writers_are_each_stored_once(
     graph = builder.compile(checkpointer=store)
     for turn in range(5):
         graph.invoke({"messages": [HumanMessage(f"turn {turn}", id=f"h{turn}")]}, config())
-    stored = [m.id for blob in message_blobs(tmp_path / "runs.db") for m in blob]
+    stored = [str(m.id) for blob in message_blobs(tmp_path / "runs.db") for m in blob]
     assert len(graph.get_state(config()).values["messages"]) == 15
     assert sorted(stored) == sorted(set(stored))
     assert len(stored) == 10

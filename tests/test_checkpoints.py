@@ -10,13 +10,14 @@ import pytest
 
 from tierflow import CheckpointError
 from tierflow import store as run_store
-from tierflow.store import RunsTable
+from tierflow.store import RunsTable, SqliteStore
 from tierflow.store.sqlite import BUSY_TIMEOUT_MS
 
 
 def test_open_gives_a_wal_sqlite_saver_that_closes_with_its_context(tmp_path: Path) -> None:
     path = tmp_path / "nested" / "runs.db"
     with run_store.open(path) as saver:
+        assert isinstance(saver, SqliteStore)
         assert saver.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert saver.conn.execute("PRAGMA busy_timeout").fetchone()[0] == BUSY_TIMEOUT_MS
         tables = {r[0] for r in saver.conn.execute("SELECT name FROM sqlite_master")}

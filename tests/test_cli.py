@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import Result, one_line_error
+from conftest import Cli, Result, one_line_error
 
 AGENTS = Path(__file__).parent / "agents"
 CRASHY = str(AGENTS / "crashy.py")
@@ -15,7 +15,7 @@ EXAMPLE = str(Path(__file__).parent.parent / "examples" / "support_desk.py")
 REQUEST = "Please run the long task."
 
 
-def test_run_json_has_the_promised_keys(cli, db) -> None:  # type: ignore[no-untyped-def]
+def test_run_json_has_the_promised_keys(cli: Cli, db: str) -> None:
     result = cli("run", CRASHY, "--input", REQUEST, "--thread", "t1", "--db", db, "--json")
     assert result.code == 0, result.err
     report = json.loads(result.out)
@@ -31,7 +31,7 @@ def test_run_json_has_the_promised_keys(cli, db) -> None:  # type: ignore[no-unt
     assert report["cost_usd"] == pytest.approx(sum(s["cost_usd"] for s in report["steps"]))
 
 
-def test_run_prints_steps_and_runs_lists_the_thread(cli, db) -> None:  # type: ignore[no-untyped-def]
+def test_run_prints_steps_and_runs_lists_the_thread(cli: Cli, db: str) -> None:
     result = cli("run", CRASHY, "--input", REQUEST, "--thread", "t2", "--db", db)
     assert result.code == 0, result.err
     assert "route → fast" in result.out
@@ -45,7 +45,7 @@ def test_run_prints_steps_and_runs_lists_the_thread(cli, db) -> None:  # type: i
     assert table.code == 0 and "t2" in table.out
 
 
-def test_resume_of_a_finished_thread_reports_it_unchanged(cli, db) -> None:  # type: ignore[no-untyped-def]
+def test_resume_of_a_finished_thread_reports_it_unchanged(cli: Cli, db: str) -> None:
     first = json.loads(
         cli("run", CRASHY, "--input", REQUEST, "--thread", "t", "--db", db, "--json").out
     )
@@ -54,7 +54,7 @@ def test_resume_of_a_finished_thread_reports_it_unchanged(cli, db) -> None:  # t
     assert json.loads(again.out) == first
 
 
-def test_draw_mermaid_and_ascii_show_the_tiers_and_the_guard(cli) -> None:  # type: ignore[no-untyped-def]
+def test_draw_mermaid_and_ascii_show_the_tiers_and_the_guard(cli: Cli) -> None:
     diagram = cli("draw", EXAMPLE, "--format", "mermaid")
     assert diagram.code == 0, diagram.err
     for label in (
@@ -90,13 +90,15 @@ def test_draw_mermaid_and_ascii_show_the_tiers_and_the_guard(cli) -> None:  # ty
         (("draw", str(AGENTS / "broken_spec.py")), ("tiers:",)),
     ],
 )
-def test_bad_agent_files_and_input_fail_in_one_line(cli, db, args, fragments) -> None:  # type: ignore[no-untyped-def]
+def test_bad_agent_files_and_input_fail_in_one_line(
+    cli: Cli, db: str, args: tuple[str, ...], fragments: tuple[str, ...]
+) -> None:
     one_line_error(cli(*args, "--db", db) if args[0] == "run" else cli(*args), *fragments)
     if args[0] == "run":
         assert not Path(db).exists() or json.loads(cli("runs", "--db", db, "--json").out) == []
 
 
-def test_unknown_thread_and_missing_database(cli, db) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_thread_and_missing_database(cli: Cli, db: str) -> None:
     one_line_error(cli("resume", "nope", "--db", db), "no database")
     one_line_error(cli("runs", "--db", db), "no database")
     assert not Path(db).exists(), "a read command must not create a database"
@@ -104,7 +106,7 @@ def test_unknown_thread_and_missing_database(cli, db) -> None:  # type: ignore[n
     one_line_error(cli("resume", "nope", "--db", db), "unknown thread 'nope'")
 
 
-def test_unreadable_database_is_reported_and_left_untouched(cli, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_unreadable_database_is_reported_and_left_untouched(cli: Cli, tmp_path: Path) -> None:
     bad = tmp_path / "notes.db"
     bad.write_bytes(b"this is not a database, just some bytes " * 100)
     before = bad.read_bytes()
@@ -116,7 +118,7 @@ def test_unreadable_database_is_reported_and_left_untouched(cli, tmp_path) -> No
     assert bad.read_bytes() == before
 
 
-def test_failures_leave_the_existing_thread_intact_and_resumable(cli, db) -> None:  # type: ignore[no-untyped-def]
+def test_failures_leave_the_existing_thread_intact_and_resumable(cli: Cli, db: str) -> None:
     from tierflow import store as run_store
 
     first = cli("run", CRASHY, "--input", REQUEST, "--thread", "t", "--db", db, "--json")
@@ -135,7 +137,7 @@ def test_failures_leave_the_existing_thread_intact_and_resumable(cli, db) -> Non
     assert again.code == 0 and json.loads(again.out)["status"] == "done"
 
 
-def test_a_model_failure_marks_the_run_failed_and_keeps_its_checkpoints(cli, db) -> None:  # type: ignore[no-untyped-def]
+def test_a_model_failure_marks_the_run_failed_and_keeps_its_checkpoints(cli: Cli, db: str) -> None:
     # The scripted model has no scenario for this request: the first model call fails.
     result = cli("run", CRASHY, "--input", "unscripted", "--thread", "f", "--db", db, "--json")
     # One line on stderr; under --json the failure is also the one object on stdout.
@@ -153,7 +155,9 @@ def test_a_model_failure_marks_the_run_failed_and_keeps_its_checkpoints(cli, db)
     one_line_error(cli("resume", "f", "--db", db), "no scenario matches")
 
 
-def test_demo_runs_every_scenario_and_prints_the_cost_table(cli, db, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_demo_runs_every_scenario_and_prints_the_cost_table(
+    cli: Cli, db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     # The demo points the example at a fresh shop through this variable; restore it after.
     monkeypatch.setenv("TIERFLOW_SHOP_DB", str(tmp_path / "unused.db"))

@@ -11,16 +11,14 @@ import shlex
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Result, one_line_error
+from conftest import Cli, Result, one_line_error
 
-from tierflow.cli.app import EXIT_CODES
+from tierflow.cli import EXIT_CODES
 from tierflow.cli.console import resume_command
-
-Cli = Callable[..., Result]
 
 ROOT = Path(__file__).parent.parent
 AGENTS = Path(__file__).parent / "agents"
@@ -134,6 +132,7 @@ def test_help_exits_0(cli: Cli) -> None:
     assert "--input" in helped.out
 
 
+@pytest.mark.slow
 def test_raw_undecodable_bytes_in_an_argument_exit_2_in_one_line(tmp_path: Path) -> None:
     db = tmp_path / "runs.db"
     result = subprocess.run(
@@ -151,6 +150,7 @@ def test_raw_undecodable_bytes_in_an_argument_exit_2_in_one_line(tmp_path: Path)
     assert not db.exists()
 
 
+@pytest.mark.slow
 def test_a_closed_stdout_is_exit_1_without_a_traceback() -> None:
     read_end, write_end = os.pipe()
     os.close(read_end)  # the reader left before the command wrote a byte
@@ -297,7 +297,7 @@ def test_ctrl_c_before_the_run_starts_is_130_without_a_resume_hint(
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("tierflow.cli.app.load_agent", interrupted)
+    monkeypatch.setattr("tierflow.cli.run.load_agent", interrupted)
     result = cli("run", CRASHY, "--input", "x", "--thread", "k", "--db", db, "--json")
     assert result.code == 130
     assert one_object(result.out)["status"] == "cancelled"
@@ -407,6 +407,7 @@ def gated(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str, Path]]:
             process.kill()
 
 
+@pytest.mark.slow
 def test_ctrl_c_exits_130_saying_how_to_resume_and_a_busy_thread_exits_6(
     cli: Cli, gated: tuple[subprocess.Popen[str], str, Path]
 ) -> None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from checkpoint_stores import target_fixture
-from conftest import Result, one_line_error
+from conftest import Cli, one_line_error
 
 AGENT = str(Path(__file__).parent / "agents" / "governed.py")
 # Every governance command on both engines: a SQLite file, a fresh Postgres database.
@@ -26,20 +27,21 @@ def refunds(log: Path) -> list[str]:
     return log.read_text(encoding="utf-8").splitlines() if log.exists() else []
 
 
-def held(cli, db: str, thread: str) -> dict:  # type: ignore[no-untyped-def, type-arg]
-    result: Result = cli(
+def held(cli: Cli, db: str, thread: str) -> dict[str, Any]:
+    result = cli(
         "run", AGENT, "--input", "Please refund order 7.", "--thread", thread, "--db", db, "--json"
     )
     assert result.code == 4, result.err  # interrupted: waiting for a review
-    return json.loads(result.out)  # type: ignore[no-any-return]
+    report: dict[str, Any] = json.loads(result.out)
+    return report
 
 
-def audit_rows(cli, db: str, thread: str) -> list[tuple[str, str, str]]:  # type: ignore[no-untyped-def]
+def audit_rows(cli: Cli, db: str, thread: str) -> list[tuple[str, str, str]]:
     rows = json.loads(cli("audit", thread, "--db", db, "--json").out)
     return [(r["name"], r["decision"], r["outcome"]) for r in rows if r["kind"] == "tool"]
 
 
-def test_a_refund_above_200_waits_and_approve_runs_it_once(cli, db, log) -> None:  # type: ignore[no-untyped-def]
+def test_a_refund_above_200_waits_and_approve_runs_it_once(cli: Cli, db: str, log: Path) -> None:
     report = held(cli, db, "a")
     assert report["status"] == "interrupted"
     (review,) = report["review"]
@@ -61,7 +63,7 @@ def test_a_refund_above_200_waits_and_approve_runs_it_once(cli, db, log) -> None
     assert table.code == 0 and "approved" in table.out
 
 
-def test_reject_never_runs_the_refund_and_the_model_reads_why(cli, db, log) -> None:  # type: ignore[no-untyped-def]
+def test_reject_never_runs_the_refund_and_the_model_reads_why(cli: Cli, db: str, log: Path) -> None:
     held(cli, db, "r")
     rejected = cli("resume", "r", "--db", db, "--json", "--reject", "too much")
     assert rejected.code == 0, rejected.err
@@ -78,7 +80,7 @@ def test_reject_never_runs_the_refund_and_the_model_reads_why(cli, db, log) -> N
     assert "Rejected by a human reviewer: too much. Do not retry it." in json.dumps(history)
 
 
-def test_a_principal_without_the_scope_is_denied(cli, db, log) -> None:  # type: ignore[no-untyped-def]
+def test_a_principal_without_the_scope_is_denied(cli: Cli, db: str, log: Path) -> None:
     result = cli(
         "run", AGENT, "--input", "Please refund order 7.", "--thread", "p", "--db", db,
         "--principal", "kiosk", "--scope", "orders:read", "--json",
@@ -101,7 +103,7 @@ def test_a_principal_without_the_scope_is_denied(cli, db, log) -> None:  # type:
     )
 
 
-def test_budget_exceeded_ends_the_run_and_raise_then_resume_finishes_it(cli, db) -> None:  # type: ignore[no-untyped-def]
+def test_budget_exceeded_ends_the_run_and_raise_then_resume_finishes_it(cli: Cli, db: str) -> None:
     result = cli("run", f"{AGENT}:tight", "--input", "hello", "--thread", "b", "--db", db, "--json")
     assert result.code == 5, result.err  # budget_exceeded
     report = json.loads(result.out)
@@ -125,7 +127,7 @@ def test_budget_exceeded_ends_the_run_and_raise_then_resume_finishes_it(cli, db)
     assert shown["held_usd"] == 0
 
 
-def test_budget_and_audit_errors_are_one_line(cli, db, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_budget_and_audit_errors_are_one_line(cli: Cli, db: str, tmp_path: Path) -> None:
     missing = str(tmp_path / "none.db")
     one_line_error(cli("audit", "--db", missing), "no database")
     one_line_error(cli("budget", "show", "t", "--db", missing), "no database")

@@ -4,26 +4,26 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
-from conftest import Result, one_line_error
+from conftest import Cli, one_line_error
 
 AGENT = str(Path(__file__).parent / "agents" / "reviewed.py")
 
 
-def paused(cli, db: str, thread: str) -> dict:  # type: ignore[no-untyped-def, type-arg]
-    result: Result = cli(
-        "run", AGENT, "--input", "status of 7?", "--thread", thread, "--db", db, "--json"
-    )
+def paused(cli: Cli, db: str, thread: str) -> dict[str, Any]:
+    result = cli("run", AGENT, "--input", "status of 7?", "--thread", thread, "--db", db, "--json")
     assert result.code == 4, result.err  # interrupted: waiting for a review
-    return json.loads(result.out)  # type: ignore[no-any-return]
+    report: dict[str, Any] = json.loads(result.out)
+    return report
 
 
-def status_of(cli, db: str, thread: str) -> str:  # type: ignore[no-untyped-def]
+def status_of(cli: Cli, db: str, thread: str) -> str:
     rows = json.loads(cli("runs", "--db", db, "--json").out)
     return str({r["thread"]: r["status"] for r in rows}[thread])
 
 
-def test_a_paused_run_waits_for_a_decision_and_approve_finishes_it(cli, db) -> None:  # type: ignore[no-untyped-def]
+def test_a_paused_run_waits_for_a_decision_and_approve_finishes_it(cli: Cli, db: str) -> None:
     report = paused(cli, db, "a")
     assert (report["status"], report["answer"]) == ("interrupted", None)
     assert status_of(cli, db, "a") == "interrupted"
@@ -44,7 +44,7 @@ def test_a_paused_run_waits_for_a_decision_and_approve_finishes_it(cli, db) -> N
     one_line_error(cli("resume", "a", "--db", db, "--approve"), "not waiting for a review")
 
 
-def test_reject_refuses_with_the_reason(cli, db) -> None:  # type: ignore[no-untyped-def]
+def test_reject_refuses_with_the_reason(cli: Cli, db: str) -> None:
     paused(cli, db, "r")
     result = cli("resume", "r", "--db", db, "--json", "--reject", "too loud")
     assert result.code == 3  # refused
@@ -54,7 +54,9 @@ def test_reject_refuses_with_the_reason(cli, db) -> None:  # type: ignore[no-unt
     assert status_of(cli, db, "r") == "refused"
 
 
-def test_edit_replaces_the_answer_and_bad_flags_are_refused(cli, db, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_edit_replaces_the_answer_and_bad_flags_are_refused(
+    cli: Cli, db: str, tmp_path: Path
+) -> None:
     paused(cli, db, "e")
     one_line_error(
         cli("resume", "e", "--db", db, "--edit", str(tmp_path / "none.txt")), "no such file"

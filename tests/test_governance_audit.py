@@ -33,7 +33,7 @@ def record(**fields: object) -> AuditRecord:
         "decision": "allowed",
         "outcome": "ok",
     }
-    return base | fields  # type: ignore[return-value]
+    return base | fields  # type: ignore[return-value]  # `fields` holds AuditRecord keys
 
 
 def test_rows_read_back_per_thread_oldest_first(target: str) -> None:

@@ -11,7 +11,7 @@ import threading
 import pytest
 from checkpoint_stores import target_fixture
 
-from tierflow.errors import TierflowError
+from tierflow.errors import BudgetExceeded, GovernanceError, TierflowError
 from tierflow.governance.budget import (
     Budgets,
     Reservation,
@@ -19,7 +19,6 @@ from tierflow.governance.budget import (
     principal_key,
     run_key,
 )
-from tierflow.governance.errors import BudgetExceeded, GovernanceError
 
 BUDGET_KEY = "principal:acme"
 
@@ -208,7 +207,7 @@ WORKER = textwrap.dedent(
     """
     import sys, threading
     from tierflow.governance.budget import Budgets, Spend
-    from tierflow.governance.errors import BudgetExceeded
+    from tierflow.errors import BudgetExceeded
 
     db, key, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])  # a path or a URL
     estimate, actual = float(sys.argv[4]), float(sys.argv[5])
@@ -268,6 +267,7 @@ def run_processes(
     return outcomes
 
 
+@pytest.mark.slow
 def test_fifty_reservers_in_five_processes_never_overshoot(target: str) -> None:
     budgets = Budgets(target)
     budgets.set_limit(BUDGET_KEY, usd=AFFORDABLE * CALL_COST)

@@ -16,12 +16,13 @@ import psycopg
 import pytest
 from checkpoint_stores import target_fixture
 
+from tierflow.errors import BudgetExceeded
 from tierflow.governance.approval import ApprovalRule
 from tierflow.governance.audit import audit
 from tierflow.governance.budget import Reservation, Spend, run_key
-from tierflow.governance.errors import BudgetExceeded
+from tierflow.governance.calls import GovernedCall
 from tierflow.governance.gate import WaitEvent
-from tierflow.governance.governor import GovernedCall, Governor
+from tierflow.governance.governor import Governor
 from tierflow.governance.limits import CallLimits, Capacity
 from tierflow.governance.permissions import Grant
 from tierflow.governance.policy import Policy, Principal

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -29,7 +29,8 @@ from tierflow import Turn
 from tierflow.errors import SpecError
 from tierflow.governance.approval import ApprovalRule
 from tierflow.governance.audit import AuditLog, audit
-from tierflow.governance.governor import GovernedCall, Governor
+from tierflow.governance.calls import GovernedCall
+from tierflow.governance.governor import Governor
 from tierflow.governance.permissions import Grant
 from tierflow.governance.policy import Policy
 from tierflow.governance.redact import (
@@ -369,8 +370,9 @@ class Note:
 
 def test_interrupts_dataclasses_sets_tuples_and_sends_are_walked() -> None:
     held = {"kind": "tool_review", "calls": [{"tool": "refund", "arguments": {"reason": STRIPE}}]}
+    paused = Interrupt(value=held, id="i1")
     value = [
-        Interrupt(value=held, id="i1"),
+        paused,
         Command(resume={"password": "pw1"}, goto=[Send("act", {"note": f"key {GOOGLE}"})]),
         {STRIPE, "plain"},
         frozenset({GOOGLE}),
@@ -384,13 +386,14 @@ def test_interrupts_dataclasses_sets_tuples_and_sends_are_walked() -> None:
     assert isinstance(interrupt, Interrupt) and interrupt.id == "i1"
     assert interrupt.value["calls"][0]["arguments"]["reason"] == "[REDACTED:stripe_access_key]"
     assert isinstance(command, Command) and command.resume == {"password": MASK}
+    assert isinstance(command.goto, Sequence)
     assert isinstance(command.goto[0], Send) and command.goto[0].node == "act"
     assert a_set == {"[REDACTED:stripe_access_key]", "plain"}
     assert a_frozenset == frozenset({"[REDACTED:google_api_key]"})
     assert a_tuple == ("[REDACTED:stripe_access_key]", 1)
     assert isinstance(named, Held) and named.arguments == {"note": "key [REDACTED:google_api_key]"}
     assert note == Note(text="key [REDACTED:google_api_key]", api_key=MASK)
-    assert value[0].value is held and held["calls"][0]["arguments"]["reason"] == STRIPE
+    assert paused.value is held and held["calls"][0]["arguments"]["reason"] == STRIPE
 
 
 def test_json_inside_json_inside_a_string_is_masked_as_data() -> None:

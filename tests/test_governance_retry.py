@@ -13,18 +13,15 @@ import httpx
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from tierflow.errors import SpecError
-from tierflow.governance.errors import BudgetExceeded, PermissionDenied
+from tierflow.errors import BudgetExceeded, PermissionDenied, SpecError, TransientError
+from tierflow.foundation.retry import NO_RETRY, RetryEvent, RetryPolicy
 from tierflow.governance.retry import (
-    Backoff,
-    RetryEvent,
-    TransientError,
-    acall_with_retries,
-    call_with_retries,
-    is_transient,
+    acall_tool_with_retries,
+    call_tool_with_retries,
+    is_transient_tool_error,
 )
 
-BACKOFF = Backoff(retries=3, first_s=1.0, max_s=3.0, jitter=0.5)
+POLICY = RetryPolicy(max_retries=3, backoff_s=1.0, max_backoff_s=3.0, jitter=0.5)
 
 
 class FlakyTool:
@@ -42,12 +39,12 @@ class FlakyTool:
         return "ok"
 
 
-def run(tool: FlakyTool, backoff: Backoff = BACKOFF) -> tuple[list[float], list[RetryEvent]]:
+def run(tool: FlakyTool, policy: RetryPolicy = POLICY) -> tuple[list[float], list[RetryEvent]]:
     slept: list[float] = []
     events: list[RetryEvent] = []
     assert (
-        call_with_retries(
-            tool, backoff, sleep=slept.append, draw=lambda: 0.5, on_retry=events.append
+        call_tool_with_retries(
+            tool, policy, sleep=slept.append, draw=lambda: 0.5, on_retry=events.append
         )
         == "ok"
     )
@@ -61,18 +58,24 @@ def test_a_transient_error_is_retried_with_doubling_jittered_delays() -> None:
     # 1, 2, 4→capped at 3; each shortened by jitter 0.5 times draw 0.5 = 25 %.
     assert slept == [0.75, 1.5, 2.25]
     assert [e["retry"] for e in events] == [1, 2, 3]
-    assert events[0]["reason"] == "TransientError: backend busy"
+    assert events[0] == RetryEvent(
+        retry=1,
+        max_retries=3,
+        delay_s=0.75,
+        retry_after_s=None,
+        reason="TransientError: backend busy",
+    )
 
 
 def test_jitter_uses_the_draw() -> None:
-    assert BACKOFF.delay_s(1, draw=lambda: 0.0) == 1.0
-    assert BACKOFF.delay_s(1, draw=lambda: 1.0) == 0.5
+    assert POLICY.delay_s(1, draw=lambda: 0.0) == 1.0
+    assert POLICY.delay_s(1, draw=lambda: 1.0) == 0.5
 
 
 def test_giving_up_raises_the_last_error_with_a_note() -> None:
     tool = FlakyTool(10, lambda: TransientError("backend busy"))
     with pytest.raises(TransientError) as raised:
-        call_with_retries(tool, BACKOFF, sleep=lambda _: None, draw=lambda: 0.0)
+        call_tool_with_retries(tool, POLICY, sleep=lambda _: None, draw=lambda: 0.0)
     assert tool.runs == 4
     assert raised.value.__notes__ == ["gave up after 4 attempts"]
 
@@ -103,7 +106,7 @@ def test_validation_errors_and_denials_are_never_retried(error: Any) -> None:
     tool = FlakyTool(1, error)
     slept: list[float] = []
     with pytest.raises(Exception) as raised:
-        call_with_retries(tool, BACKOFF, sleep=slept.append)
+        call_tool_with_retries(tool, POLICY, sleep=slept.append)
     assert isinstance(raised.value, type(error()))
     assert tool.runs == 1
     assert slept == []
@@ -129,21 +132,22 @@ def http_error(status: int, headers: dict[str, str] | None = None) -> httpx.HTTP
     ],
 )
 def test_http_statuses(status: int, transient: bool) -> None:
-    assert is_transient(http_error(status)) is transient
+    assert is_transient_tool_error(http_error(status)) is transient
     urllib_error = urllib.error.HTTPError("http://127.0.0.1/", status, "x", Message(), None)
-    assert is_transient(urllib_error) is transient
+    assert is_transient_tool_error(urllib_error) is transient
 
 
 def test_timeouts_and_dropped_connections_are_transient() -> None:
-    assert is_transient(TimeoutError())
-    assert is_transient(FutureTimeout())
-    assert is_transient(ConnectionResetError())
+    assert is_transient_tool_error(TimeoutError())
+    assert is_transient_tool_error(FutureTimeout())
+    assert is_transient_tool_error(ConnectionResetError())
 
 
 def test_retry_after_replaces_the_backoff() -> None:
     tool = FlakyTool(1, lambda: http_error(429, {"Retry-After": "7"}))
-    slept, _ = run(tool)
+    slept, events = run(tool)
     assert slept == [7.0]
+    assert events[0]["retry_after_s"] == 7.0
     tool = FlakyTool(1, lambda: TransientError("locked", retry_after_s=2.5))
     slept, _ = run(tool)
     assert slept == [2.5]
@@ -152,15 +156,17 @@ def test_retry_after_replaces_the_backoff() -> None:
 def test_a_retry_after_too_long_is_not_waited_for() -> None:
     tool = FlakyTool(1, lambda: TransientError("maintenance", retry_after_s=3600))
     with pytest.raises(TransientError) as raised:
-        call_with_retries(tool, BACKOFF, sleep=lambda _: None)
+        call_tool_with_retries(tool, POLICY, sleep=lambda _: None)
     assert tool.runs == 1
-    assert "asked to wait 3600s" in raised.value.__notes__[0]
+    assert raised.value.__notes__ == [
+        "asked to retry after 3600s, longer than the 60s tierflow waits"
+    ]
 
 
 def test_no_retry_policy() -> None:
     tool = FlakyTool(1, lambda: TransientError("busy"))
     with pytest.raises(TransientError):
-        call_with_retries(tool, Backoff(retries=0), sleep=lambda _: None)
+        call_tool_with_retries(tool, NO_RETRY, sleep=lambda _: None)
     assert tool.runs == 1
 
 
@@ -178,7 +184,7 @@ def test_async_retries() -> None:
     async def fake_sleep(seconds: float) -> None:
         slept.append(seconds)
 
-    result = asyncio.run(acall_with_retries(tool, BACKOFF, sleep=fake_sleep, draw=lambda: 0.0))
+    result = asyncio.run(acall_tool_with_retries(tool, POLICY, sleep=fake_sleep, draw=lambda: 0.0))
     assert result == "ok"
     assert runs == 3
     assert slept == [1.0, 2.0]
@@ -196,5 +202,5 @@ def test_async_validation_error_not_retried() -> None:
         raise AssertionError("must not sleep")
 
     with pytest.raises(ValidationError):
-        asyncio.run(acall_with_retries(tool, BACKOFF, sleep=fake_sleep))
+        asyncio.run(acall_tool_with_retries(tool, POLICY, sleep=fake_sleep))
     assert runs == 1

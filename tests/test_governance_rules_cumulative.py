@@ -19,16 +19,16 @@ from conftest import Scripted
 from tierflow import SpecError, Turn, tool
 from tierflow.governance import (
     ApprovalRule,
-    GovernedCall,
-    Governor,
     Grant,
     Policy,
     Principal,
-    RecordedResult,
     Redactor,
     audit,
 )
+from tierflow.governance.calls import GovernedCall
+from tierflow.governance.governor import Governor
 from tierflow.governance.redact import DEFAULT_SENSITIVE_NAMES
+from tierflow.governance.side_effects import RecordedResult
 from tierflow.governance.tables import utc_now
 from tierflow.runs.runner import Runner
 from tierflow.store import RunsTable

@@ -20,14 +20,14 @@ from tierflow import Scenario, SpecError, Turn, tool
 from tierflow.governance import (
     ApprovalRule,
     FlowRule,
-    GovernedCall,
-    Governor,
     Grant,
     Policy,
-    RecordedResult,
     audit,
 )
+from tierflow.governance.calls import GovernedCall
 from tierflow.governance.flows import flow_decision
+from tierflow.governance.governor import Governor
+from tierflow.governance.side_effects import RecordedResult
 from tierflow.runs.runner import Runner
 from tierflow.store.targets import is_postgres
 

@@ -12,8 +12,8 @@ import pytest
 from conftest import Scripted
 
 from tierflow import SpecError, Turn, tool
-from tierflow.governance import ApprovalRule, Grant, Policy, audit, needs_approval
-from tierflow.governance.approval import comparable
+from tierflow.governance import ApprovalRule, Grant, Policy, audit
+from tierflow.governance.approval import comparable, needs_approval
 from tierflow.runs.runner import Runner
 
 ABOVE = ApprovalRule(scope="refunds:write", argument="amount_usd", above=200)

@@ -183,6 +183,7 @@ def invocations(tmp_path: Path) -> list[str]:
     return (tmp_path / "invocations.log").read_text().splitlines()
 
 
+@pytest.mark.slow
 def test_sigkill_after_the_side_effect_then_resume_leaves_one_refund(
     target: str, tmp_path: Path, shop_db: Path
 ) -> None:
@@ -202,6 +203,7 @@ def test_sigkill_after_the_side_effect_then_resume_leaves_one_refund(
     assert invocations(tmp_path) == ["attempt 1", "attempt 2"]  # recorded: not run again
 
 
+@pytest.mark.slow
 def test_sigkill_after_the_record_then_resume_does_not_run_the_tool(
     target: str, tmp_path: Path, shop_db: Path
 ) -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import tierflow_process as tierflow
+from killing import resume, sigkilled, statuses, tierflow
+
+pytestmark = pytest.mark.slow  # runs in processes of their own, killed and resumed
 
 AGENT = str(Path(__file__).parent / "agents" / "refunding.py")
 REQUEST = "Please refund order 1042: it was late."
@@ -39,15 +40,11 @@ def test_sigkill_between_the_refund_and_the_checkpoint_leaves_one_refund(
         "REFUND_CRASH": point,
         "REFUND_CRASH_FLAG": str(tmp_path / "crashed.flag"),
     }
-    killed = tierflow("run", AGENT, "--input", REQUEST, "--thread", "k", "--db", db, env=env)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    sigkilled("run", AGENT, "--input", REQUEST, "--thread", "k", "--db", db, env=env)
     assert (tmp_path / "crashed.flag").read_text(encoding="utf-8") == point
-    runs = json.loads(tierflow("runs", "--db", db, "--json", env=env).stdout)
-    assert [(r["thread"], r["status"]) for r in runs] == [("k", "crashed")]
+    assert statuses(db, env) == {"k": "crashed"}
 
-    resumed = tierflow("resume", "k", "--db", db, "--json", env=env)
-    assert resumed.returncode == 0, resumed.stderr
-    report = json.loads(resumed.stdout)
+    report = resume("k", db=db, env=env)
     assert (report["status"], report["answer"]) == ("done", "Refunded $25.00 on order 1042.")
     with sqlite3.connect(shop) as conn:
         refunds = conn.execute("SELECT order_id, amount_usd FROM refunds").fetchall()

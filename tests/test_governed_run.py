@@ -16,24 +16,25 @@ from typing import Any
 import pytest
 from conftest import Scripted
 from langchain_core.messages import HumanMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel
 
-from tierflow import Turn, Verdict, tool
+from tierflow import Tool, TransientError, Turn, Verdict, tool
 from tierflow.governance import (
     ApprovalRule,
-    Backoff,
     Budgets,
     CallLimits,
     Grant,
     Policy,
     Principal,
-    TransientError,
+    RetryPolicy,
     WaitEvent,
     audit,
     principal_key,
 )
 from tierflow.guardrails import GuardrailBase
 from tierflow.runs.load import load_agent
+from tierflow.runs.report import RunReport
 from tierflow.runs.runner import Runner
 from tierflow.store import RunsTable, open_sqlite
 
@@ -58,7 +59,7 @@ class Counter:
             self.calls.append(arguments)
 
 
-def refund_tool(counter: Counter) -> Any:
+def refund_tool(counter: Counter) -> Tool:
     @tool(scope="refunds:write", side_effects=True)
     def refund(order_id: int, amount_usd: float) -> str:
         """Refund an order."""
@@ -73,7 +74,7 @@ def tool_texts(scripted: Scripted, call: int, tier: str = "fast") -> list[str]:
     return [str(m.content) for m in model.inputs[call] if isinstance(m, ToolMessage)]
 
 
-def run(scripted: Scripted, db: str, thread: str = "t", **runner: Any) -> Any:
+def run(scripted: Scripted, db: str, thread: str = "t", **runner: Any) -> RunReport:
     return Runner(scripted.agent, db=db, source="test", **runner).run("help me", thread)
 
 
@@ -178,7 +179,7 @@ class NoWrites(GuardrailBase):
         return Verdict(ok=True, reason="read only")
 
 
-def guarded_sql(ran: list[str]) -> Any:
+def guarded_sql(ran: list[str]) -> Tool:
     @tool(guards={"query": NoWrites(name="no_writes", on_fail="interrupt")})
     def run_sql(query: str) -> str:
         """Run SQL."""
@@ -192,7 +193,8 @@ def guarded_sql(ran: list[str]) -> Any:
 def test_approval_and_guard_holds_share_one_review_pause(
     scripted_agent: Callable[..., Scripted], db: str, action: str
 ) -> None:
-    counter, ran = Counter(), []
+    counter = Counter()
+    ran: list[str] = []
     scripted = scripted_agent(
         [
             Turn(
@@ -246,7 +248,7 @@ def test_approval_and_guard_holds_share_one_review_pause(
 # --- concurrency caps ----------------------------------------------------------------
 
 
-def capped_probe(cap: int) -> tuple[Any, dict[str, int]]:
+def capped_probe(cap: int) -> tuple[Tool, dict[str, int]]:
     """A tool that counts how many of its calls run at once. A barrier of `cap` parties
     keeps each call inside until `cap` are: a cap that let more in shows as a peak above
     `cap`, one that let fewer in breaks the barrier (the calls then fail)."""
@@ -303,11 +305,13 @@ def test_a_cap_of_4_holds_for_100_calls_in_one_turn_async(
 ) -> None:
     scripted, seen = probe_agent(scripted_agent)
 
-    async def main() -> Any:
+    async def main() -> dict[str, Any]:
         with open_sqlite(db) as store:
             graph = scripted.agent.compile(checkpointer=store)
-            config = {"configurable": {"thread_id": "a"}}
-            return await graph.ainvoke({"messages": [HumanMessage("help me")]}, config)
+            config: RunnableConfig = {"configurable": {"thread_id": "a"}}
+            request = {"messages": [HumanMessage("help me")]}
+            values: dict[str, Any] = await graph.ainvoke(request, config)
+            return values
 
     values = asyncio.run(main())
     assert values["status"] == "done"
@@ -357,7 +361,7 @@ class Strict(BaseModel):
     sku: str
 
 
-def failing_tools(attempts: list[str]) -> tuple[Any, ...]:
+def failing_tools(attempts: list[str]) -> tuple[Tool, ...]:
     @tool
     def flaky(name: str) -> str:
         """Fails twice with a transient error, then works."""
@@ -397,7 +401,7 @@ def test_transient_errors_are_retried_and_validation_errors_are_not(
             Turn(text="ok"),
         ],
         tools=failing_tools(attempts),
-        policy=policy(retry=Backoff(retries=2, first_s=0, max_s=0)),
+        policy=policy(retry=RetryPolicy(max_retries=2, backoff_s=0, max_backoff_s=0)),
     )
     assert run(scripted, db).status == "done"
     assert sorted(attempts) == ["down"] * 3 + ["flaky x"] * 3 + ["invalid"]

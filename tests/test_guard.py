@@ -159,7 +159,7 @@ def test_second_guard_can_refuse_after_the_first_passed(
 
 
 def test_a_guard_sees_the_run_state(scripted_agent: Callable[..., Scripted]) -> None:
-    contexts: list[Mapping[str, Any]] = []
+    contexts: list[Mapping[str, Any] | None] = []
 
     class Spy(Banned):
         def check(self, candidate: str, context: Mapping[str, Any] | None = None) -> Verdict:
@@ -169,5 +169,6 @@ def test_a_guard_sees_the_run_state(scripted_agent: Callable[..., Scripted]) -> 
     scripted = scripted_agent([Turn(text="fine")], guardrails=(Spy(word="nope"),))
     scripted.graph().invoke(REQUEST, thread())
     (context,) = contexts
+    assert context is not None
     assert context["objective"] == "what is the status of order 7?"
     assert context["candidate"] == "fine"

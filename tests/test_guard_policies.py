@@ -7,6 +7,8 @@ from typing import Any
 
 from conftest import Scripted, thread
 from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 from pydantic import BaseModel
 
@@ -97,7 +99,9 @@ def test_refuse_ends_at_once_with_the_safe_answer(scripted_agent: Callable[..., 
     assert len(values["calls"]) == 1
 
 
-def interrupted(scripted: Scripted) -> tuple[Any, dict[str, Any]]:
+def interrupted(
+    scripted: Scripted,
+) -> tuple[CompiledStateGraph[Any, Any, Any, Any], RunnableConfig]:
     graph = scripted.graph()
     config = thread()
     graph.invoke(REQUEST, config)

@@ -17,7 +17,7 @@ from tierflow.guardrails.facts.values import find_amounts, find_dates
 
 shop = _load_shop()
 
-POLICY_FACTS = {
+POLICY_FACTS: dict[str | tuple[str, ...], str] = {
     "return window": "30 days",
     ("express shipping", "express delivery"): "$9.90",
     "damage report window": "14 days",

@@ -14,6 +14,7 @@ invoice tool result for the larger amounts. The tests use only the guard's publi
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -24,7 +25,7 @@ from tierflow.guardrails import FactsGuard
 
 shop = _load_shop()
 
-POLICY_FACTS = {
+POLICY_FACTS: dict[str | tuple[str, ...], str] = {
     "return window": "30 days",
     ("express shipping", "express delivery"): "$9.90",
     "warranty": "2 years",
@@ -200,7 +201,7 @@ def run_context(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return {"messages": messages, "objective": "The espresso machine from order 1042 broke."}
 
 
-def _ids(entries: list[tuple[str, ...]]) -> list[str]:
+def _ids(entries: Sequence[tuple[str, ...]]) -> list[str]:
     return [entry[-3] for entry in entries]
 
 

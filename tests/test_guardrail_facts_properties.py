@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
@@ -77,7 +78,7 @@ def _dollars_in_words(value: Decimal) -> str:
 
 
 # Written forms of a US-dollar amount.
-FORMS = {
+FORMS: dict[str, Callable[[Decimal], str]] = {
     "$1,234.50": lambda v: f"${v:,.2f}",
     "1234.50 USD": lambda v: f"{v:.2f} USD",
     "USD 1,234.50": lambda v: f"USD {v:,.2f}",

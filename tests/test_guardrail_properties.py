@@ -110,6 +110,7 @@ def test_pii_fix_is_clean(candidate: str) -> None:
         assert again.ok, (verdict.fixed, again.reason)
 
 
+@pytest.mark.slow
 @settings(DETERMINISTIC)
 @given(candidate=TEXT)
 def test_sql_fix_passes_the_guard(candidate: str) -> None:

@@ -113,7 +113,7 @@ def test_invalid_schema_or_model_fails_at_declaration() -> None:
     with pytest.raises(ValueError, match="invalid JSON Schema"):
         OutputSchema({"type": "no-such-type"})
     with pytest.raises(TypeError, match="pydantic model class or a JSON Schema"):
-        OutputSchema("answer")  # type: ignore[arg-type]
+        OutputSchema("answer")  # type: ignore[arg-type]  # neither a model nor a schema, on purpose
 
 
 def test_deep_nesting_is_a_failing_verdict() -> None:

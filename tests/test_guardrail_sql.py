@@ -238,8 +238,8 @@ def test_joins_use_declared_columns_on_both_sides(guard: SqlGuard) -> None:
         "a table joined before it"
     )
     assert guard.check("SELECT o.id FROM orders o JOIN refunds r USING (id) LIMIT 5").ok
-    reason = guard.check("SELECT id FROM orders o JOIN refunds r ON r.order_id = o.id LIMIT 5")
-    assert reason.reason == "column id is ambiguous: write o.id or r.id"
+    verdict = guard.check("SELECT id FROM orders o JOIN refunds r ON r.order_id = o.id LIMIT 5")
+    assert verdict.reason == "column id is ambiguous: write o.id or r.id"
 
 
 def test_values_have_known_columns(guard: SqlGuard) -> None:

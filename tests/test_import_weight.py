@@ -5,7 +5,6 @@ everything already; bench/imports.py has the timings (no test asserts on time)."
 
 from __future__ import annotations
 
-import importlib
 import json
 import subprocess
 import sys
@@ -94,19 +93,23 @@ def loaded(code: str, watched: tuple[str, ...] = HEAVY, cwd: Path | None = None)
     return result
 
 
+@pytest.mark.slow
 def test_import_tierflow_loads_no_heavy_dependency() -> None:
     assert loaded("import tierflow") == []
 
 
+@pytest.mark.slow
 def test_declaring_an_agent_loads_no_heavy_dependency() -> None:
     assert loaded(DECLARE) == []
 
 
+@pytest.mark.slow
 def test_the_help_of_the_command_loads_no_agent_machinery() -> None:
     code = "from tierflow.cli.app import invoke\nassert invoke(['--help']) == 0"
     assert loaded(code, (*HEAVY, "langgraph", "langchain_core", "sqlite_utils")) == []
 
 
+@pytest.mark.slow
 def test_each_heavy_dependency_comes_with_its_feature() -> None:
     assert loaded("from tierflow.guardrails import SqlGuard\nSqlGuard({'t': ['c']})") == ["sqlglot"]
     assert loaded("from tierflow.guardrails import OutputSchema\nOutputSchema({})") == [
@@ -114,6 +117,7 @@ def test_each_heavy_dependency_comes_with_its_feature() -> None:
     ]
 
 
+@pytest.mark.slow
 def test_a_trained_router_loads_and_routes_without_the_train_extra(tmp_path: Path) -> None:
     router, _ = train_learned_router(synthetic(), Target(share=0.5), folds=3)
     router.save(tmp_path / "router.json")
@@ -142,6 +146,7 @@ def test_a_trained_router_loads_and_routes_without_the_train_extra(tmp_path: Pat
     assert numpy_only["scores"] == [router.score(text) for text in requests]
 
 
+@pytest.mark.slow
 def test_training_without_the_extra_is_one_line_naming_it(tmp_path: Path) -> None:
     data = tmp_path / "data.csv"
     data.write_text("prompt,weak_correct,strong_correct\nhi,1,1\nho,0,1\n")
@@ -183,27 +188,7 @@ def test_the_terms_of_a_text_are_scikit_learns(
         assert features.analyzer(block)(text) == expected
 
 
-LAZY_PACKAGES = (
-    "tierflow",
-    "tierflow.store",
-    "tierflow.governance",
-    "tierflow.graphs",
-    "tierflow.guardrails",
-    "tierflow.models",
-    "tierflow.routing",
-)
-
-
-@pytest.mark.parametrize("name", LAZY_PACKAGES)
-def test_every_lazy_name_resolves_and_is_listed(name: str) -> None:
-    package = importlib.import_module(name)
-    for public in package.__all__:
-        assert getattr(package, public) is not None, public
-        assert public in dir(package), public
-    with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
-        package.nonexistent  # noqa: B018
-
-
+@pytest.mark.slow
 def test_audit_stays_the_function_once_its_module_is_imported() -> None:
     assert (
         loaded(

@@ -6,9 +6,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
 from injection import measure
+
+pytestmark = pytest.mark.slow  # every attack scenario, on every defence
 
 
 def test_defences_stop_injected_goals_and_keep_the_users_tasks(tmp_path: Path) -> None:

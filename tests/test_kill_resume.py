@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import tierflow_process as tierflow
+from killing import kill_at_gate, resume, statuses, tierflow
+
+pytestmark = pytest.mark.slow  # a run in a process of its own, killed and resumed
 
 AGENT = Path(__file__).parent / "agents" / "crashy.py"
 REQUEST = "Please run the long task."
@@ -34,27 +33,15 @@ def test_sigkill_then_resume_reaches_the_same_answer_with_the_plan_intact(
     Path(env["CRASHY_LOG"]).unlink()
 
     killed_env = {**env, "CRASHY_GATE": str(tmp_path / "gate.flag")}
-    command = [sys.executable, "-m", "tierflow", "run", str(AGENT), "--input", REQUEST]
-    with subprocess.Popen(
-        [*command, "--thread", "killed", "--db", db, "--json"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
+    # Killed while the gate tool runs inside the `act` node of the third step.
+    kill_at_gate(
+        "CRASHY_GATE_REACHED",
+        "run", str(AGENT), "--input", REQUEST, "--thread", "killed", "--db", db, "--json",
         env=killed_env,
-    ) as process:
-        assert process.stdout is not None
-        # Blocks until the gate tool is running inside the `act` node of the third step.
-        assert process.stdout.readline().strip() == "CRASHY_GATE_REACHED"
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
-    assert process.returncode == -signal.SIGKILL
+    )  # fmt: skip
+    assert statuses(db, env)["killed"] == "crashed"
 
-    runs = json.loads(tierflow("runs", "--db", db, "--json", env=env).stdout)
-    assert {r["thread"]: r["status"] for r in runs}["killed"] == "crashed"
-
-    resumed = tierflow("resume", "killed", "--db", db, "--json", env=killed_env)
-    assert resumed.returncode == 0, resumed.stderr
-    report = json.loads(resumed.stdout)
+    report = resume("killed", db=db, env=killed_env)
     assert report["status"] == "done"
     assert report["answer"] == expected["answer"]
     assert report["plan"] == expected["plan"]
@@ -63,5 +50,4 @@ def test_sigkill_then_resume_reaches_the_same_answer_with_the_plan_intact(
     log = Path(env["CRASHY_LOG"]).read_text(encoding="utf-8").split()
     assert log == ["work", "a", "work", "b", "gate", "gate"]
 
-    runs = json.loads(tierflow("runs", "--db", db, "--json", env=env).stdout)
-    assert {r["thread"]: r["status"] for r in runs} == {"calm": "done", "killed": "done"}
+    assert statuses(db, env) == {"calm": "done", "killed": "done"}

@@ -27,6 +27,8 @@ import pytest
 from langgraph_sdk import get_sync_client
 from langgraph_sdk.client import SyncLangGraphClient
 
+pytestmark = pytest.mark.slow  # a langgraph dev server process
+
 EXAMPLES = Path(__file__).parent.parent / "examples"
 SERVED_FILES = ("langgraph.json", "support_desk.py", "shop.py")
 GRAPH = "support_desk"  # the graph's id in examples/langgraph.json

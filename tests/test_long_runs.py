@@ -8,6 +8,8 @@ from langchain_core.messages import HumanMessage
 from tierflow import Agent, Limits, Price, Scenario, ScriptedChatModel, Tier, Turn, tool
 from tierflow.models.price import TokenUsage
 
+pytestmark = pytest.mark.slow  # 3,000 model steps
+
 STEPS = 3000
 USAGE = TokenUsage(input_tokens=10, cached_tokens=0, output_tokens=2, reasoning_tokens=0)
 

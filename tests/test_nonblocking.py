@@ -26,7 +26,7 @@ import sqlite3
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import psycopg
 import pytest
@@ -35,7 +35,8 @@ from checkpoint_stores import fresh_database, target_fixture
 from conftest import Scripted
 from langchain_core.messages import HumanMessage
 from langchain_core.runnables import RunnableConfig
-from langgraph.types import StreamMode
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.types import StateSnapshot, StreamMode
 from psycopg_pool import ConnectionPool
 
 from tierflow import Turn, tool
@@ -52,7 +53,7 @@ from tierflow.governance import (
     audit,
 )
 from tierflow.governance.redact import redact_checkpoints
-from tierflow.runs.runner import review_command
+from tierflow.runs.review import review_command
 from tierflow.store.postgres import aopen_postgres
 
 Profile = Literal["dev", "strict"]
@@ -100,10 +101,13 @@ def no_blocking(profile: Profile) -> Iterator[None]:
         buster.deactivate()
 
 
-def on_loop(profile: Profile, work: Callable[[], Awaitable[Any]]) -> Any:
+T = TypeVar("T")
+
+
+def on_loop(profile: Profile, work: Callable[[], Awaitable[T]]) -> T:
     """Run `work` on a new event loop, the detector on for exactly that long."""
 
-    async def main() -> Any:
+    async def main() -> T:
         with no_blocking(profile):
             return await work()
 
@@ -161,7 +165,7 @@ def governed(scripted_agent: Callable[..., Scripted]) -> Scripted:
 AGENTS = {"ungoverned": ungoverned, "governed": governed}
 
 
-def saver_for(scripted: Scripted, store: Any) -> Any:
+def saver_for(scripted: Scripted, store: BaseCheckpointSaver[Any]) -> BaseCheckpointSaver[Any]:
     """The store, masking the policy's secrets for a governed agent (as the runner's)."""
     policy = scripted.agent.policy
     return store if policy is None else redact_checkpoints(store, policy.redaction)
@@ -188,8 +192,8 @@ def test_ainvoke_and_aget_state_never_block_the_loop(
     with run_store.open(target) as store:
         graph = scripted.agent.compile(checkpointer=saver_for(scripted, store))
 
-        async def work() -> Any:
-            done = await graph.ainvoke(REQUEST, config, durability="sync")
+        async def work() -> tuple[dict[str, Any], StateSnapshot]:
+            done: dict[str, Any] = await graph.ainvoke(REQUEST, config, durability="sync")
             return done, await graph.aget_state(config)
 
         done, snapshot = on_loop(profile, work)
@@ -210,7 +214,7 @@ def test_astream_and_the_state_history_never_block_the_loop(
     with run_store.open(target) as store:
         graph = scripted.agent.compile(checkpointer=saver_for(scripted, store))
 
-        async def work() -> Any:
+        async def work() -> tuple[list[str], list[StateSnapshot]]:
             # LangGraph's default durability ("async") writes checkpoints in tasks.
             streamed = [mode async for mode, _ in graph.astream(REQUEST, config, stream_mode=modes)]
             history = [snapshot async for snapshot in graph.aget_state_history(config)]
@@ -232,7 +236,7 @@ def test_langgraphs_async_postgres_saver_opens_without_blocking(
     config: RunnableConfig = {"configurable": {"thread_id": "t"}}
     with fresh_database() as url:
 
-        async def work() -> Any:
+        async def work() -> StateSnapshot:
             async with aopen_postgres(url) as saver:
                 graph = scripted.agent.compile(checkpointer=saver)
                 await graph.ainvoke(REQUEST, config, durability="sync")
@@ -292,7 +296,7 @@ def test_a_review_pause_and_its_resume_never_block_the_loop(
     with run_store.open(target) as store:
         graph = scripted.agent.compile(checkpointer=saver_for(scripted, store))
 
-        async def pause() -> Any:
+        async def pause() -> StateSnapshot:
             await graph.ainvoke(REQUEST, config, durability="sync")
             return await graph.aget_state(config)
 
@@ -300,8 +304,9 @@ def test_a_review_pause_and_its_resume_never_block_the_loop(
         assert paused.interrupts, paused.values
         decision = review_command("t", paused, {"action": "approve", "reviewer": "ana"})
 
-        async def resume() -> Any:
-            return await graph.ainvoke(decision, config, durability="sync")
+        async def resume() -> dict[str, Any]:
+            values: dict[str, Any] = await graph.ainvoke(decision, config, durability="sync")
+            return values
 
         done = on_loop(profile, resume)
     assert done["status"] == "done"

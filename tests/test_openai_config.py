@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from conftest import Cli
 from langchain_core.messages import HumanMessage
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.types import StreamMode
 
 from tierflow import Agent, Price, RulesRouter, SpecError, Tier
-from tierflow.cli.app import main
 from tierflow.errors import LoadError
 from tierflow.models import OpenAIModel
 from tierflow.runs.load import load_agent
@@ -56,10 +58,10 @@ def agent_on(model: OpenAIModel) -> Agent:
     )
 
 
-def run_once(agent: Agent, *, streaming: bool = False) -> dict:  # type: ignore[type-arg]
+def run_once(agent: Agent, *, streaming: bool = False) -> dict[str, Any]:
     graph = agent.compile(checkpointer=InMemorySaver())
-    config = {"configurable": {"thread_id": "t"}}
-    modes = ["updates", "messages"] if streaming else ["updates"]
+    config: RunnableConfig = {"configurable": {"thread_id": "t"}}
+    modes: list[StreamMode] = ["updates", "messages"] if streaming else ["updates"]
     for _ in graph.stream({"messages": [HumanMessage("hello")]}, config, stream_mode=modes):
         pass
     return dict(graph.get_state(config).values)
@@ -81,14 +83,14 @@ def run_once(agent: Agent, *, streaming: bool = False) -> dict:  # type: ignore[
         ({"temperature": 0.2}, "model.temperature", "Extra inputs are not permitted"),
     ],
 )
-def test_bad_settings_name_their_field(settings, field, fragment) -> None:  # type: ignore[no-untyped-def]
+def test_bad_settings_name_their_field(settings: dict[str, Any], field: str, fragment: str) -> None:
     with pytest.raises(SpecError) as raised:
         OpenAIModel(model="gpt-4.1", **settings)
     assert raised.value.field == field
     assert fragment in raised.value.problem
 
 
-def test_to_json_names_the_key_variable_never_the_key(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_to_json_names_the_key_variable_never_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SHOP_KEY", "sk-live-very-secret")
     model = OpenAIModel(model="gpt-4.1", api_key_env="SHOP_KEY", reasoning_effort="low")
     document = json.loads(agent_on(model).to_json())
@@ -100,23 +102,22 @@ def test_to_json_names_the_key_variable_never_the_key(monkeypatch) -> None:  # t
 
 
 def test_without_a_key_or_a_base_url_the_run_fails_in_one_line_before_any_request(
-    cli_result, tmp_path, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     db = str(tmp_path / "runs.db")
-    code, out, err = cli_result(
+    failed = cli(
         "run", EXAMPLE, "--provider", "openai", "--input", "What is your return window?",
         "--db", db, "--thread", "t",
     )  # fmt: skip
-    assert code == 1
-    line = " ".join(err.split())
+    assert failed.code == 1
+    line = " ".join(failed.err.split())
     assert line.startswith(
         "error: thread 't' failed: ModelError: model 'gpt-4.1' needs $OPENAI_API_KEY"
     )
     # The network guard would have failed the test had anything tried to connect.
-    code, out, _ = cli_result("runs", "--db", db, "--json")
-    (row,) = json.loads(out)
+    (row,) = json.loads(cli("runs", "--db", db, "--json").out)
     assert row["status"] == "failed" and "needs $OPENAI_API_KEY" in row["error"]
 
 
@@ -132,11 +133,14 @@ def test_without_a_key_or_a_base_url_the_run_fails_in_one_line_before_any_reques
         ("ollama", "http://127.0.0.1:11434/v1", "OLLAMA_API_KEY"),
     ],
 )
-def test_every_example_provider_file_serves_the_support_desk(name, base_url, key_env) -> None:  # type: ignore[no-untyped-def]
+def test_every_example_provider_file_serves_the_support_desk(
+    name: str, base_url: str | None, key_env: str
+) -> None:
     agent, source = load_agent(EXAMPLE, name)
     models = [tier.model for tier in agent.tiers]
-    assert all(isinstance(m, OpenAIModel) for m in models)
-    assert {(m.base_url, m.api_key_env) for m in models} == {(base_url, key_env)}  # type: ignore[union-attr]
+    openai_models = [m for m in models if isinstance(m, OpenAIModel)]
+    assert openai_models == models
+    assert {(m.base_url, m.api_key_env) for m in openai_models} == {(base_url, key_env)}
     assert source.endswith(f" provider={ROOT / 'examples' / 'providers' / name}.toml")
     # The recorded source loads the same agent again (this is what resume does).
     again, same = load_agent(source)
@@ -185,31 +189,33 @@ def write(tmp_path: Path, text: str) -> str:
         ),
     ],
 )
-def test_bad_provider_files_say_what_is_wrong(tmp_path, text, error, fragment) -> None:  # type: ignore[no-untyped-def]
+def test_bad_provider_files_say_what_is_wrong(
+    tmp_path: Path, text: str, error: type[Exception], fragment: str
+) -> None:
     with pytest.raises(error) as raised:
         load_agent(EXAMPLE, write(tmp_path, text))
     assert fragment in str(raised.value)
 
 
-def test_unknown_provider_name_lists_the_known_ones(cli_result) -> None:  # type: ignore[no-untyped-def]
-    code, out, err = cli_result("run", EXAMPLE, "--provider", "bedrock", "--input", "hi")
-    assert (code, out) == (1, "")
-    assert " ".join(err.split()) == (
+def test_unknown_provider_name_lists_the_known_ones(cli: Cli) -> None:
+    result = cli("run", EXAMPLE, "--provider", "bedrock", "--input", "hi")
+    assert (result.code, result.out) == (1, "")
+    assert " ".join(result.err.split()) == (
         "error: unknown provider 'bedrock': expected a path to a .toml file or one of "
         "azure, ollama, openai, vllm"
     )
 
 
-def test_stream_and_json_do_not_combine(cli_result) -> None:  # type: ignore[no-untyped-def]
-    code, out, err = cli_result("run", EXAMPLE, "--input", "hi", "--stream", "--json")
-    assert code == 1 and json.loads(out)["status"] == "failed"
-    assert "--stream and --json can't be combined" in err
+def test_stream_and_json_do_not_combine(cli: Cli) -> None:
+    result = cli("run", EXAMPLE, "--input", "hi", "--stream", "--json")
+    assert result.code == 1 and json.loads(result.out)["status"] == "failed"
+    assert "--stream and --json can't be combined" in result.err
 
 
 # --- what is sent ----------------------------------------------------------------------
 
 
-def test_headers_effort_and_service_tier_are_sent_as_configured(server) -> None:  # type: ignore[no-untyped-def]
+def test_headers_effort_and_service_tier_are_sent_as_configured(server: OpenAIServer) -> None:
     server.push(Reply(text="hi"))
     model = OpenAIModel(
         model="gpt-4.1",
@@ -226,7 +232,7 @@ def test_headers_effort_and_service_tier_are_sent_as_configured(server) -> None:
     assert request.headers["authorization"] == "Bearer no-key"  # a keyless local server
 
 
-def test_unset_options_are_not_sent(server) -> None:  # type: ignore[no-untyped-def]
+def test_unset_options_are_not_sent(server: OpenAIServer) -> None:
     server.push(Reply(text="hi"))
     run_once(agent_on(OpenAIModel(model="gpt-4.1", base_url=server.url)))
     (request,) = server.requests
@@ -234,7 +240,9 @@ def test_unset_options_are_not_sent(server) -> None:  # type: ignore[no-untyped-
     assert "service_tier" not in request.body
 
 
-def test_openai_base_url_is_used_when_the_model_has_none(server, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_openai_base_url_is_used_when_the_model_has_none(
+    server: OpenAIServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("OPENAI_BASE_URL", server.url)
     server.push(Reply(text="hi"))
     state = run_once(agent_on(OpenAIModel(model="gpt-4.1")))
@@ -257,8 +265,8 @@ def test_openai_base_url_is_used_when_the_model_has_none(server, monkeypatch) ->
     ],
 )
 def test_service_tier_usage_is_priced_at_its_price(
-    server, streaming, service_tier, recorded, cost
-) -> None:  # type: ignore[no-untyped-def]
+    server: OpenAIServer, streaming: bool, service_tier: str, recorded: str | None, cost: float
+) -> None:
     server.push(Reply(text="hi", usage=USAGE, service_tier=service_tier))
     state = run_once(
         agent_on(OpenAIModel(model="gpt-4.1", base_url=server.url)), streaming=streaming
@@ -272,18 +280,3 @@ def test_service_tier_usage_is_priced_at_its_price(
     }
     assert call.get("service_tier") == recorded
     assert call["cost_usd"] == pytest.approx(cost)
-
-
-@pytest.fixture
-def cli_result(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    def invoke(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["tierflow", *args])
-        code = 0
-        try:
-            main()
-        except SystemExit as exit_:
-            code = int(exit_.code or 0)
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return invoke

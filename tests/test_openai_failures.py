@@ -1,24 +1,27 @@
 """What tierflow does when the provider fails, over real HTTP against the local server:
 each scripted failure, what tierflow sent (retries, their delays, `Retry-After`), and
-the run's final status. Delays are read from the retry notices tierflow streams
+the run's final status. Delays are read from the retry events tierflow streams
 (`stream_mode="custom"`), which are the values it sleeps for — never from a clock."""
 
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import Cli
 from langchain_core.messages import AIMessageChunk, HumanMessage
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.types import StreamMode
 
 from tierflow import Agent, Price, RulesRouter, Tier, tool
-from tierflow.cli.app import main
+from tierflow.errors import RunFailed
 from tierflow.models import OpenAIModel
-from tierflow.runs.runner import RunFailed, Runner
+from tierflow.runs.runner import Runner
 from tierflow.testing import Fault, OpenAIServer, Reply
 from tierflow.testing.server import CUT_OFF
 
@@ -64,7 +67,7 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[OpenAIServer]:
 @dataclass
 class Outcome:
     state: dict[str, Any]
-    retries: list[dict[str, Any]]  # the retry notices, in order
+    retries: list[dict[str, Any]]  # the retry events, in order
     tokens: list[str]  # streamed text, in order
 
 
@@ -74,8 +77,10 @@ def run_graph(agent: Agent, *, streaming: bool, use_async: bool = False) -> Outc
     import asyncio
 
     graph = agent.compile(checkpointer=InMemorySaver())
-    config = {"configurable": {"thread_id": "t"}}
-    modes = ["updates", "custom", *(["messages"] if streaming else [])]
+    config: RunnableConfig = {"configurable": {"thread_id": "t"}}
+    modes: list[StreamMode] = (
+        ["updates", "custom", "messages"] if streaming else ["updates", "custom"]
+    )
     outcome = Outcome(state={}, retries=[], tokens=[])
 
     def take(mode: str, chunk: Any) -> None:
@@ -110,7 +115,7 @@ STREAMING = pytest.mark.parametrize("streaming", [False, True], ids=["json", "st
 
 
 @STREAMING
-def test_429_waits_exactly_what_retry_after_asks(server, streaming) -> None:  # type: ignore[no-untyped-def]
+def test_429_waits_exactly_what_retry_after_asks(server: OpenAIServer, streaming: bool) -> None:
     server.push(Fault.http(429, retry_after=1))
     outcome = run_graph(orders_agent(server.url), streaming=streaming)
     assert_answered(outcome)
@@ -126,7 +131,7 @@ def test_429_waits_exactly_what_retry_after_asks(server, streaming) -> None:  # 
 
 
 @STREAMING
-def test_5xx_is_retried_with_exponential_backoff(server, streaming) -> None:  # type: ignore[no-untyped-def]
+def test_5xx_is_retried_with_exponential_backoff(server: OpenAIServer, streaming: bool) -> None:
     server.push(Fault.http(500), Fault.http(503))
     outcome = run_graph(orders_agent(server.url), streaming=streaming)
     assert_answered(outcome)
@@ -142,7 +147,7 @@ def test_5xx_is_retried_with_exponential_backoff(server, streaming) -> None:  # 
 
 
 @pytest.mark.parametrize("use_async", [False, True], ids=["stream", "astream"])
-def test_a_connection_dropped_mid_stream_is_retried(server, use_async) -> None:  # type: ignore[no-untyped-def]
+def test_a_connection_dropped_mid_stream_is_retried(server: OpenAIServer, use_async: bool) -> None:
     server.push(Fault.drop(after_chunks=4))
     outcome = run_graph(orders_agent(server.url), streaming=True, use_async=use_async)
     assert_answered(outcome)
@@ -155,7 +160,7 @@ def test_a_connection_dropped_mid_stream_is_retried(server, use_async) -> None: 
     assert outcome.state["messages"][-1].text == ANSWER
 
 
-def test_a_connection_closed_without_a_response_is_retried(server) -> None:  # type: ignore[no-untyped-def]
+def test_a_connection_closed_without_a_response_is_retried(server: OpenAIServer) -> None:
     server.push(Fault.drop())
     outcome = run_graph(orders_agent(server.url), streaming=False)
     assert_answered(outcome)
@@ -165,7 +170,9 @@ def test_a_connection_closed_without_a_response_is_retried(server) -> None:  # t
 
 
 @pytest.mark.parametrize("use_async", [False, True], ids=["invoke", "ainvoke"])
-def test_a_response_slower_than_the_timeout_is_retried(server, use_async) -> None:  # type: ignore[no-untyped-def]
+def test_a_response_slower_than_the_timeout_is_retried(
+    server: OpenAIServer, use_async: bool
+) -> None:
     server.push(Fault.stall(seconds=30))  # released when the server stops
     agent = orders_agent(server.url, timeout_s=0.25)
     outcome = run_graph(agent, streaming=False, use_async=use_async)
@@ -174,7 +181,7 @@ def test_a_response_slower_than_the_timeout_is_retried(server, use_async) -> Non
     assert notice["reason"] == "the request timed out"
 
 
-def test_a_retry_after_beyond_the_cap_fails_at_once(server) -> None:  # type: ignore[no-untyped-def]
+def test_a_retry_after_beyond_the_cap_fails_at_once(server: OpenAIServer) -> None:
     server.push(Fault.http(429, retry_after=3600))
     with pytest.raises(Exception, match="asked to retry after 3600s") as raised:
         run_graph(orders_agent(server.url), streaming=False)
@@ -193,7 +200,9 @@ def test_a_retry_after_beyond_the_cap_fails_at_once(server) -> None:  # type: ig
     ],
     ids=["400", "403"],
 )
-def test_bad_request_and_forbidden_are_not_retried(server, tmp_path, fault, said) -> None:  # type: ignore[no-untyped-def]
+def test_bad_request_and_forbidden_are_not_retried(
+    server: OpenAIServer, tmp_path: Path, fault: Fault, said: str
+) -> None:
     server.push(fault)
     runner = Runner(orders_agent(server.url), db=tmp_path / "runs.db", source="test")
     with pytest.raises(RunFailed) as raised:
@@ -207,7 +216,9 @@ def test_bad_request_and_forbidden_are_not_retried(server, tmp_path, fault, said
     assert said in (row["error"] or "")
 
 
-def test_a_wrong_key_is_one_line_naming_the_variable_and_not_retried(monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_wrong_key_is_one_line_naming_the_variable_and_not_retried(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("SHOP_OPENAI_KEY", "sk-wrong")
     with OpenAIServer(api_key="sk-right") as server:
         server.script("order 1007", Reply(text=ANSWER))
@@ -227,8 +238,8 @@ def test_a_wrong_key_is_one_line_naming_the_variable_and_not_retried(monkeypatch
 
 
 def test_failure_after_retries_is_failed_and_resumes_once_the_server_recovers(
-    server, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+    server: OpenAIServer, tmp_path: Path
+) -> None:
     db = tmp_path / "runs.db"
     runner = Runner(orders_agent(server.url, max_retries=1), db=db, source="test")
     server.push(Reply(calls=(("order_status", {"order_id": 1007}),)))
@@ -274,8 +285,8 @@ agent = Agent(
 
 
 def test_cli_failed_run_then_resume_on_the_same_provider(
-    server, tmp_path, capsys, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+    server: OpenAIServer, tmp_path: Path, cli: Cli
+) -> None:
     provider = tmp_path / "local.toml"
     provider.write_text(
         f'[defaults]\nbase_url = "{server.url}"\nmax_retries = 1\nbackoff_s = 0.01\n'
@@ -285,35 +296,23 @@ def test_cli_failed_run_then_resume_on_the_same_provider(
     agent_file.write_text(AGENT_FILE)
     db = str(tmp_path / "runs.db")
 
-    def cli(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["tierflow", *args])
-        try:
-            main()
-            code = 0
-        except SystemExit as exit_:
-            code = int(exit_.code or 0)
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
     server.push(Fault.http(503), Fault.http(503))
-    code, out, err = cli(
+    failed = cli(
         "run", str(agent_file), "--provider", str(provider), "--input", REQUEST,
         "--thread", "t", "--db", db, "--json",
     )  # fmt: skip
-    assert code == 1 and json.loads(out)["status"] == "failed"
-    line = " ".join(err.split())
+    assert failed.code == 1 and json.loads(failed.out)["status"] == "failed"
+    line = " ".join(failed.err.split())
     assert line.startswith("error: thread 't' failed: ModelError: tier 'fast' (gpt-4.1 at ")
     assert "HTTP 503 Service Unavailable" in line and "tierflow resume t" in line
-    code, out, _ = cli("runs", "--db", db, "--json")
-    (row,) = json.loads(out)
+    (row,) = json.loads(cli("runs", "--db", db, "--json").out)
     assert row["status"] == "failed" and "gave up after 2 attempts" in row["error"]
     # The source records the provider file, so resume talks to the same server.
-    code, out, err = cli("resume", "t", "--db", db, "--stream")
-    assert code == 0, err
-    assert f"model:fast {ANSWER}" in out  # streamed
-    assert "done · thread t" in out
-    code, out, _ = cli("runs", "--db", db, "--json")
-    (row,) = json.loads(out)
+    resumed = cli("resume", "t", "--db", db, "--stream")
+    assert resumed.code == 0, resumed.err
+    assert f"model:fast {ANSWER}" in resumed.out  # streamed
+    assert "done · thread t" in resumed.out
+    (row,) = json.loads(cli("runs", "--db", db, "--json").out)
     assert (row["status"], row["answer"]) == ("done", ANSWER)
     assert all(r.stream for r in server.completions()[-1:])
 

@@ -16,7 +16,7 @@ from tierflow.models import OpenAIModel
 from tierflow.testing import OpenAIServer, Reply
 
 
-def test_a_connection_beyond_loopback_is_refused_and_recorded(network_guard) -> None:  # type: ignore[no-untyped-def]
+def test_a_connection_beyond_loopback_is_refused_and_recorded(network_guard: list[str]) -> None:
     with (
         socket.socket() as sock,
         pytest.raises(ConnectionRefusedError, match=r"never leave 127\.0\.0\.1"),
@@ -26,14 +26,16 @@ def test_a_connection_beyond_loopback_is_refused_and_recorded(network_guard) -> 
     network_guard.clear()  # this test meant to try
 
 
-def test_a_name_lookup_is_refused(network_guard) -> None:  # type: ignore[no-untyped-def]
+def test_a_name_lookup_is_refused(network_guard: list[str]) -> None:
     with pytest.raises(socket.gaierror):
         socket.getaddrinfo("api.openai.com", 443)
     assert network_guard == ["name lookup of 'api.openai.com'"]
     network_guard.clear()
 
 
-def test_a_call_to_the_real_openai_is_refused(network_guard, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_call_to_the_real_openai_is_refused(
+    network_guard: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     chat = OpenAIModel(model="gpt-4.1").chat_model()
@@ -43,7 +45,7 @@ def test_a_call_to_the_real_openai_is_refused(network_guard, monkeypatch) -> Non
     network_guard.clear()
 
 
-def test_loopback_is_allowed(network_guard) -> None:  # type: ignore[no-untyped-def]
+def test_loopback_is_allowed(network_guard: list[str]) -> None:
     with OpenAIServer() as server:
         server.push(Reply(text="local"))
         chat = OpenAIModel(model="m", base_url=server.url).chat_model()
@@ -51,6 +53,7 @@ def test_loopback_is_allowed(network_guard) -> None:  # type: ignore[no-untyped-
     assert network_guard == []
 
 
+@pytest.mark.slow
 def test_a_test_that_swallows_the_refusal_still_fails(tmp_path: Path) -> None:
     shutil.copy(Path(__file__).with_name("conftest.py"), tmp_path / "conftest.py")
     (tmp_path / "test_sneaky.py").write_text(

@@ -9,12 +9,11 @@ import openai
 import pytest
 
 from tierflow.errors import ModelError
+from tierflow.foundation.retry import RetryPolicy, retry_after_s
 from tierflow.models.retry import (
-    RetryPolicy,
-    backoff_s,
-    call_with_retries,
-    is_transient,
-    retry_after_s,
+    call_model_with_retries,
+    is_transient_provider_error,
+    provider_retry_policy,
 )
 
 REQUEST = httpx2.Request("POST", "http://127.0.0.1/v1/chat/completions")
@@ -27,22 +26,22 @@ def status_error(status: int, **headers: str) -> openai.APIStatusError:
 
 @pytest.mark.parametrize("status", [408, 409, 429, 500, 502, 503, 504])
 def test_transient_statuses(status: int) -> None:
-    assert is_transient(status_error(status))
+    assert is_transient_provider_error(status_error(status))
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
 def test_permanent_statuses(status: int) -> None:
-    assert not is_transient(status_error(status))
+    assert not is_transient_provider_error(status_error(status))
 
 
 def test_the_server_can_say_whether_to_retry() -> None:
-    assert not is_transient(status_error(503, **{"x-should-retry": "false"}))
-    assert is_transient(status_error(400, **{"x-should-retry": "true"}))
+    assert not is_transient_provider_error(status_error(503, **{"x-should-retry": "false"}))
+    assert is_transient_provider_error(status_error(400, **{"x-should-retry": "true"}))
 
 
 def test_connection_errors_and_timeouts_are_transient() -> None:
-    assert is_transient(openai.APIConnectionError(request=REQUEST))
-    assert is_transient(openai.APITimeoutError(request=REQUEST))
+    assert is_transient_provider_error(openai.APIConnectionError(request=REQUEST))
+    assert is_transient_provider_error(openai.APITimeoutError(request=REQUEST))
 
 
 @pytest.mark.parametrize(
@@ -63,11 +62,11 @@ def test_retry_after_header(headers: dict[str, str], seconds: float | None) -> N
 
 
 def test_backoff_doubles_up_to_the_cap_with_jitter_below() -> None:
-    policy = RetryPolicy(max_retries=6, backoff_s=0.5, max_backoff_s=8.0)
-    assert [backoff_s(policy, n, draw=lambda: 0.0) for n in range(1, 7)] == [
+    policy = provider_retry_policy(max_retries=6, backoff_s=0.5)
+    assert [policy.delay_s(n, draw=lambda: 0.0) for n in range(1, 7)] == [
         0.5, 1.0, 2.0, 4.0, 8.0, 8.0,
     ]  # fmt: skip
-    assert backoff_s(policy, 1, draw=lambda: 1.0) == 0.375
+    assert policy.delay_s(1, draw=lambda: 1.0) == 0.375
 
 
 def test_retries_sleep_what_the_server_asks_then_give_up_in_one_line() -> None:
@@ -78,9 +77,9 @@ def test_retries_sleep_what_the_server_asks_then_give_up_in_one_line() -> None:
         raise errors.pop(0)
 
     with pytest.raises(ModelError) as raised:
-        call_with_retries(
+        call_model_with_retries(
             call,
-            RetryPolicy(max_retries=2, backoff_s=0.25),
+            provider_retry_policy(max_retries=2, backoff_s=0.25),
             label="tier 'fast'",
             sleep=slept.append,
         )
@@ -97,7 +96,9 @@ def test_errors_that_are_not_the_providers_pass_through_untouched() -> None:
         raise ValueError("a bug in a tool schema")
 
     with pytest.raises(ValueError, match="a bug in a tool schema"):
-        call_with_retries(call, RetryPolicy(max_retries=3), label="x", sleep=pytest.fail)
+        call_model_with_retries(
+            call, RetryPolicy(max_retries=3), label="x", sleep=lambda _: pytest.fail("slept")
+        )
 
 
 def test_a_success_after_a_retry_returns_its_value() -> None:
@@ -110,9 +111,9 @@ def test_a_success_after_a_retry_returns_its_value() -> None:
             raise outcome
         return str(outcome)
 
-    result = call_with_retries(
+    result = call_model_with_retries(
         call,
-        RetryPolicy(max_retries=1, backoff_s=0.0),
+        provider_retry_policy(max_retries=1, backoff_s=0.0),
         label="x",
         on_retry=lambda notice: notices.append(dict(notice)),
         sleep=lambda _: None,

@@ -55,7 +55,9 @@ TWO_CALLS = Reply(
 )
 
 
-def test_a_completion_has_tool_calls_with_json_string_arguments_and_full_usage(server) -> None:  # type: ignore[no-untyped-def]
+def test_a_completion_has_tool_calls_with_json_string_arguments_and_full_usage(
+    server: OpenAIServer,
+) -> None:
     server.push(TWO_CALLS)
     status, raw = post(server, {"model": "gpt-4.1", "messages": [USER]})
     assert status == 200
@@ -71,7 +73,9 @@ def test_a_completion_has_tool_calls_with_json_string_arguments_and_full_usage(s
     assert body["usage"]["total_tokens"] == 150
 
 
-def test_a_stream_sends_fragments_by_index_and_a_last_usage_only_chunk(server) -> None:  # type: ignore[no-untyped-def]
+def test_a_stream_sends_fragments_by_index_and_a_last_usage_only_chunk(
+    server: OpenAIServer,
+) -> None:
     server.push(TWO_CALLS)
     status, raw = post(
         server,
@@ -104,7 +108,7 @@ def test_a_stream_sends_fragments_by_index_and_a_last_usage_only_chunk(server) -
     assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
 
 
-def test_without_include_usage_a_stream_has_no_usage(server) -> None:  # type: ignore[no-untyped-def]
+def test_without_include_usage_a_stream_has_no_usage(server: OpenAIServer) -> None:
     server.push(Reply(text="Hi."))
     _, raw = post(server, {"model": "m", "messages": [USER], "stream": True})
     *chunks, done = events(raw)
@@ -112,7 +116,7 @@ def test_without_include_usage_a_stream_has_no_usage(server) -> None:  # type: i
     assert all("usage" not in c and c["choices"] for c in chunks)
 
 
-def test_scripts_are_keyed_by_conversation_and_turn(server) -> None:  # type: ignore[no-untyped-def]
+def test_scripts_are_keyed_by_conversation_and_turn(server: OpenAIServer) -> None:
     server.script("order 1007", Reply(text="first"), Reply(text="second"))
     server.script("refund", Reply(text="refund reply"))
 
@@ -157,7 +161,9 @@ def test_scripts_are_keyed_by_conversation_and_turn(server) -> None:  # type: ig
         ([{"role": "robot", "content": "x"}], "invalid role"),
     ],
 )
-def test_conversations_openai_rejects_are_rejected(server, messages, fragment) -> None:  # type: ignore[no-untyped-def]
+def test_conversations_openai_rejects_are_rejected(
+    server: OpenAIServer, messages: list[dict[str, Any]], fragment: str
+) -> None:
     server.push(Reply(text="never sent"))
     status, raw = post(server, {"model": "m", "messages": messages})
     assert status == 400
@@ -167,13 +173,13 @@ def test_conversations_openai_rejects_are_rejected(server, messages, fragment) -
     assert len(server.completions()) == 0
 
 
-def test_nothing_scripted_is_a_clear_400(server) -> None:  # type: ignore[no-untyped-def]
+def test_nothing_scripted_is_a_clear_400(server: OpenAIServer) -> None:
     status, raw = post(server, {"model": "m", "messages": [USER]})
     assert status == 400
     assert "no scripted reply" in json.loads(raw)["error"]["message"]
 
 
-def test_an_http_fault_carries_its_headers_and_an_openai_error_body(server) -> None:  # type: ignore[no-untyped-def]
+def test_an_http_fault_carries_its_headers_and_an_openai_error_body(server: OpenAIServer) -> None:
     server.push(Fault.http(429, retry_after=7, message="slow down"))
     status, raw, headers = exchange(server, {"model": "m", "messages": [USER]})
     assert status == 429

@@ -16,9 +16,12 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
+from conftest import Cli
 from langchain_core.messages import AIMessageChunk, HumanMessage
+from langchain_core.runnables import RunnableConfig
 from rich.console import Console
 
 from tierflow.cli.console import cost_table
@@ -91,7 +94,7 @@ def hand_cost(usage: Usage, price: Price) -> float:
     ) / 1e6
 
 
-def test_runs_end_to_end_without_streaming(server, cli, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_runs_end_to_end_without_streaming(server: OpenAIServer, cli: Cli, tmp_path: Path) -> None:
     db = str(tmp_path / "runs.db")
     base = ("run", str(EXAMPLE), "--provider", "openai", "--db", db, "--json")
     held = cli(*base, "--input", DAMAGED, "--thread", "damaged")
@@ -178,7 +181,7 @@ def test_runs_end_to_end_without_streaming(server, cli, tmp_path) -> None:  # ty
         ]
 
 
-def test_runs_end_to_end_streaming(server, cli, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_runs_end_to_end_streaming(server: OpenAIServer, cli: Cli, tmp_path: Path) -> None:
     db = str(tmp_path / "runs.db")
     result = cli(
         "run", str(EXAMPLE), "--provider", "openai", "--db", db, "--stream",
@@ -215,14 +218,17 @@ def test_runs_end_to_end_streaming(server, cli, tmp_path) -> None:  # type: igno
     assert (row["output_tokens"], row["reasoning_tokens"]) == (1070, 830)
 
 
-def test_python_api_streams_tokens_with_langgraph_stream_modes(server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_python_api_streams_tokens_with_langgraph_stream_modes(
+    server: OpenAIServer, tmp_path: Path
+) -> None:
     agent, _ = load_agent(str(EXAMPLE), "openai")
     # The agent's policy keeps its audit log and budgets in the runs database.
     with open_sqlite(tmp_path / "runs.db") as store:
         graph = agent.compile(checkpointer=store)
-        config = {"configurable": {"thread_id": "api"}}
+        config: RunnableConfig = {"configurable": {"thread_id": "api"}}
         tokens: list[str] = []
         nodes: list[str] = []
+        chunk: Any  # a (message, metadata) pair or an update, by `mode`
         for mode, chunk in graph.stream(
             {"messages": [HumanMessage(RETURN_WINDOW)]},
             config,

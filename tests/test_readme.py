@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from langgraph.graph.state import CompiledStateGraph
+
+from tierflow import Agent
 from tierflow.graphs import build_graph, mermaid, shape_of
 from tierflow.runs.load import load_agent
 
@@ -37,6 +40,8 @@ def test_readme_python_examples_run() -> None:
     agent = namespace["agent"]
     graph = namespace["graph"]
     assert type(agent).__name__ == "Agent"
-    assert {"model.fast", "model.reasoning", "act", "guard.schema"} <= set(graph.nodes)  # type: ignore[attr-defined]
+    assert isinstance(graph, CompiledStateGraph)
+    assert {"model.fast", "model.reasoning", "act", "guard.schema"} <= set(graph.nodes)
     guarded = namespace["guarded"]
-    assert [g.name for g in guarded.guardrails] == ["schema", "facts", "pii"]  # type: ignore[attr-defined]
+    assert isinstance(guarded, Agent)
+    assert [g.name for g in guarded.guardrails] == ["schema", "facts", "pii"]

@@ -24,7 +24,8 @@ from checkpoint_stores import target_fixture
 from psycopg import sql
 
 from tierflow.governance.redact import Redactor
-from tierflow.runs.runner import Runner, RunReport
+from tierflow.runs.report import RunReport
+from tierflow.runs.runner import Runner
 from tierflow.store.codec import ZDICT_V1
 from tierflow.store.targets import is_postgres
 

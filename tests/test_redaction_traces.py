@@ -26,6 +26,7 @@ from langchain_core.tracers.langchain import LangChainTracer, wait_for_all_trace
 from langsmith import run_trees
 from langsmith import utils as ls_utils
 
+from tierflow.governance.redact import Redactor
 from tierflow.governance.tracing import MaskingTracer, RedactedTracing
 from tierflow.runs.runner import Runner
 
@@ -57,6 +58,17 @@ class Capture:
     def runs(self) -> list[bytes]:
         with self.lock:
             return [body for what, _, body in self.requests if what.startswith("POST /runs")]
+
+
+def forget_langsmith_environment() -> None:
+    """LangSmith caches what it read from the environment (`get_env_var` is an
+    `lru_cache`, which its typed overloads hide)."""
+    ls_utils.get_env_var.cache_clear()  # type: ignore[attr-defined]
+
+
+def desk_redaction() -> Redactor:
+    assert desk.agent.policy is not None
+    return desk.agent.policy.redaction
 
 
 def _decoded(headers: dict[str, str], body: bytes) -> bytes:
@@ -110,19 +122,19 @@ def langsmith(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Captu
     monkeypatch.setenv("LANGSMITH_ENDPOINT", capture.url)
     monkeypatch.setenv("LANGSMITH_API_KEY", "x")
     monkeypatch.setenv("TIERFLOW_SHOP_DB", str(tmp_path / "shop.db"))
-    ls_utils.get_env_var.cache_clear()  # LangSmith caches what it read from the environment
+    forget_langsmith_environment()
     try:
         yield capture
     finally:
         server.shutdown()
         server.server_close()
-        ls_utils.get_env_var.cache_clear()
+        forget_langsmith_environment()
 
 
 def test_the_run_tracer_is_the_only_langchain_tracer(langsmith: Capture) -> None:
     """LangChain adds the environment's (unmasked) tracer only when the run's callbacks
     hold no `LangChainTracer` (`langchain_core.callbacks.manager._configure`)."""
-    tracing = RedactedTracing(desk.agent.policy.redaction)  # type: ignore[union-attr]
+    tracing = RedactedTracing(desk_redaction())
     callbacks = tracing.callbacks()
     manager = CallbackManager.configure(inheritable_callbacks=callbacks)
     tracers = [h for h in manager.handlers if isinstance(h, LangChainTracer)]
@@ -136,11 +148,11 @@ def test_the_run_tracer_is_the_only_langchain_tracer(langsmith: Capture) -> None
 def test_no_tracer_when_tracing_is_off(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in TRACING_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    ls_utils.get_env_var.cache_clear()
+    forget_langsmith_environment()
     try:
-        assert RedactedTracing(desk.agent.policy.redaction).callbacks() == []  # type: ignore[union-attr]
+        assert RedactedTracing(desk_redaction()).callbacks() == []
     finally:
-        ls_utils.get_env_var.cache_clear()
+        forget_langsmith_environment()
 
 
 def test_no_placed_secret_reaches_the_trace(
@@ -177,7 +189,7 @@ def test_a_run_does_not_wait_for_an_unreachable_langsmith(
     monkeypatch.setenv("LANGSMITH_ENDPOINT", url)
     monkeypatch.setenv("LANGSMITH_API_KEY", "x")
     monkeypatch.setenv("TIERFLOW_SHOP_DB", str(tmp_path / "shop.db"))
-    ls_utils.get_env_var.cache_clear()
+    forget_langsmith_environment()
     try:
         runner = Runner(desk.agent, db=tmp_path / "runs.db", source="secret_desk")
         assert runner.tracing is not None
@@ -188,7 +200,7 @@ def test_a_run_does_not_wait_for_an_unreachable_langsmith(
         # LangSmith's default: 3 retries with 0.5-2 s backoff per attempt, 3 attempts.
         assert time.monotonic() - started < 5
     finally:
-        ls_utils.get_env_var.cache_clear()
+        forget_langsmith_environment()
 
 
 def test_the_scan_finds_what_the_default_tracer_sends(

@@ -64,7 +64,7 @@ def test_every_model_call_ends_with_the_current_reminder(planner: Scripted) -> N
 
     for seen in planner.fast.inputs:
         # Instructions first, the reminder last, and nowhere else.
-        assert isinstance(seen[0], SystemMessage) and seen[0].content.startswith("You are")
+        assert isinstance(seen[0], SystemMessage) and seen[0].text.startswith("You are")
         assert [has_reminder(m) for m in seen[:-1]] == [False] * (len(seen) - 1)
 
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import one_line_error
+from conftest import Cli, one_line_error
 from test_router_data import synthetic
 
 from tierflow.routing import LearnedRouter
@@ -30,7 +30,7 @@ def data_csv(tmp_path: Path) -> Path:
     return path
 
 
-def test_train_saves_a_router_that_eval_reads(cli, data_csv: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_train_saves_a_router_that_eval_reads(cli: Cli, data_csv: Path, tmp_path: Path) -> None:
     out = tmp_path / "router.json"
     trained = cli("router", "train", str(data_csv), "--out", str(out), "--strong-share", "0.5")
     assert trained.code == 0, trained.err
@@ -54,7 +54,7 @@ def test_train_saves_a_router_that_eval_reads(cli, data_csv: Path, tmp_path: Pat
     assert learned["apgr"] > report["routers"]["random"]["apgr"]
 
 
-def test_cross_validated_eval_json_shape(cli, data_csv: Path) -> None:  # type: ignore[no-untyped-def]
+def test_cross_validated_eval_json_shape(cli: Cli, data_csv: Path) -> None:
     result = cli("router", "eval", str(data_csv), "--split", "random", "--json", "--folds", "4")
     assert result.code == 0, result.err
     report = json.loads(result.out)
@@ -73,7 +73,7 @@ def test_cross_validated_eval_json_shape(cli, data_csv: Path) -> None:  # type: 
     assert report["always_strong_usd"] > 0
 
 
-def test_group_split_table_and_plot(cli, data_csv: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_group_split_table_and_plot(cli: Cli, data_csv: Path, tmp_path: Path) -> None:
     plot = tmp_path / "pgr.png"
     result = cli(
         "router",
@@ -95,8 +95,8 @@ def test_group_split_table_and_plot(cli, data_csv: Path, tmp_path: Path) -> None
     assert plot.read_bytes().startswith(b"\x89PNG")
 
 
-def test_plot_without_matplotlib_is_a_clear_error(  # type: ignore[no-untyped-def]
-    cli, data_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_plot_without_matplotlib_is_a_clear_error(
+    cli: Cli, data_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib → ImportError
     result = cli("router", "eval", str(data_csv), "--plot", str(tmp_path / "x.png"), "--folds", "2")
@@ -111,8 +111,8 @@ def test_plot_without_matplotlib_is_a_clear_error(  # type: ignore[no-untyped-de
         ("prompt,weak_correct,strong_correct\nhi,1,0.5\n", ["row 2", "expected 0 or 1", "'0.5'"]),
     ],
 )
-def test_train_on_malformed_data_fails_in_one_line(  # type: ignore[no-untyped-def]
-    cli, tmp_path: Path, content: str, fragments: list[str]
+def test_train_on_malformed_data_fails_in_one_line(
+    cli: Cli, tmp_path: Path, content: str, fragments: list[str]
 ) -> None:
     path = tmp_path / "bad.csv"
     path.write_text(content)
@@ -135,14 +135,14 @@ def test_train_on_malformed_data_fails_in_one_line(  # type: ignore[no-untyped-d
     ],
 )
 def test_bad_eval_options_fail_in_one_line(
-    cli, data_csv: Path, extra: list[str], fragments: list[str]
-) -> None:  # type: ignore[no-untyped-def]
+    cli: Cli, data_csv: Path, extra: list[str], fragments: list[str]
+) -> None:
     args = ["router", "eval", str(data_csv), *extra]
     if "--router" in extra:
         args += ["--split", "group:topic"]
     one_line_error(cli(*args), *fragments)
 
 
-def test_eval_with_a_missing_router_file(cli, data_csv: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_eval_with_a_missing_router_file(cli: Cli, data_csv: Path, tmp_path: Path) -> None:
     missing = tmp_path / "nope.json"
     one_line_error(cli("router", "eval", str(data_csv), "--router", str(missing)), "no such file")

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tierflow.routing.offline.data import RoutingData, RoutingDataError, load_routing_csv
+from tierflow.errors import RoutingDataError
+from tierflow.routing.offline.data import RoutingData, load_routing_csv
 
 ROUTING = Path(__file__).resolve().parents[2] / "shared" / "data" / "routing"
 

@@ -58,7 +58,6 @@ def test_the_model_chooses_the_tier_with_structured_output() -> None:
     easy = router.route("What is the capital of France?", {})
     assert easy == RouteDecision(tier="fast", router="llm", reason="a fact", confidence=0.8)
     assert router.tiers() == {"fast", "reasoning"}
-    assert router.ladder() == ("fast", "reasoning")
 
 
 def test_the_classifier_sees_the_tiers_and_the_request() -> None:
@@ -208,7 +207,3 @@ def test_next_stronger_tier() -> None:
     assert next_stronger("reasoning", declared) is None
     assert next_stronger("nano", declared) == "fast"
     assert next_stronger("huge", declared) is None
-    # A router's own ladder takes precedence for the tiers on it.
-    router = llm_router(choosing())
-    assert next_stronger("fast", ("fast", "mid", "reasoning"), router) == "reasoning"
-    assert next_stronger("mid", ("fast", "mid", "reasoning"), router) == "reasoning"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import tierflow_process as tierflow
+from killing import kill_at, resume, tierflow
 
 from tierflow.errors import AgentChanged, ThreadBusy
 from tierflow.governance.audit import audit
@@ -34,11 +33,7 @@ DAMAGED = (
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "TIERFLOW_SHOP_DB": str(tmp_path / "shop.db"),
-        "TIERFLOW_CRASH_FLAG": str(tmp_path / "crashed.flag"),
-    }
+    return {**os.environ, "TIERFLOW_SHOP_DB": str(tmp_path / "shop.db")}
 
 
 def refunds(env: dict[str, str]) -> int:
@@ -93,21 +88,22 @@ def test_a_dead_holder_on_this_machine_frees_the_lease_at_once(tmp_path: Path) -
     assert crashy_runner(db).run("a long task", "t").status == "done"
 
 
+@pytest.mark.slow
 def test_a_run_whose_process_died_shows_crashed_never_running(
     tmp_path: Path, env: dict[str, str]
 ) -> None:
     db = str(tmp_path / "runs.db")
-    killed = tierflow(
-        "run", DESK, "--input", DAMAGED, "--thread", "k", "--db", db,
-        env={**env, "TIERFLOW_CRASH_AT": "budget.reserved"},
+    kill_at(
+        "budget.reserved", "run", DESK, "--input", DAMAGED, "--thread", "k", "--db", db,
+        env=env, flag=tmp_path / "crashed.flag",
     )  # fmt: skip
-    assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert runs_row(db, "k", env)["status"] == "crashed"
 
 
 # -- who, what and where, from the first instant ----------------------------------------
 
 
+@pytest.mark.slow
 def test_the_principal_recorded_before_the_first_step_governs_the_resume(
     tmp_path: Path, env: dict[str, str]
 ) -> None:
@@ -119,19 +115,16 @@ def test_the_principal_recorded_before_the_first_step_governs_the_resume(
         "--principal", "kiosk", "--scope", "orders:read", env=env,
     )  # fmt: skip
     expected = json.loads(reference.stdout)
-    killed = tierflow(
-        "run", DESK, "--input", KIOSK_REQUEST, "--thread", "k", "--db", db,
+    kill_at(
+        "runs.started", "run", DESK, "--input", KIOSK_REQUEST, "--thread", "k", "--db", db,
         "--principal", "kiosk", "--scope", "orders:read",
-        env={**env, "TIERFLOW_CRASH_AT": "runs.started"},
+        env=env, flag=tmp_path / "crashed.flag",
     )  # fmt: skip
-    assert killed.returncode == -signal.SIGKILL, killed.stderr
-    assert Path(env["TIERFLOW_CRASH_FLAG"]).read_text(encoding="utf-8") == "runs.started"
     row = runs_row(db, "k", env)
     assert (row["status"], row["principal"]["id"]) == ("crashed", "kiosk")
     assert row["fingerprint"]
 
-    resumed = tierflow("resume", "k", "--db", db, "--json", env=env)
-    report = json.loads(resumed.stdout)
+    report = resume("k", db=db, env=env)
     assert (report["status"], report["answer"]) == (expected["status"], expected["answer"])
     assert refunds(env) == 0
     denied = [e for e in audit(db, "k") if e["decision"] == "denied"]
@@ -155,6 +148,7 @@ def test_a_changed_agent_is_refused_and_the_override_is_audited(tmp_path: Path) 
 # -- approvals are durable records -------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_an_approval_survives_a_crash_and_a_fork_is_reviewed_again(
     tmp_path: Path, env: dict[str, str]
 ) -> None:
@@ -166,15 +160,13 @@ def test_an_approval_survives_a_crash_and_a_fork_is_reviewed_again(
     history = json.loads(tierflow("history", "a", "--db", db, "--json", env=env).stdout)
     paused_at = history[-1]["checkpoint_id"]
 
-    killed = tierflow(
-        "resume", "a", "--db", db, "--approve",
-        env={**env, "TIERFLOW_CRASH_AT": "review.recorded", "USER": "senior-agent"},
+    kill_at(
+        "review.recorded", "resume", "a", "--db", db, "--approve",
+        env={**env, "USER": "senior-agent"}, flag=tmp_path / "crashed.flag",
     )  # fmt: skip
-    assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert refunds(env) == 0  # recorded, not yet run
 
-    resumed = tierflow("resume", "a", "--db", db, "--json", env=env)  # no second --approve
-    assert json.loads(resumed.stdout)["status"] == "done", resumed.stderr
+    assert resume("a", db=db, env=env)["status"] == "done"  # no second --approve
     assert refunds(env) == 1
     reviews = [e for e in audit(db, "a") if e["kind"] == "review"]
     assert [(e["name"], e["decision"]) for e in reviews] == [("refund", "approved")]
@@ -189,6 +181,7 @@ def test_an_approval_survives_a_crash_and_a_fork_is_reviewed_again(
     assert refunds(env) == 1
 
 
+@pytest.mark.slow
 def test_resuming_after_the_agent_file_changed_is_refused_unless_allowed(
     tmp_path: Path, env: dict[str, str]
 ) -> None:

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -30,7 +31,7 @@ shop = _load_shop()
 TABLES = ("customers", "products", "orders", "order_items", "refunds")
 
 
-def _rows(db: Path, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+def _rows(db: Path, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
     with closing(sqlite3.connect(db)) as conn:
         return conn.execute(sql, params).fetchall()
 
@@ -38,12 +39,14 @@ def _rows(db: Path, sql: str, params: tuple[object, ...] = ()) -> list[tuple[obj
 @pytest.fixture(scope="module")
 def built_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A read-only shared database; tests that write build their own."""
-    return shop.ensure_shop_db(tmp_path_factory.mktemp("shop") / "shop.db")
+    built: Path = shop.ensure_shop_db(tmp_path_factory.mktemp("shop") / "shop.db")
+    return built
 
 
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
-    return shop.ensure_shop_db(tmp_path / "shop.db")
+    built: Path = shop.ensure_shop_db(tmp_path / "shop.db")
+    return built
 
 
 def test_build_is_deterministic(tmp_path: Path) -> None:
@@ -61,8 +64,11 @@ def test_fixture_rows_are_exact(built_db: Path) -> None:
         (1, "Alice Martin", "alice@example.com", "FR"),
         (2, "Bob Chen", "bob@example.com", "US"),
     ]
-    products = _rows(built_db, "SELECT * FROM products WHERE sku IN (?, ?, ?) ORDER BY sku",
-                     ("SH-TRL-42", "KT-ESP-01", "KT-CUP-02"))
+    products = _rows(
+        built_db,
+        "SELECT * FROM products WHERE sku IN (?, ?, ?) ORDER BY sku",
+        ("SH-TRL-42", "KT-ESP-01", "KT-CUP-02"),
+    )
     assert products == [
         ("KT-CUP-02", "Ceramic Cup Set", "kitchen", 24.50, 0),
         ("KT-ESP-01", "Espresso Machine Pro", "kitchen", 349.00, 2),
@@ -70,11 +76,21 @@ def test_fixture_rows_are_exact(built_db: Path) -> None:
     ]
     assert _rows(built_db, "SELECT * FROM orders WHERE id IN (1007, 1042) ORDER BY id") == [
         (1007, 2, "shipped", "2026-11-18", "2026-11-20", None, "DHL", "DHL-558201", 129.00),
-        (1042, 1, "delivered", "2026-11-05", "2026-11-07", "2026-11-12", "UPS",
-         "1Z-4471-0932", 398.00),
+        (
+            1042,
+            1,
+            "delivered",
+            "2026-11-05",
+            "2026-11-07",
+            "2026-11-12",
+            "UPS",
+            "1Z-4471-0932",
+            398.00,
+        ),
     ]
-    items = _rows(built_db, "SELECT * FROM order_items WHERE order_id IN (1007, 1042)"
-                  " ORDER BY order_id, sku")
+    items = _rows(
+        built_db, "SELECT * FROM order_items WHERE order_id IN (1007, 1042) ORDER BY order_id, sku"
+    )
     assert items == [
         (1007, "SH-TRL-42", 1, 129.00),
         (1042, "KT-CUP-02", 2, 24.50),
@@ -92,15 +108,20 @@ def test_generated_data_shape(built_db: Path) -> None:
     assert ids == [i for i in range(1000, 1600) if i != 1070]
     assert _rows(built_db, "SELECT COUNT(*) FROM refunds") == [(0,)]
 
-    sums = _rows(built_db, "SELECT o.id, o.total_usd, SUM(i.quantity * i.unit_price_usd),"
-                 " COUNT(*) FROM orders o JOIN order_items i ON i.order_id = o.id GROUP BY o.id")
+    sums = _rows(
+        built_db,
+        "SELECT o.id, o.total_usd, SUM(i.quantity * i.unit_price_usd),"
+        " COUNT(*) FROM orders o JOIN order_items i ON i.order_id = o.id GROUP BY o.id",
+    )
     assert len(sums) == 599
     for order_id, total, item_sum, n_items in sums:
         assert total == round(item_sum, 2), order_id
         assert 1 <= n_items <= 4, order_id
 
-    orders = _rows(built_db, "SELECT status, ordered_on, shipped_on, delivered_on, carrier,"
-                   " tracking FROM orders")
+    orders = _rows(
+        built_db,
+        "SELECT status, ordered_on, shipped_on, delivered_on, carrier, tracking FROM orders",
+    )
     assert {o[0] for o in orders} == {"processing", "shipped", "delivered", "cancelled"}
     for status, ordered, shipped, delivered, carrier, tracking in orders:
         assert "2026-01-01" <= ordered <= "2026-11-25"
@@ -114,8 +135,13 @@ def test_generated_data_shape(built_db: Path) -> None:
         else:
             assert delivered is None
 
-    per_customer = dict(_rows(built_db, "SELECT customer_id, COUNT(*) FROM orders"
-                              " WHERE customer_id IN (1, 2) GROUP BY customer_id"))
+    per_customer: dict[int, int] = dict(
+        _rows(
+            built_db,
+            "SELECT customer_id, COUNT(*) FROM orders"
+            " WHERE customer_id IN (1, 2) GROUP BY customer_id",
+        )
+    )
     assert per_customer[1] >= 3 and per_customer[2] >= 2
 
 
@@ -170,10 +196,13 @@ def test_order_details(built_db: Path) -> None:
         "carrier": "UPS",
         "tracking": "1Z-4471-0932",
         "items": [
-            {"sku": "KT-ESP-01", "name": "Espresso Machine Pro", "quantity": 1,
-             "unit_price_usd": 349.0},
-            {"sku": "KT-CUP-02", "name": "Ceramic Cup Set", "quantity": 2,
-             "unit_price_usd": 24.5},
+            {
+                "sku": "KT-ESP-01",
+                "name": "Espresso Machine Pro",
+                "quantity": 1,
+                "unit_price_usd": 349.0,
+            },
+            {"sku": "KT-CUP-02", "name": "Ceramic Cup Set", "quantity": 2, "unit_price_usd": 24.5},
         ],
         "total_usd": 398.0,
         "refunded_usd": 0.0,
@@ -207,13 +236,13 @@ def test_refund_is_idempotent(db: Path) -> None:
     assert first["order_id"] == 1042 and first["amount_usd"] == 24.5
     again = shop.refund(db, 1042, 24.5, "cup arrived chipped", "conv-1:refund-1")
     assert again == {**first, "replayed": True}
-    assert _rows(db, "SELECT order_id, amount_usd, created_seq FROM refunds") == [
-        (1042, 24.5, 1)]
+    assert _rows(db, "SELECT order_id, amount_usd, created_seq FROM refunds") == [(1042, 24.5, 1)]
     assert shop.order_details(db, 1042)["refunded_usd"] == 24.5
 
     second = shop.refund(db, 1007, 129.0, "lost in transit", "conv-2:refund-1")
-    assert _rows(db, "SELECT created_seq FROM refunds WHERE id = ?",
-                 (second["refund_id"],)) == [(2,)]
+    assert _rows(db, "SELECT created_seq FROM refunds WHERE id = ?", (second["refund_id"],)) == [
+        (2,)
+    ]
 
 
 def test_refund_rejects_over_refund(db: Path) -> None:
@@ -242,8 +271,9 @@ def test_refund_unknown_order(db: Path) -> None:
 
 def test_concurrent_refunds_with_same_key_write_once(db: Path) -> None:
     with ThreadPoolExecutor(max_workers=8) as pool:
-        results = list(pool.map(
-            lambda _: shop.refund(db, 1007, 20.0, "late delivery", "race-key"), range(16)))
+        results = list(
+            pool.map(lambda _: shop.refund(db, 1007, 20.0, "late delivery", "race-key"), range(16))
+        )
     assert sum(r["replayed"] is False for r in results) == 1
     assert len({r["refund_id"] for r in results}) == 1
     assert _rows(db, "SELECT COUNT(*) FROM refunds") == [(1,)]

@@ -152,7 +152,7 @@ def test_guardrail_must_satisfy_the_protocol() -> None:
 
 
 def test_tool_parameter_without_annotation() -> None:
-    def find(query):  # type: ignore[no-untyped-def]
+    def find(query):  # type: ignore[no-untyped-def]  # the missing annotation is the test
         """Find things."""
 
     error = spec_error(lambda: tool(find))

@@ -5,18 +5,24 @@ from __future__ import annotations
 
 import multiprocessing
 import traceback
+from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
 from typing import Annotated, Any
 
+import pytest
 from langchain_core.messages import AIMessage, AnyMessage
 from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
+from langgraph.graph.state import CompiledStateGraph
 from typing_extensions import TypedDict
 
 from tierflow import store as run_store
 from tierflow.store import RunsTable
+
+pytestmark = pytest.mark.slow  # four processes
 
 PROCESSES = 4
 STEPS = 200
@@ -37,7 +43,7 @@ def talk(state: State, config: RunnableConfig) -> dict[str, Any]:
     return {"messages": [AIMessage(text(thread, n), id=f"{thread}-{n}")]}
 
 
-def graph(saver: Any) -> Any:
+def graph(saver: BaseCheckpointSaver[Any]) -> CompiledStateGraph[State, None, State, State]:
     builder = StateGraph(State)
     builder.add_node("talk", talk)
     builder.add_edge(START, "talk")
@@ -47,14 +53,17 @@ def graph(saver: Any) -> Any:
     return builder.compile(checkpointer=saver)
 
 
-def worker(path: str, thread: str, start: Barrier, errors: Any) -> None:
+def worker(path: str, thread: str, start: Barrier, errors: Queue[str]) -> None:
     """One process: its own thread, every step checkpointed, its runs row kept."""
     try:
         runs = RunsTable(path)
         start.wait()  # everyone opens the file and writes at the same moment
         runs.start(thread, agent="talker", source="-", request="talk")
         with run_store.open(path) as saver:
-            config = {"configurable": {"thread_id": thread}, "recursion_limit": STEPS + 10}
+            config: RunnableConfig = {
+                "configurable": {"thread_id": thread},
+                "recursion_limit": STEPS + 10,
+            }
             graph(saver).invoke({"target": STEPS}, config, durability="sync")
         runs.update(thread, status="done")
     except BaseException:

@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 from checkpoint_stores import one_line_error, target_fixture
+from conftest import Cli
 from langchain_core.messages import HumanMessage
+from langchain_core.runnables import RunnableConfig
 
 from tierflow import CheckpointError
 from tierflow import store as run_store
@@ -27,7 +29,7 @@ PLAN = ["do a", "do b", "pass the gate", "report"]
 target = target_fixture()
 
 
-def run(cli: Any, target: str, thread: str) -> dict[str, Any]:
+def run(cli: Cli, target: str, thread: str) -> dict[str, Any]:
     result = cli("run", CRASHY, "--input", REQUEST, "--thread", thread, "--db", target, "--json")
     assert result.code == 0, result.err
     report: dict[str, Any] = json.loads(result.out)
@@ -39,7 +41,7 @@ def checkpoint_ids(target: str, thread: str) -> list[str]:
         return [e.checkpoint_id for e in checkpoint_history.history(store, thread)]
 
 
-def test_run_resume_and_the_runs_table(cli: Any, target: str) -> None:
+def test_run_resume_and_the_runs_table(cli: Cli, target: str) -> None:
     report = run(cli, target, "t1")
     assert (report["status"], [s["step"] for s in report["plan"]]) == ("done", PLAN)
     rows = json.loads(cli("runs", "--db", target, "--json").out)
@@ -52,7 +54,7 @@ def test_run_resume_and_the_runs_table(cli: Any, target: str) -> None:
     assert checkpoint_ids(target, "t1") == before
 
 
-def test_history_lists_every_step_with_its_node(cli: Any, target: str) -> None:
+def test_history_lists_every_step_with_its_node(cli: Cli, target: str) -> None:
     run(cli, target, "t1")
     entries = json.loads(cli("history", "t1", "--db", target, "--json").out)
     assert [e["step"] for e in entries] == list(range(-1, len(entries) - 1))
@@ -64,7 +66,7 @@ def test_history_lists_every_step_with_its_node(cli: Any, target: str) -> None:
     assert table.code == 0 and entries[-1]["checkpoint_id"] in table.out
 
 
-def test_fork_continues_from_an_earlier_step_as_a_new_thread(cli: Any, target: str) -> None:
+def test_fork_continues_from_an_earlier_step_as_a_new_thread(cli: Cli, target: str) -> None:
     first = run(cli, target, "t1")
     entries = json.loads(cli("history", "t1", "--db", target, "--json").out)
     # The second model call: the plan's first two items are done right after it.
@@ -82,7 +84,7 @@ def test_fork_continues_from_an_earlier_step_as_a_new_thread(cli: Any, target: s
     assert checkpoint_ids(target, "t1") == [e["checkpoint_id"] for e in entries]
 
 
-def test_prune_keeps_the_latest_and_the_thread_resumable(cli: Any, target: str) -> None:
+def test_prune_keeps_the_latest_and_the_thread_resumable(cli: Cli, target: str) -> None:
     run(cli, target, "t1")
     run(cli, target, "t2")
     with run_store.open(target) as store:
@@ -110,7 +112,7 @@ def test_prune_keeps_the_latest_and_the_thread_resumable(cli: Any, target: str) 
     assert len(values.checkpoint["channel_values"]["messages"]) == 2 * one_run
 
 
-def test_inspect_tells_what_each_step_did(cli: Any, target: str) -> None:
+def test_inspect_tells_what_each_step_did(cli: Cli, target: str) -> None:
     run(cli, target, "t1")
     moments = json.loads(cli("inspect", "t1", "--db", target, "--json").out)
     kinds = [(m["node"], e["kind"]) for m in moments for e in m["events"]]
@@ -125,12 +127,12 @@ def test_inspect_tells_what_each_step_did(cli: Any, target: str) -> None:
     assert "→ fast" in text and "Progress: 3 model steps used." in text
 
 
-def snapshot(cli: Any, target: str) -> tuple[Any, ...]:
+def snapshot(cli: Cli, target: str) -> tuple[Any, ...]:
     runs = cli("runs", "--db", target, "--json").out
     return (runs, checkpoint_ids(target, "t1"))
 
 
-def test_bad_references_are_one_line_errors_and_change_nothing(cli: Any, target: str) -> None:
+def test_bad_references_are_one_line_errors_and_change_nothing(cli: Cli, target: str) -> None:
     run(cli, target, "t1")
     before = snapshot(cli, target)
     one_line_error(cli("history", "ghost", "--db", target), "unknown thread 'ghost'")
@@ -174,7 +176,7 @@ def test_the_runs_table_lives_in_the_checkpoint_database(target: str) -> None:
 
 def test_async_runs_work_on_both_stores(target: str) -> None:
     agent, _ = load_agent(CRASHY)
-    config = {"configurable": {"thread_id": "async"}}
+    config: RunnableConfig = {"configurable": {"thread_id": "async"}}
 
     async def go() -> dict[str, Any]:
         request = {"messages": [HumanMessage(REQUEST)]}

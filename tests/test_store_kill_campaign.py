@@ -29,6 +29,8 @@ from kill_campaign import (
     sqlite_target,
 )
 
+pytestmark = pytest.mark.slow  # hundreds of forked runs, killed and resumed
+
 WORKERS = 2
 BEFORE_REVIEW = ("runs.started", "checkpoint.write", "budget.reserved", "budget.settled")
 AFTER_REVIEW = (

@@ -6,17 +6,17 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from checkpoint_stores import target_fixture
-from conftest import tierflow_process as tierflow
+from killing import kill_at_gate, resume, tierflow
 
 from tierflow import store as run_store
 from tierflow.nodes.remind import build_reminder
+
+pytestmark = pytest.mark.slow  # runs in processes of their own, killed and resumed
 
 AGENT = Path(__file__).parent / "agents" / "crashy.py"
 REQUEST = "Please run the long task."
@@ -48,20 +48,12 @@ def test_the_reminder_survives_sigkill_and_resume(tmp_path: Path, target: str) -
     expected = reminders(target, "calm")
 
     killed_env = {**env, "CRASHY_GATE": str(tmp_path / "gate.flag")}
-    command = [sys.executable, "-m", "tierflow", "run", str(AGENT), "--input", REQUEST]
-    with subprocess.Popen(
-        [*command, "--thread", "killed", "--db", target, "--json"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
+    # Killed while the gate tool runs inside `act`, after the third model call.
+    kill_at_gate(
+        "CRASHY_GATE_REACHED",
+        "run", str(AGENT), "--input", REQUEST, "--thread", "killed", "--db", target, "--json",
         env=killed_env,
-    ) as process:
-        assert process.stdout is not None
-        # Blocks until the gate tool runs inside `act`, after the third model call.
-        assert process.stdout.readline().strip() == "CRASHY_GATE_REACHED"
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
-    assert process.returncode == -signal.SIGKILL
+    )  # fmt: skip
 
     at_kill = reminders(target, "killed")
     _, objective, plan, reminder = at_kill[-1]
@@ -74,9 +66,7 @@ def test_the_reminder_survives_sigkill_and_resume(tmp_path: Path, target: str) -
     assert "Objective: Please run the long task." in reminder
     assert at_kill == expected[: len(at_kill)]  # the same reminder, step for step
 
-    resumed = tierflow("resume", "killed", "--db", target, "--json", env=killed_env)
-    assert resumed.returncode == 0, resumed.stderr
-    assert json.loads(resumed.stdout)["status"] == "done"
+    assert resume("killed", db=target, env=killed_env)["status"] == "done"
     assert reminders(target, "killed") == expected
     assert reminders(target, "killed")[: len(at_kill)] == at_kill
 
@@ -100,20 +90,12 @@ def test_the_example_reminder_survives_sigkill_and_resume(tmp_path: Path, target
     expected = reminders(target, "calm")
 
     killed_env = {**env, "DESK_GATE": str(tmp_path / "desk.flag")}
-    command = [sys.executable, "-m", "tierflow", "run", str(DESK), "--input", DESK_REQUEST]
-    with subprocess.Popen(
-        [*command, "--thread", "killed", "--db", target, "--json"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
+    # Killed in `act` of the first model turn, after update_plan set the plan.
+    kill_at_gate(
+        "DESK_GATE_REACHED",
+        "run", str(DESK), "--input", DESK_REQUEST, "--thread", "killed", "--db", target, "--json",
         env=killed_env,
-    ) as process:
-        assert process.stdout is not None
-        # Blocks in `act` of the first model turn, after update_plan set the plan.
-        assert process.stdout.readline().strip() == "DESK_GATE_REACHED"
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
-    assert process.returncode == -signal.SIGKILL
+    )  # fmt: skip
 
     at_kill = reminders(target, "killed")
     _, objective, _, reminder = at_kill[-1]
@@ -121,9 +103,7 @@ def test_the_example_reminder_survives_sigkill_and_resume(tmp_path: Path, target
     assert f"Objective: {DESK_REQUEST}" in reminder
     assert at_kill == expected[: len(at_kill)]
 
-    resumed = tierflow("resume", "killed", "--db", target, "--json", env=killed_env)
-    assert resumed.returncode == 0, resumed.stderr
-    report = json.loads(resumed.stdout)
+    report = resume("killed", db=target, env=killed_env)
     assert report["status"] == "done"
     assert [s["step"] for s in report["plan"]] == [
         "check order 1042",

@@ -31,10 +31,13 @@ from typing import Any
 
 import pytest
 from checkpoint_stores import STORES, fresh_database, target_fixture
+from conftest import Cli
 
 from tierflow.store import RunsTable, database
 from tierflow.store.targets import is_postgres
 from tierflow.testing.preload import RUN_STACK
+
+pytestmark = pytest.mark.slow  # up to eight processes at once
 
 HERE = Path(__file__).parent
 EXAMPLE = str(HERE.parent / "examples" / "support_desk.py")
@@ -226,7 +229,7 @@ def test_eight_processes_run_five_governed_runs_each(
     engine: str,
     existing: bool,
     tmp_path: Path,
-    cli: Callable[..., Any],
+    cli: Cli,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     names = list(SCENARIOS)

@@ -10,8 +10,10 @@ from conftest import Scripted, thread
 from langchain_core.messages import HumanMessage, ToolMessage
 from langgraph.types import Command
 
-from tierflow import SpecError, Turn, Verdict, tool
-from tierflow.governance import FlowRule, GovernedCall, Governor, Grant, Policy, ToolVerdict, audit
+from tierflow import SpecError, Tool, Turn, Verdict, tool
+from tierflow.governance import FlowRule, Grant, Policy, audit
+from tierflow.governance.calls import GovernedCall, ToolVerdict
+from tierflow.governance.governor import Governor
 from tierflow.guardrails import GuardrailBase, OnFail
 from tierflow.runs.runner import Runner
 
@@ -31,7 +33,7 @@ class ReadOnly(GuardrailBase):
         return Verdict(ok=False, reason="only SELECT statements may run")
 
 
-def sql_tool(on_fail: OnFail, ran: list[str]) -> Any:
+def sql_tool(on_fail: OnFail, ran: list[str]) -> Tool:
     @tool(guards={"query": ReadOnly(name="read_only", on_fail=on_fail)})
     def run_sql(query: str) -> str:
         """Run a read-only SQL query."""
@@ -140,7 +142,7 @@ class KnownPayee(GuardrailBase):
         return Verdict(ok=False, reason="not a known payee", fixed=SUPPLIER)
 
 
-def pay_tool(on_fail: OnFail, paid: list[str]) -> Any:
+def pay_tool(on_fail: OnFail, paid: list[str]) -> Tool:
     @tool(scope="payments:write", guards={"iban": KnownPayee(name="known_payee", on_fail=on_fail)})
     def send_money(iban: str) -> str:
         """Pay someone."""

@@ -17,7 +17,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
-from tierflow import SpecError, Turn, Verdict, tool
+from tierflow import SpecError, Tool, Turn, Verdict, tool
 from tierflow.governance import ApprovalRule, Grant, Policy, audit
 from tierflow.guardrails import GuardrailBase, OnFail, PiiGuard
 from tierflow.guardrails.injection import RULES, InjectionGuard
@@ -38,7 +38,7 @@ def model_read(scripted: Scripted) -> str:
     return "\n".join(str(m.content) for call in scripted.fast.inputs for m in call)
 
 
-def page_tool(text: str, ran: list[str], **declared: Any) -> Any:
+def page_tool(text: str, ran: list[str], **declared: Any) -> Tool:
     @tool(**declared)
     def fetch_order(order_id: int) -> str:
         """Fetch an order's page."""
@@ -93,7 +93,7 @@ class Customer(TypedDict):
     note: str
 
 
-def customer_tool(ran: list[int], guards: Mapping[str, Any]) -> Any:
+def customer_tool(ran: list[int], guards: Mapping[str, Any]) -> Tool:
     @tool(output_guards=guards)
     def lookup_customer(order_id: int) -> Customer:
         """Who placed an order."""
@@ -212,9 +212,10 @@ def test_the_async_path_guards_results_too(scripted_agent: Callable[..., Scripte
     guarded = page_tool(INJECTED, [], output_guards={"*": InjectionGuard()})
     scripted = scripted_agent(ONE_CALL, tools=(guarded,))
 
-    async def main() -> Any:
+    async def main() -> dict[str, Any]:
         graph = scripted.agent.compile(checkpointer=InMemorySaver())
-        return await graph.ainvoke(REQUEST, CONFIG)
+        values: dict[str, Any] = await graph.ainvoke(REQUEST, CONFIG)
+        return values
 
     values = asyncio.run(main())
     assert str(tool_messages(values)[0].content).startswith("Error: Result withheld:")
@@ -406,7 +407,7 @@ def test_output_guards_are_declared_like_argument_guards() -> None:
     with pytest.raises(SpecError, match="result has no such field"):
         tool(output_guards={"mail": InjectionGuard()})(lookup)
     with pytest.raises(SpecError, match="is not a guardrail"):
-        tool(output_guards={"*": "injection"})(lookup)  # type: ignore[dict-item]
+        tool(output_guards={"*": "injection"})(lookup)  # type: ignore[dict-item]  # a name, on purpose
 
 
 # --- the injection guard's corpus ----------------------------------------------------------

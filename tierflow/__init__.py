@@ -1,13 +1,30 @@
 """tierflow: declare an agent — tiers, router, tools, guardrails, limits — and compile it
 into a LangGraph graph that routes, acts, observes, checks and checkpoints.
 
-The names below load on first use (`tierflow.foundation.lazy`): `import tierflow`, and the
-`tierflow` command's help, import no more than they need.
+The errors load with the package (`tierflow.errors` imports nothing); the other names
+load on first use (`tierflow.foundation.lazy`): `import tierflow`, and the `tierflow`
+command's help, import no more than they need. Each room exports more
+(`tierflow.governance`, `tierflow.guardrails`, `tierflow.routing`, …).
 """
 
 from typing import TYPE_CHECKING
 
-from tierflow.errors import CheckpointError, SpecError, TierflowError
+from tierflow.errors import (
+    AgentChanged,
+    BudgetExceeded,
+    CheckpointError,
+    GovernanceError,
+    LoadError,
+    ModelError,
+    PermissionDenied,
+    RoutingDataError,
+    RunFailed,
+    ScriptExhausted,
+    SpecError,
+    ThreadBusy,
+    TierflowError,
+    TransientError,
+)
 from tierflow.foundation.lazy import lazy_names
 
 if TYPE_CHECKING:
@@ -21,8 +38,43 @@ if TYPE_CHECKING:
     from tierflow.routing.router import RouteDecision
     from tierflow.routing.rules import Rule, RulesRouter
 
+__all__ = [
+    "Agent",
+    "AgentChanged",
+    "BudgetExceeded",
+    "CheckpointError",
+    "GovernanceError",
+    "Guardrail",
+    "Limits",
+    "LoadError",
+    "ModelError",
+    "OutputSchema",
+    "PermissionDenied",
+    "Price",
+    "RouteDecision",
+    "RoutingDataError",
+    "Rule",
+    "RulesRouter",
+    "RunContext",
+    "RunFailed",
+    "Scenario",
+    "ScriptExhausted",
+    "ScriptedChatModel",
+    "SpecError",
+    "ThreadBusy",
+    "Tier",
+    "TierflowError",
+    "Tool",
+    "ToolContext",
+    "TransientError",
+    "Turn",
+    "Verdict",
+    "tool",
+]
+
 __getattr__, __dir__ = lazy_names(
     __name__,
+    __all__,
     {
         "tierflow.graphs.spec": ("Agent", "Limits", "Tier"),
         "tierflow.guardrails.base": ("Guardrail", "Verdict"),
@@ -30,31 +82,8 @@ __getattr__, __dir__ = lazy_names(
         "tierflow.models.price": ("Price",),
         "tierflow.models.scripted": ("Scenario", "ScriptedChatModel", "Turn"),
         "tierflow.nodes.context": ("RunContext",),
-        "tierflow.routing.rules": ("Rule", "RulesRouter"),
-        "tierflow.routing.router": ("RouteDecision",),
         "tierflow.nodes.tools": ("Tool", "ToolContext", "tool"),
+        "tierflow.routing.router": ("RouteDecision",),
+        "tierflow.routing.rules": ("Rule", "RulesRouter"),
     },
 )
-
-__all__ = [
-    "Agent",
-    "CheckpointError",
-    "Guardrail",
-    "Limits",
-    "OutputSchema",
-    "Price",
-    "RouteDecision",
-    "Rule",
-    "RulesRouter",
-    "RunContext",
-    "Scenario",
-    "ScriptedChatModel",
-    "SpecError",
-    "Tier",
-    "TierflowError",
-    "Tool",
-    "ToolContext",
-    "Turn",
-    "Verdict",
-    "tool",
-]

@@ -15,7 +15,8 @@ from types import ModuleType
 from typing import Any
 
 from tierflow import Agent, Price, Scenario, ScriptedChatModel, Tier, ToolContext, Turn, tool
-from tierflow.governance import Grant, Policy, RecordedResult, SideEffects
+from tierflow.governance import Grant, Policy
+from tierflow.governance.side_effects import RecordedResult, SideEffects
 
 SHOP = Path(__file__).resolve().parents[2] / "examples" / "shop.py"
 
@@ -62,6 +63,7 @@ def _record_then_crash(self: SideEffects, key: str, *, ok: bool, content: str) -
     return recorded
 
 
+# The class, not an instance: the governor makes its own SideEffects.
 SideEffects.record = _record_then_crash  # type: ignore[method-assign]
 
 SCRIPT = ScriptedChatModel(

@@ -3,6 +3,7 @@ one loops without a bounded exit, one is sound."""
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import TypedDict
 
 from langgraph.graph import END, START, StateGraph
@@ -26,7 +27,10 @@ def graph(*, guarded_answer: bool, bounded: bool) -> StateGraph[State, None, Sta
     builder.add_node("act", step)
     builder.add_node("guard.policy", step)
     builder.add_edge(START, "model.fast")
-    exits = {"tool_calls": "act", "answer": "guard.policy" if guarded_answer else END}
+    exits: dict[Hashable, str] = {
+        "tool_calls": "act",
+        "answer": "guard.policy" if guarded_answer else END,
+    }
     if bounded:
         exits["limit"] = END
     if not guarded_answer:

@@ -18,7 +18,7 @@ from tierflow.nodes.remind import STATUS_MARK
 if TYPE_CHECKING:
     from tierflow.models.price import Price
     from tierflow.nodes.state import ModelCall
-    from tierflow.runs.runner import RunReport
+    from tierflow.runs.report import RunReport
     from tierflow.store.runs import RunRow
 
 PREVIEW = 110

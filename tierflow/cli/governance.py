@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -14,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from tierflow.cli.options import DEFAULT_DB, DbOption, JsonOption, finite_at_least_zero
 from tierflow.errors import CheckpointError, SpecError, TierflowError
 from tierflow.store.targets import is_postgres
 
@@ -23,15 +23,11 @@ if TYPE_CHECKING:
     from tierflow.governance.budget import Budgets, BudgetUsage
     from tierflow.governance.policy import Principal
 
-DEFAULT_DB = ".tierflow/runs.db"  # the same default as every other command
-
 out = Console(highlight=False, emoji=False)
 budget_app = typer.Typer(
     help="Budgets of runs, principals and tenants: set, raise, show.", no_args_is_help=True
 )
 
-DbOption = Annotated[str, typer.Option("--db", help="The runs database (a SQLite file).")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON, nothing else.")]
 ThreadKey = Annotated[str | None, typer.Argument(help="The run (thread) whose budget it is.")]
 PrincipalKey = Annotated[
     str | None, typer.Option("--principal", help="A principal's budget, shared by its runs.")
@@ -39,14 +35,6 @@ PrincipalKey = Annotated[
 TenantKey = Annotated[
     str | None, typer.Option("--tenant", help="A tenant's budget, shared by its runs.")
 ]
-
-
-def finite_at_least_zero(value: float | None, unit: str) -> float | None:
-    """An option's number, checked while the command line is parsed: `nan`, `inf` and
-    negatives are usage errors (exit 2)."""
-    if value is not None and not (math.isfinite(value) and value >= 0):
-        raise typer.BadParameter(f"takes a finite number of {unit}, 0 or more (got {value:g})")
-    return value
 
 
 def _dollars(value: float | None) -> float | None:
@@ -119,8 +107,8 @@ def audit_command(
 ) -> None:
     """Show the audit log: every tool and model call's decision and outcome. A THREAD
     without audit rows is an error (exit 1)."""
+    from tierflow.errors import GovernanceError
     from tierflow.governance.audit import audit
-    from tierflow.governance.errors import GovernanceError
 
     try:
         entries = audit(_database(db), thread)

@@ -1,8 +1,8 @@
 """`tierflow router …`: train the learned router on labelled data, and evaluate it.
 
-Kept out of `cli.py` (which only mounts it) so the command's module stays about one
-thing. Every expected failure is a `TierflowError`: one line, exit status 1 (a command
-line that does not parse is a usage error, exit 2: `tierflow.cli.EXIT_CODES`).
+`tierflow.cli.app` mounts this sub-app. Every expected failure is a `TierflowError`: one
+line, exit status 1 (a command line that does not parse is a usage error, exit 2:
+`tierflow.cli.EXIT_CODES`).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from tierflow.cli.options import JsonOption
 from tierflow.errors import TierflowError
 
 if TYPE_CHECKING:
@@ -175,9 +176,7 @@ def evaluate(
             "--split", metavar="random|group:COLUMN", help="How cross-validation splits DATA."
         ),
     ] = "random",
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print one JSON object, nothing else.")
-    ] = False,
+    as_json: JsonOption = False,
     plot: Annotated[
         Path | None, typer.Option("--plot", metavar="FILE.png", help="Draw the PGR curves.")
     ] = None,
@@ -213,7 +212,11 @@ def evaluate(
         plot_pgr(result.curves, plot, f"{data.name}: {report['evaluation']}")
     if as_json:
         sys.stdout.write(json.dumps(report) + "\n")
-        return
+    else:
+        _print_evaluation(data, report, plot)
+
+
+def _print_evaluation(data: Path, report: dict[str, Any], plot: Path | None) -> None:
     out.print(
         f"{data} · {report['n']} requests · {report['evaluation']} · weak "
         f"{report['weak_accuracy']:.1%}, strong {report['strong_accuracy']:.1%}"

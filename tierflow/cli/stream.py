@@ -2,7 +2,7 @@
 arrive, each tool call as the model starts it, retries, then every step's outcome.
 
 It reads LangGraph's own stream modes — "messages" for tokens, "custom" for tierflow's
-retry notices, "updates" for the steps (printed by `StepPrinter`) — so what the CLI
+retry events, "updates" for the steps (printed by `StepPrinter`) — so what the CLI
 shows is what a Python caller of `graph.stream(..., stream_mode=[...])` gets.
 """
 

@@ -1,14 +1,17 @@
 """Governed execution: the control point every tool call and model call passes through.
 
-Permissions (`Grant`, `check`), approval rules (`ApprovalRule`: per call, or cumulative
-over what ran), flow rules (`FlowRule`: once untrusted content entered the thread),
-budgets (`Budgets`: reserve → settle), concurrency and rate limits (`Capacity`), retries
-(`Backoff`, `TransientError`), side-effect records (`SideEffects`), the audit log
-(`AuditLog`, `audit`) and redaction (`Redactor`). `Governor` applies them for one run.
-docs/governance.md has the design and its guarantees.
+What a `Policy` declares: permissions (`Grant`), approval rules (`ApprovalRule`: per
+call, or cumulative over what ran), flow rules (`FlowRule`: once untrusted content
+entered the thread), redaction (`Redactor`), concurrency and rate limits (`CallLimits`,
+`RateLimit`) and the tool retry policy (`RetryPolicy`). What runs it: who a run acts for
+(`Principal`), budgets and their keys (`Budgets`, `run_key`, `principal_key`,
+`tenant_key`), a process's gates (`Capacity`, which reports `WaitEvent`s), the audit log
+(`audit`) and the redacting serializer and log filter. The errors are in
+`tierflow.errors`; the governor and its parts, which the nodes and the runner use, are
+imported from their modules. docs/governance.md has the design and its guarantees.
 
-The names load on first use (`tierflow.foundation.lazy`), all but `audit`: `Policy` is part of an
-agent's declaration, the rest of a governed run."""
+The names load on first use (`tierflow.foundation.lazy`), all but `audit`: `Policy` is
+part of an agent's declaration, the rest of a governed run."""
 
 from typing import TYPE_CHECKING
 
@@ -18,83 +21,52 @@ from tierflow.foundation.lazy import lazy_names
 from tierflow.governance.audit import audit
 
 if TYPE_CHECKING:
-    from tierflow.governance.approval import ApprovalRule, needs_approval
-    from tierflow.governance.audit import AuditEntry, AuditLog, AuditRecord
-    from tierflow.governance.budget import Budgets, Reservation, Spend, principal_key, run_key
-    from tierflow.governance.errors import BudgetExceeded, GovernanceError, PermissionDenied
+    from tierflow.foundation.retry import RetryPolicy
+    from tierflow.governance.approval import ApprovalRule
+    from tierflow.governance.audit import AuditEntry
+    from tierflow.governance.budget import Budgets, principal_key, run_key, tenant_key
     from tierflow.governance.flows import FlowRule
-    from tierflow.governance.gate import Gate, WaitEvent
-    from tierflow.governance.governor import GovernedCall, Governor, ToolVerdict
-    from tierflow.governance.idempotency import idempotency_key
+    from tierflow.governance.gate import WaitEvent
     from tierflow.governance.limits import CallLimits, Capacity, RateLimit
-    from tierflow.governance.permissions import Decision, Grant, check
+    from tierflow.governance.permissions import Grant
     from tierflow.governance.policy import Policy, Principal
     from tierflow.governance.redact import RedactingLogFilter, RedactingSerializer, Redactor
-    from tierflow.governance.retry import Backoff, TransientError
-    from tierflow.governance.side_effects import CallSite, RecordedResult, SideEffects
-
-__getattr__, __dir__ = lazy_names(
-    __name__,
-    {
-        "tierflow.governance.approval": ("ApprovalRule", "needs_approval"),
-        "tierflow.governance.audit": ("AuditEntry", "AuditLog", "AuditRecord"),
-        "tierflow.governance.budget": (
-            "Budgets",
-            "Reservation",
-            "Spend",
-            "principal_key",
-            "run_key",
-        ),
-        "tierflow.governance.errors": ("BudgetExceeded", "GovernanceError", "PermissionDenied"),
-        "tierflow.governance.flows": ("FlowRule",),
-        "tierflow.governance.gate": ("Gate", "WaitEvent"),
-        "tierflow.governance.governor": ("GovernedCall", "Governor", "ToolVerdict"),
-        "tierflow.governance.idempotency": ("idempotency_key",),
-        "tierflow.governance.limits": ("CallLimits", "Capacity", "RateLimit"),
-        "tierflow.governance.permissions": ("Decision", "Grant", "check"),
-        "tierflow.governance.policy": ("Policy", "Principal"),
-        "tierflow.governance.redact": ("RedactingLogFilter", "RedactingSerializer", "Redactor"),
-        "tierflow.governance.retry": ("Backoff", "TransientError"),
-        "tierflow.governance.side_effects": ("CallSite", "RecordedResult", "SideEffects"),
-    },
-)
 
 __all__ = [
     "ApprovalRule",
     "AuditEntry",
-    "AuditLog",
-    "AuditRecord",
-    "Backoff",
-    "BudgetExceeded",
     "Budgets",
     "CallLimits",
-    "CallSite",
     "Capacity",
-    "Decision",
     "FlowRule",
-    "Gate",
-    "GovernanceError",
-    "GovernedCall",
-    "Governor",
     "Grant",
-    "PermissionDenied",
     "Policy",
     "Principal",
     "RateLimit",
-    "RecordedResult",
     "RedactingLogFilter",
     "RedactingSerializer",
     "Redactor",
-    "Reservation",
-    "SideEffects",
-    "Spend",
-    "ToolVerdict",
-    "TransientError",
+    "RetryPolicy",
     "WaitEvent",
     "audit",
-    "check",
-    "idempotency_key",
-    "needs_approval",
     "principal_key",
     "run_key",
+    "tenant_key",
 ]
+
+__getattr__, __dir__ = lazy_names(
+    __name__,
+    __all__,
+    {
+        "tierflow.foundation.retry": ("RetryPolicy",),
+        "tierflow.governance.approval": ("ApprovalRule",),
+        "tierflow.governance.audit": ("AuditEntry",),
+        "tierflow.governance.budget": ("Budgets", "principal_key", "run_key", "tenant_key"),
+        "tierflow.governance.flows": ("FlowRule",),
+        "tierflow.governance.gate": ("WaitEvent",),
+        "tierflow.governance.limits": ("CallLimits", "Capacity", "RateLimit"),
+        "tierflow.governance.permissions": ("Grant",),
+        "tierflow.governance.policy": ("Policy", "Principal"),
+        "tierflow.governance.redact": ("RedactingLogFilter", "RedactingSerializer", "Redactor"),
+    },
+)

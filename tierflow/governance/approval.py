@@ -40,7 +40,6 @@ from tierflow.foundation.spec import SpecModel
 from tierflow.governance.permissions import covers, is_scope, is_scope_pattern
 
 ApprovalPredicate = Callable[[Mapping[str, Any]], bool]
-ReviewOutcome = Literal["approved", "rejected"]
 # Whose calls a cumulative rule adds up: this run's thread, every run of its principal,
 # or every run of its principal's tenant.
 Per = Literal["thread", "principal", "tenant"]
@@ -192,11 +191,3 @@ def needs_approval(
         if reason is not None:
             return ApprovalNeeded(scope, f"{scope} needs approval: {reason}")
     return None
-
-
-def review_outcome(decision: Mapping[str, Any]) -> ReviewOutcome:
-    """The audit decision of a reviewer's resume payload (`{"action": "approve"}` …).
-
-    Anything but an explicit approve is a rejection: a garbled payload must not run a
-    call that was held for a human."""
-    return "approved" if decision.get("action") == "approve" else "rejected"

@@ -14,12 +14,12 @@ replayed after a crash then logs its calls once, not twice.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, NotRequired, TypedDict
 
-from tierflow.governance.redact import Redactor
-from tierflow.governance.tables import GovernanceTables, utc_now
+from tierflow.governance.records import RecordTable
+from tierflow.governance.tables import GovernanceTables
 from tierflow.store.database import rows_as_dicts
 
 Kind = Literal["tool", "model", "review", "run"]
@@ -70,19 +70,8 @@ class AuditEntry(TypedDict):
     cost_usd: float | None
 
 
-class AuditLog:
+class AuditLog(RecordTable):
     """Writes audit rows to the runs database at `db`."""
-
-    def __init__(
-        self,
-        db: str | Path,
-        *,
-        redactor: Redactor | None = None,
-        clock: Callable[[], str] = utc_now,
-    ) -> None:
-        self.store = GovernanceTables(db)
-        self.redactor = redactor or Redactor()
-        self.clock = clock
 
     def row(self, record: AuditRecord) -> dict[str, Any]:
         """The redacted row `record` becomes."""
@@ -117,7 +106,7 @@ class AuditLog:
         if not rows:
             return
         columns = list(rows[0])
-        with self.store.transaction() as tx:
+        with self.tables.transaction() as tx:
             tx.executemany(
                 f"INSERT INTO audit ({', '.join(columns)}) "
                 f"VALUES ({', '.join('?' for _ in columns)}) ON CONFLICT DO NOTHING",
@@ -127,8 +116,8 @@ class AuditLog:
 
 def audit(db: str | Path, thread: str | None = None) -> list[AuditEntry]:
     """The audit log of the runs database at `db` (of one `thread`), oldest first."""
-    store = GovernanceTables(db)
-    with store.transaction(write=False, create=False) as conn:
+    tables = GovernanceTables(db)
+    with tables.transaction(write=False, create=False) as conn:
         cursor = (
             conn.execute("SELECT * FROM audit ORDER BY id")
             if thread is None

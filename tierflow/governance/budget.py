@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tierflow.governance.errors import BudgetExceeded, GovernanceError
+from tierflow.errors import BudgetExceeded, GovernanceError
 from tierflow.governance.tables import GovernanceTables, utc_now
 from tierflow.store.database import Tx, rows_as_dicts
 from tierflow.testing.faults import crash_point
@@ -139,7 +139,7 @@ class Budgets:
         clock: Callable[[], str] = utc_now,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
     ) -> None:
-        self.store = GovernanceTables(db)
+        self.tables = GovernanceTables(db)
         self.clock = clock
         self.new_id = new_id
 
@@ -156,7 +156,7 @@ class Budgets:
             "limit_tokens": tokens,
             "updated_at": self.clock(),
         }
-        with self.store.transaction() as conn:
+        with self.tables.transaction() as conn:
             conn.execute(
                 "INSERT INTO budgets (key, limit_usd_nano, limit_tokens, updated_at) "
                 "VALUES (?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
@@ -170,7 +170,7 @@ class Budgets:
     ) -> None:
         """Set `key`'s limits unless it has some already: a run's declared budget is set
         at its first start, and a budget raised since is kept when the run resumes."""
-        with self.store.transaction() as conn:
+        with self.tables.transaction() as conn:
             conn.execute(
                 "INSERT INTO budgets (key, limit_usd_nano, limit_tokens, updated_at) "
                 "VALUES (?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
@@ -181,7 +181,7 @@ class Budgets:
         """Add to `key`'s limits (a dimension without a limit stays unlimited)."""
         if tokens < 0:
             raise ValueError(f"raise by a positive number of tokens, not {tokens}")
-        with self.store.transaction() as conn:
+        with self.tables.transaction() as conn:
             updated = conn.execute(
                 "UPDATE budgets SET limit_usd_nano = limit_usd_nano + ?, "
                 "limit_tokens = limit_tokens + ?, updated_at = ? WHERE key = ?",
@@ -206,7 +206,7 @@ class Budgets:
         names = (keys,) if isinstance(keys, str) else tuple(dict.fromkeys(keys))
         reservation = Reservation(self.new_id(), names, estimate, thread, label)
         usd, tokens = to_nano(estimate.usd), estimate.tokens
-        with self.store.transaction() as conn:
+        with self.tables.transaction() as conn:
             for key in names:
                 refused = self._refusal(conn, key, usd, tokens)
                 if refused is not None:
@@ -264,7 +264,7 @@ class Budgets:
 
     def _close(self, reservation: Reservation, actual: Spend, state: str) -> Settlement:
         estimate = reservation.estimate
-        with self.store.transaction() as conn:
+        with self.tables.transaction() as conn:
             changed = conn.execute(
                 "UPDATE budget_ledger SET state = ?, usd_nano = ?, tokens = ?, "
                 "settled_at = ? WHERE reservation = ? AND state = 'reserved'",
@@ -287,7 +287,7 @@ class Budgets:
         """What the ledger charged `thread`'s run budget: settled calls (a call re-run
         after a crash is in twice: the provider billed it twice) and reservations a
         crash abandoned (charged at their estimate)."""
-        with self.store.transaction(write=False) as conn:
+        with self.tables.transaction(write=False) as conn:
             rows = conn.execute(
                 "SELECT state, count(*), CAST(coalesce(sum(usd_nano), 0) AS BIGINT) "
                 "FROM budget_ledger WHERE key = ? AND state IN ('settled', 'abandoned') "
@@ -306,7 +306,7 @@ class Budgets:
     def abandon_open(self, thread: str) -> int:
         """Close the reservations a dead process left held on `thread`, counting each
         at its full estimate; the number closed. Call it before resuming the thread."""
-        with self.store.transaction() as conn:
+        with self.tables.transaction() as conn:
             return conn.execute(
                 "UPDATE budget_ledger SET state = 'abandoned', usd_nano = reserved_usd_nano, "
                 "tokens = reserved_tokens, settled_at = ? "
@@ -317,7 +317,7 @@ class Budgets:
     # -- reading -------------------------------------------------------------------
 
     def usage(self, key: str) -> BudgetUsage:
-        with self.store.transaction(write=False) as conn:
+        with self.tables.transaction(write=False) as conn:
             limit = conn.execute(
                 "SELECT limit_usd_nano, limit_tokens FROM budgets WHERE key = ?", (key,)
             ).fetchone()
@@ -345,7 +345,7 @@ class Budgets:
 
     def ledger(self, key: str | None = None) -> list[dict[str, Any]]:
         """The ledger rows (of `key`), oldest first, money in USD."""
-        with self.store.transaction(write=False) as conn:
+        with self.tables.transaction(write=False) as conn:
             cursor = (
                 conn.execute("SELECT * FROM budget_ledger ORDER BY id")
                 if key is None

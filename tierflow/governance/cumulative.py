@@ -86,7 +86,7 @@ class RanCalls:
     """The calls that ran, from the audit table of the run store at `db`."""
 
     def __init__(self, db: str | Path, *, clock: Callable[[], str] = utc_now) -> None:
-        self.store = GovernanceTables(db)
+        self.tables = GovernanceTables(db)
         self.clock = clock
 
     def arguments(
@@ -106,7 +106,7 @@ class RanCalls:
         if not tools:
             return []
         names = sorted(tools)
-        with self.store.transaction(write=False) as tx:
+        with self.tables.transaction(write=False) as tx:
             sql = (
                 "SELECT thread, step, call_id, arguments FROM audit WHERE kind = 'tool' "
                 f"AND outcome IN ({', '.join('?' for _ in RAN_OUTCOMES)}) "

@@ -166,7 +166,7 @@ class UntrustedInput:
     store at `db`."""
 
     def __init__(self, db: str | Path) -> None:
-        self.store = GovernanceTables(db)
+        self.tables = GovernanceTables(db)
 
     def sources(
         self, thread: str, tools: Collection[str], *, step: int, call_ids: Collection[str]
@@ -176,7 +176,7 @@ class UntrustedInput:
         if not tools:
             return []
         names = sorted(tools)
-        with self.store.transaction(write=False) as tx:
+        with self.tables.transaction(write=False) as tx:
             rows = tx.execute(
                 "SELECT name, step, call_id FROM audit WHERE thread = ? AND kind = 'tool' "
                 f"AND outcome IN ({', '.join('?' for _ in READ_OUTCOMES)}) "

@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from tierflow.governance.approval import needs_approval, review_outcome
+from tierflow.errors import BudgetExceeded
+from tierflow.governance.approval import needs_approval
 from tierflow.governance.audit import AuditDecision, AuditLog, AuditRecord, Outcome
 from tierflow.governance.budget import (
     Budgets,
@@ -40,50 +41,18 @@ from tierflow.governance.budget import (
     run_key,
     tenant_key,
 )
+from tierflow.governance.calls import GovernedCall, RunTool, RunToolAsync, ToolVerdict
 from tierflow.governance.cumulative import Cumulative, Whose
-from tierflow.governance.errors import BudgetExceeded
 from tierflow.governance.flows import Flows, flow_denial_message
 from tierflow.governance.gate import OnWait, WaitEvent
 from tierflow.governance.limits import Capacity
 from tierflow.governance.permissions import check, denial_message
 from tierflow.governance.policy import Policy, Principal
 from tierflow.governance.redact import RedactingSerializer
-from tierflow.governance.reviews import Reviews
+from tierflow.governance.reviews import Reviews, review_outcome
 from tierflow.governance.side_effects import CallSite, RecordedResult, SideEffects
 from tierflow.governance.tables import utc_now
 from tierflow.testing.faults import crash_point
-
-Verdict = Literal["allowed", "denied", "needs_approval"]
-# Runs the tool (with its retries and its timeout): its outcome, or None for a timeout.
-RunTool = Callable[[], RecordedResult | None]
-RunToolAsync = Callable[[], Awaitable[RecordedResult | None]]
-
-
-@dataclass(frozen=True)
-class GovernedCall:
-    """One tool call as governance sees it. `idempotency_key` is set for a tool that
-    declares side effects: its outcome is then recorded and a replay returns it."""
-
-    tool: str
-    scope: str | None
-    arguments: Mapping[str, Any]
-    step: int
-    call_id: str
-    idempotency_key: str | None = None
-
-
-@dataclass(frozen=True)
-class ToolVerdict:
-    """Whether a tool call may run. `message` is what the model reads when it may not."""
-
-    verdict: Verdict
-    reason: str
-    scope: str | None
-    message: str = ""
-
-    @property
-    def allowed(self) -> bool:
-        return self.verdict == "allowed"
 
 
 @dataclass

@@ -193,9 +193,7 @@ class Capacity:
     # -- async -----------------------------------------------------------------------
 
     @asynccontextmanager
-    async def atool_call(
-        self, tool: str, *, on_wait: OnWait | None = None
-    ) -> AsyncIterator[None]:
+    async def atool_call(self, tool: str, *, on_wait: OnWait | None = None) -> AsyncIterator[None]:
         """`tool_call` for a coroutine: it waits without blocking its event loop."""
         heard = _OffLoop.of(on_wait)
         async with _aholding(self.tool_gates(tool), heard):

@@ -22,13 +22,13 @@ from pydantic import (
     model_validator,
 )
 
+from tierflow.foundation.retry import RetryPolicy
 from tierflow.foundation.spec import SpecModel
 from tierflow.governance.approval import ApprovalRule
 from tierflow.governance.flows import FlowRule
 from tierflow.governance.limits import CallLimits
 from tierflow.governance.permissions import Grant
 from tierflow.governance.redact import Redactor
-from tierflow.governance.retry import Backoff
 
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 # Fields added after the first declarations: left out of the JSON while unused, so an
@@ -50,7 +50,7 @@ class Policy(SpecModel):
     flows: tuple[FlowRule, ...] = ()
     redaction: Redactor = Field(default_factory=Redactor)
     limits: CallLimits = Field(default_factory=CallLimits)
-    retry: Backoff = Field(default_factory=Backoff)
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
     run_budget_usd: float | None = Field(default=None, ge=0)
     run_budget_tokens: int | None = Field(default=None, ge=0)
     # The output tokens a model call is reserved at when its model declares no

@@ -39,10 +39,8 @@ import asyncio
 import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 
-from tierflow.governance.redact import Redactor
-from tierflow.governance.tables import GovernanceTables, utc_now
+from tierflow.governance.records import RecordTable
 from tierflow.testing.faults import crash_point
 
 
@@ -77,23 +75,12 @@ class CallSite:
     tool: str
 
 
-class SideEffects:
+class SideEffects(RecordTable):
     """The `side_effects` table of the runs database at `db`."""
-
-    def __init__(
-        self,
-        db: str | Path,
-        *,
-        redactor: Redactor | None = None,
-        clock: Callable[[], str] = utc_now,
-    ) -> None:
-        self.store = GovernanceTables(db)
-        self.redactor = redactor or Redactor()
-        self.clock = clock
 
     def recorded(self, key: str) -> RecordedResult | None:
         """The recorded outcome of the call with this key, or None if it has none."""
-        with self.store.transaction(write=False) as conn:
+        with self.tables.transaction(write=False) as conn:
             row = conn.execute(
                 "SELECT ok, content FROM side_effects WHERE key = ? AND state = 'done'", (key,)
             ).fetchone()
@@ -102,7 +89,7 @@ class SideEffects:
     def begin(self, key: str, site: CallSite) -> RecordedResult | Attempt:
         """Before running the call: its recorded outcome, or a committed `started` row
         and the attempt to make."""
-        with self.store.transaction() as conn:
+        with self.tables.transaction() as conn:
             row = conn.execute(
                 "SELECT state, attempts, ok, content FROM side_effects WHERE key = ?", (key,)
             ).fetchone()
@@ -125,7 +112,7 @@ class SideEffects:
         """After the call completed: its outcome (redacted), committed. The first record
         of a key wins; recording again returns it unchanged."""
         masked = self.redactor.redact_text(content)
-        with self.store.transaction() as conn:
+        with self.tables.transaction() as conn:
             conn.execute(
                 "UPDATE side_effects SET state = 'done', ok = ?, content = ?, finished_at = ? "
                 "WHERE key = ? AND state = 'started'",

@@ -12,16 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tierflow.governance.approval import review_outcome
 from tierflow.governance.audit import AuditDecision
+from tierflow.governance.calls import GovernedCall, RunTool, RunToolAsync, ToolVerdict
 from tierflow.governance.gate import OnWait
-from tierflow.governance.governor import (
-    GovernedCall,
-    Governor,
-    RunTool,
-    RunToolAsync,
-    ToolVerdict,
-)
+from tierflow.governance.governor import Governor
+from tierflow.governance.reviews import review_outcome
 from tierflow.governance.side_effects import RecordedResult
 
 ALLOWED = ToolVerdict("allowed", "no policy", None)

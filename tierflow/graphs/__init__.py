@@ -8,20 +8,10 @@ from typing import TYPE_CHECKING
 from tierflow.foundation.lazy import lazy_names
 
 if TYPE_CHECKING:
-    from tierflow.graphs.compile import build_graph, compile_agent
+    from tierflow.graphs.compile import build_graph
     from tierflow.graphs.draw import ascii_art, mermaid
     from tierflow.graphs.shape import Edge, Shape, shape_of
     from tierflow.graphs.spec import Agent, Limits, Tier
-
-__getattr__, __dir__ = lazy_names(
-    __name__,
-    {
-        "tierflow.graphs.compile": ("build_graph", "compile_agent"),
-        "tierflow.graphs.draw": ("ascii_art", "mermaid"),
-        "tierflow.graphs.shape": ("Edge", "Shape", "shape_of"),
-        "tierflow.graphs.spec": ("Agent", "Limits", "Tier"),
-    },
-)
 
 __all__ = [
     "Agent",
@@ -31,7 +21,17 @@ __all__ = [
     "Tier",
     "ascii_art",
     "build_graph",
-    "compile_agent",
     "mermaid",
     "shape_of",
 ]
+
+__getattr__, __dir__ = lazy_names(
+    __name__,
+    __all__,
+    {
+        "tierflow.graphs.compile": ("build_graph",),
+        "tierflow.graphs.draw": ("ascii_art", "mermaid"),
+        "tierflow.graphs.shape": ("Edge", "Shape", "shape_of"),
+        "tierflow.graphs.spec": ("Agent", "Limits", "Tier"),
+    },
+)

@@ -86,8 +86,24 @@ def build_graph(agent: Agent) -> StateGraph[Any, Any, Any, Any]:
         builder.add_node(OBSERVE, observe, metadata={IO: OBSERVE_IO})
     builder.add_edge(START, ROUTE)
     builder.add_conditional_edges(ROUTE, chosen_tier, to_tier)
+    add_tiers(builder, agent, tools, governing, first_guard=guards[0] if guards else END)
+    builder.add_conditional_edges(ACT, chosen_tier, to_tier)
+    if guards:
+        builder.add_conditional_edges(OBSERVE, after_observe, {**to_tier, "escalate": ROUTE})
+    add_guards(builder, agent, guards, ladder=tier_names)
+    return builder
 
-    first_guard = guards[0] if guards else END
+
+def add_tiers(
+    builder: StateGraph[Any, Any, Any, Any],
+    agent: Agent,
+    tools: Sequence[Tool],
+    governing: Governing,
+    *,
+    first_guard: str,
+) -> None:
+    """One model node per tier, and its exits: to `act`, to the first guard (or END),
+    to END at a limit or, governed, when the budget is exceeded."""
     for tier in agent.tiers:
         node = model_node(tier.name)
         model = ModelNode(
@@ -96,7 +112,7 @@ def build_graph(agent: Agent) -> StateGraph[Any, Any, Any, Any]:
             price=tier.price,
             instructions=agent.instructions,
             max_steps=agent.limits.max_steps,
-            answer_is_final=not guards,
+            answer_is_final=first_guard == END,
             governing=governing,
         )
         builder.add_node(node, model.node(), metadata={IO: MODEL_IO})
@@ -104,15 +120,22 @@ def build_graph(agent: Agent) -> StateGraph[Any, Any, Any, Any]:
         if agent.policy is not None:
             exits["budget_exceeded"] = END
         builder.add_conditional_edges(node, after_model, exits)
-    builder.add_conditional_edges(ACT, chosen_tier, to_tier)
-    if guards:
-        builder.add_conditional_edges(OBSERVE, after_observe, {**to_tier, "escalate": ROUTE})
 
+
+def add_guards(
+    builder: StateGraph[Any, Any, Any, Any],
+    agent: Agent,
+    guards: Sequence[str],
+    *,
+    ladder: Sequence[str],
+) -> None:
+    """The guard nodes (named `guards`), in declaration order, each passing to the
+    next and the last to END; a failure goes to `observe` or ends the run."""
     for index, guardrail in enumerate(agent.guardrails):
         is_last = index == len(guards) - 1
         builder.add_node(
             guards[index],
-            make_guard_node(guardrail, is_last, strongest_tier=tier_names[-1]),
+            make_guard_node(guardrail, is_last, ladder=ladder),
             metadata={IO: GUARD_IO},
         )
         next_node = END if is_last else guards[index + 1]
@@ -121,7 +144,6 @@ def build_graph(agent: Agent) -> StateGraph[Any, Any, Any, Any]:
             guard_outcome,
             {"pass": next_node, "reask": OBSERVE, "escalate": OBSERVE, "refuse": END},
         )
-    return builder
 
 
 def tool_guard_notes(tools: Sequence[Tool]) -> tuple[str, ...]:

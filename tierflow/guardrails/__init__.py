@@ -23,8 +23,25 @@ if TYPE_CHECKING:
     from tierflow.guardrails.schema import OutputSchema
     from tierflow.guardrails.sql.guard import SqlGuard
 
+__all__ = [
+    "ON_FAIL_POLICIES",
+    "ApiSchemaGuard",
+    "FactsGuard",
+    "FunctionGuard",
+    "Guardrail",
+    "GuardrailBase",
+    "InjectionGuard",
+    "OnFail",
+    "OutputSchema",
+    "PiiGuard",
+    "SqlGuard",
+    "Verdict",
+    "guardrail",
+]
+
 __getattr__, __dir__ = lazy_names(
     __name__,
+    __all__,
     {
         "tierflow.guardrails.api": ("ApiSchemaGuard",),
         "tierflow.guardrails.base": (
@@ -42,19 +59,3 @@ __getattr__, __dir__ = lazy_names(
         "tierflow.guardrails.sql.guard": ("SqlGuard",),
     },
 )
-
-__all__ = [
-    "ON_FAIL_POLICIES",
-    "ApiSchemaGuard",
-    "FactsGuard",
-    "FunctionGuard",
-    "Guardrail",
-    "GuardrailBase",
-    "InjectionGuard",
-    "OnFail",
-    "OutputSchema",
-    "PiiGuard",
-    "SqlGuard",
-    "Verdict",
-    "guardrail",
-]

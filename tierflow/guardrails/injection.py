@@ -29,12 +29,12 @@ from __future__ import annotations
 
 import bisect
 import html
-import json
 import re
 from collections.abc import Collection, Mapping
 from typing import Any
 
 from tierflow.guardrails.base import GuardrailBase, OnFail, Verdict
+from tierflow.guardrails.json_validation import is_json
 from tierflow.guardrails.normalize import Normalized, normalized
 
 REMOVED = "[removed]"
@@ -372,7 +372,7 @@ def _fix(
         position = end
     out.append(candidate[position:])
     fixed = _HIDDEN.sub("", "".join(out))
-    if _is_json(candidate) and not _is_json(fixed):
+    if is_json(candidate) and not is_json(fixed):
         return None
     return fixed
 
@@ -385,11 +385,3 @@ def _segment(text: str, start: int, end: int) -> tuple[int, int]:
     before = [m.end() for m in _BOUNDARY.finditer(text, max(0, start - 4000), start)]
     after = _BOUNDARY.search(text, end)
     return (before[-1] if before else 0), (after.start() if after else len(text))
-
-
-def _is_json(text: str) -> bool:
-    try:
-        json.loads(text)
-    except (ValueError, RecursionError):
-        return False
-    return True

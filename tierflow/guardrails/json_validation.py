@@ -1,6 +1,6 @@
-"""JSON parsing and JSON Schema validation shared by the schema guards.
+"""JSON parsing and JSON Schema validation shared by the guards.
 
-Both report *every* failing field, each as `path: problem` with a path a model can find
+The schema guards report *every* failing field, each as `path: problem` with a path a model can find
 in its own output (`items[0].quantity`), because a model fixes a list of specific
 problems far better than one generic "invalid". jsonschema loads with the first
 validator (`make_validator`), not with a guard that validates a pydantic model.
@@ -12,6 +12,8 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+
+from tierflow.guardrails.reasons import clip
 
 if TYPE_CHECKING:
     from jsonschema import ValidationError
@@ -46,15 +48,24 @@ def parse_json(text: str) -> Any:
         raise NotJson(f"not valid JSON ({type(error).__name__})") from error
 
 
-def field_path(parts: Iterable[str | int]) -> str:
-    """`("items", 0, "quantity")` → `items[0].quantity`; the empty path is `(root)`."""
+def is_json(text: str) -> bool:
+    """Whether `text` is one JSON value (a repair must not break a JSON answer)."""
+    try:
+        json.loads(text)
+    except (ValueError, RecursionError):
+        return False
+    return True
+
+
+def field_path(parts: Iterable[str | int], *, root: str = "(root)") -> str:
+    """`("items", 0, "quantity")` → `items[0].quantity`; the empty path is `root`."""
     text = ""
     for part in parts:
         if isinstance(part, int):
             text += f"[{part}]"
         else:
             text += f".{part}" if text else str(part)
-    return text or "(root)"
+    return text or root
 
 
 def child_path(parts: Sequence[str | int], name: str) -> str:
@@ -138,7 +149,7 @@ def _short(value: Any) -> str:
         text = json.dumps(value, ensure_ascii=False)
     except (TypeError, ValueError):
         text = repr(value)
-    return text if len(text) <= _MAX_VALUE else text[: _MAX_VALUE - 1] + "…"
+    return clip(text, _MAX_VALUE)
 
 
 def _types(expected: Any) -> str:

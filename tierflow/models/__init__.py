@@ -12,24 +12,11 @@ if TYPE_CHECKING:
     from tierflow.models.openai import OpenAIModel
     from tierflow.models.price import Price, TokenUsage, usage_from_metadata
     from tierflow.models.resolve import parse_reference, resolve_model
-    from tierflow.models.retry import RetryPolicy
     from tierflow.models.scripted import Scenario, ScriptedChatModel, Turn
-
-__getattr__, __dir__ = lazy_names(
-    __name__,
-    {
-        "tierflow.models.openai": ("OpenAIModel",),
-        "tierflow.models.price": ("Price", "TokenUsage", "usage_from_metadata"),
-        "tierflow.models.resolve": ("parse_reference", "resolve_model"),
-        "tierflow.models.retry": ("RetryPolicy",),
-        "tierflow.models.scripted": ("Scenario", "ScriptedChatModel", "Turn"),
-    },
-)
 
 __all__ = [
     "OpenAIModel",
     "Price",
-    "RetryPolicy",
     "Scenario",
     "ScriptedChatModel",
     "TokenUsage",
@@ -38,3 +25,14 @@ __all__ = [
     "resolve_model",
     "usage_from_metadata",
 ]
+
+__getattr__, __dir__ = lazy_names(
+    __name__,
+    __all__,
+    {
+        "tierflow.models.openai": ("OpenAIModel",),
+        "tierflow.models.price": ("Price", "TokenUsage", "usage_from_metadata"),
+        "tierflow.models.resolve": ("parse_reference", "resolve_model"),
+        "tierflow.models.scripted": ("Scenario", "ScriptedChatModel", "Turn"),
+    },
+)

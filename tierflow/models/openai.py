@@ -16,8 +16,9 @@ from langchain_core.language_models import BaseChatModel
 from pydantic import Field, SecretStr, field_validator
 
 from tierflow.errors import ModelError
+from tierflow.foundation.retry import RetryPolicy
 from tierflow.foundation.spec import SpecModel
-from tierflow.models.retry import RetryPolicy
+from tierflow.models.retry import provider_retry_policy
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Headers that carry credentials: their values would be secrets in the spec.
@@ -92,7 +93,7 @@ class OpenAIModel(SpecModel):
         return f"{self.model} at {self.resolved_base_url() or 'api.openai.com'}"
 
     def retry_policy(self) -> RetryPolicy:
-        return RetryPolicy(max_retries=self.max_retries, backoff_s=self.backoff_s)
+        return provider_retry_policy(self.max_retries, self.backoff_s)
 
     def chat_model(self) -> BaseChatModel:
         """A `ChatOpenAI` for this model. It never retries by itself (`max_retries=0`):

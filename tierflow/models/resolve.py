@@ -7,8 +7,8 @@ import re
 from langchain_core.language_models import BaseChatModel
 
 from tierflow.errors import ModelError
+from tierflow.foundation.retry import NO_RETRY, RetryPolicy
 from tierflow.models.openai import OpenAIModel
-from tierflow.models.retry import NO_RETRY, RetryPolicy
 
 MODEL_REFERENCE = re.compile(r"^(?P<provider>[a-z][a-z0-9_-]*):(?P<model>\S+)$")
 

@@ -11,28 +11,32 @@ Transient: what LangChain marks `is_retryable` (rate limits, 5xx, connection err
 timeouts), plus HTTP 408 and 409, unless the server says `x-should-retry: false`.
 Anything else a provider reports (400, 401, 403, 404, …) fails at once. Either way the
 caller gets a `ModelError` with one line saying what happened.
+
+The policy (`RetryPolicy`), the report of a retry (`RetryEvent`) and the loop are shared
+with tool calls (`tierflow.foundation.retry`); a model call's policy is built from its
+provider settings (`provider_retry_policy`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, TypeVar
 
 from langchain_core.exceptions import ModelError as LangChainModelError
-from typing_extensions import TypedDict
 
 from tierflow.errors import ModelError
 from tierflow.foundation.retry import (
+    Decide,
+    OnRetry,
+    RetryEvent,
+    RetryPolicy,
     aretry_loop,
-    exponential_delay_s,
+    next_retry,
     response_headers,
-    retry_after_s,
     retry_loop,
     status_of,
 )
@@ -41,35 +45,18 @@ T = TypeVar("T")
 RETRYABLE_STATUS = frozenset({408, 409, 429})
 AUTH_STATUS = frozenset({401, 403})
 JITTER = 0.25  # a backoff delay is shortened by up to this fraction, at random
+MAX_RETRY_AFTER_S = 120.0  # a server asking for a longer wait fails the call instead
 REASON_CHARS = 240
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how patiently to retry. `backoff_s` is the first delay; it doubles
-    per retry up to `max_backoff_s`. A server's `Retry-After` replaces the backoff, up
-    to `max_retry_after_s`; asking for longer fails the call instead of waiting."""
-
-    max_retries: int = 0
-    backoff_s: float = 0.5
-    max_backoff_s: float = 8.0
-    max_retry_after_s: float = 120.0
-
-
-NO_RETRY = RetryPolicy()
-
-
-class RetryNotice(TypedDict):
-    """One retry about to happen, as reported to `on_retry`."""
-
-    retry: int  # 1 for the first retry
-    max_retries: int
-    delay_s: float
-    retry_after_s: float | None  # what the server asked for, if it did
-    reason: str
-
-
-OnRetry = Callable[[RetryNotice], None]
+def provider_retry_policy(max_retries: int, backoff_s: float) -> RetryPolicy:
+    """A model call's policy, from its provider settings."""
+    return RetryPolicy(
+        max_retries=max_retries,
+        backoff_s=backoff_s,
+        jitter=JITTER,
+        max_retry_after_s=MAX_RETRY_AFTER_S,
+    )
 
 
 def _openai_errors(*names: str) -> tuple[type[BaseException], ...]:
@@ -83,7 +70,7 @@ def is_provider_error(error: BaseException) -> bool:
     return isinstance(error, (LangChainModelError, *_openai_errors("OpenAIError")))
 
 
-def is_transient(error: BaseException) -> bool:
+def is_transient_provider_error(error: BaseException) -> bool:
     should_retry = response_headers(error).get("x-should-retry")
     if should_retry in ("true", "false"):
         return should_retry == "true"
@@ -129,44 +116,24 @@ def _root_cause(error: BaseException) -> BaseException:
     return error
 
 
-def backoff_s(policy: RetryPolicy, retry: int, draw: Callable[[], float] = random.random) -> float:
-    """The delay before retry number `retry` (1-based) when the server gave none."""
-    return exponential_delay_s(retry, policy.backoff_s, policy.max_backoff_s, JITTER, draw)
-
-
 def next_step(
     error: BaseException, policy: RetryPolicy, retry: int, label: str, auth_hint: str = ""
-) -> RetryNotice | ModelError | None:
+) -> RetryEvent | ModelError | None:
     """After `error`, before retry number `retry` (1-based): the retry to make, the
     `ModelError` to raise instead, or None for an error that is not a provider's (it
     propagates unchanged)."""
     if not is_provider_error(error):
         return None
     reason = describe(error)
-    if not is_transient(error):
+    if not is_transient_provider_error(error):
         hint = f"; {auth_hint}" if auth_hint and status_of(error) in AUTH_STATUS else ""
         return ModelError(f"{label}: {reason} (not retried{hint})")
-    if retry > policy.max_retries:
-        attempts = policy.max_retries + 1
-        plural = "attempt" if attempts == 1 else "attempts"
-        return ModelError(f"{label}: {reason} (gave up after {attempts} {plural})")
-    asked = retry_after_s(error)
-    if asked is not None and asked > policy.max_retry_after_s:
-        return ModelError(
-            f"{label}: {reason} (the server asked to retry after {asked:g}s, longer than "
-            f"the {policy.max_retry_after_s:g}s tierflow waits)"
-        )
-    return RetryNotice(
-        retry=retry,
-        max_retries=policy.max_retries,
-        delay_s=asked if asked is not None else backoff_s(policy, retry),
-        retry_after_s=asked,
-        reason=reason,
-    )
+    step = next_retry(error, policy, retry, reason)
+    return ModelError(f"{label}: {reason} ({step})") if isinstance(step, str) else step
 
 
-def _decide(policy: RetryPolicy, label: str, auth_hint: str) -> Callable[[Exception, int], Any]:
-    def decide(error: Exception, retry: int) -> RetryNotice | None:
+def _decide(policy: RetryPolicy, label: str, auth_hint: str) -> Decide:
+    def decide(error: Exception, retry: int) -> RetryEvent | None:
         step = next_step(error, policy, retry, label, auth_hint)
         if isinstance(step, ModelError):
             raise step from error
@@ -175,7 +142,7 @@ def _decide(policy: RetryPolicy, label: str, auth_hint: str) -> Callable[[Except
     return decide
 
 
-def call_with_retries(
+def call_model_with_retries(
     call: Callable[[], T],
     policy: RetryPolicy,
     *,
@@ -189,7 +156,7 @@ def call_with_retries(
     return retry_loop(call, _decide(policy, label, auth_hint), on_retry=on_retry, sleep=sleep)
 
 
-async def acall_with_retries(
+async def acall_model_with_retries(
     call: Callable[[], Awaitable[T]],
     policy: RetryPolicy,
     *,
@@ -198,7 +165,7 @@ async def acall_with_retries(
     on_retry: OnRetry | None = None,
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
 ) -> T:
-    """The async twin of `call_with_retries`."""
+    """The async twin of `call_model_with_retries`."""
     return await aretry_loop(
         call, _decide(policy, label, auth_hint), on_retry=on_retry, sleep=sleep
     )

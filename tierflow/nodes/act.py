@@ -28,9 +28,10 @@ from langchain_core.messages import AIMessage, InvalidToolCall, ToolCall, ToolMe
 from langchain_core.runnables import Runnable, RunnableConfig
 from pydantic import ValidationError
 
+from tierflow.foundation.retry import RetryPolicy
 from tierflow.governance.gate import OnWait
 from tierflow.governance.idempotency import idempotency_key
-from tierflow.governance.retry import Backoff, acall_with_retries, call_with_retries
+from tierflow.governance.retry import acall_tool_with_retries, call_tool_with_retries
 from tierflow.governance.side_effects import RecordedResult
 from tierflow.governance.ungoverned import ToolGovernor
 from tierflow.nodes.context import Governing, thread_of
@@ -76,7 +77,7 @@ class Act:
         self.governing = governing
         self.holds_results = any(t.holds_results for t in tools)
         # A governed call is retried by its policy; without one, a call runs once.
-        self.backoff = None if governing.policy is None else governing.policy.retry
+        self.retry = None if governing.policy is None else governing.policy.retry
 
     def run(self, state: AgentState, config: RunnableConfig) -> dict[str, Any]:
         turn = self.screen(state, config)
@@ -144,7 +145,7 @@ class Act:
         prepared = item.prepared
         outcome = governor.execute_tool(
             prepared.call,
-            partial(attempts, prepared, self.backoff),
+            partial(attempts, prepared, self.retry),
             decision=item.decision,
             on_wait=on_wait,
         )
@@ -156,7 +157,7 @@ class Act:
         prepared = item.prepared
         outcome = await governor.aexecute_tool(
             prepared.call,
-            partial(aattempts, prepared, self.backoff),
+            partial(aattempts, prepared, self.retry),
             decision=item.decision,
             on_wait=on_wait,
         )
@@ -206,9 +207,9 @@ def prepare(tool: Tool, args: Mapping[str, Any], context: ToolContext) -> Prepar
     return Prepared.of(tool, kwargs, context)
 
 
-def attempts(prepared: Prepared, backoff: Backoff | None) -> RecordedResult | None:
+def attempts(prepared: Prepared, retry: RetryPolicy | None) -> RecordedResult | None:
     """One call, each attempt within the tool's timeout, retried on transient errors by
-    `backoff` (None: a single attempt): its outcome, or None when its last attempt
+    `retry` (None: a single attempt): its outcome, or None when its last attempt
     timed out."""
     tool, kwargs = prepared.tool, prepared.kwargs
 
@@ -216,7 +217,7 @@ def attempts(prepared: Prepared, backoff: Backoff | None) -> RecordedResult | No
         return call_in_time(tool.fn, kwargs, tool.timeout_s)
 
     try:
-        value = attempt() if backoff is None else call_with_retries(attempt, backoff)
+        value = attempt() if retry is None else call_tool_with_retries(attempt, retry)
     except TimeoutError:  # concurrent.futures.TimeoutError is the builtin
         return None
     except Exception as error:  # noqa: BLE001 — any tool failure is an observation
@@ -224,7 +225,7 @@ def attempts(prepared: Prepared, backoff: Backoff | None) -> RecordedResult | No
     return RecordedResult(True, render(value))
 
 
-async def aattempts(prepared: Prepared, backoff: Backoff | None) -> RecordedResult | None:
+async def aattempts(prepared: Prepared, retry: RetryPolicy | None) -> RecordedResult | None:
     """The async twin of `attempts`: async tools on the running loop, sync ones in a
     worker thread."""
     tool, kwargs = prepared.tool, prepared.kwargs
@@ -233,7 +234,7 @@ async def aattempts(prepared: Prepared, backoff: Backoff | None) -> RecordedResu
         return await acall_in_time(tool.fn, kwargs, tool.timeout_s)
 
     try:
-        value = await (attempt() if backoff is None else acall_with_retries(attempt, backoff))
+        value = await (attempt() if retry is None else acall_tool_with_retries(attempt, retry))
     except TimeoutError:
         return None
     except Exception as error:  # noqa: BLE001 — any tool failure is an observation

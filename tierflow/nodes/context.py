@@ -100,7 +100,7 @@ def thread_of(config: RunnableConfig) -> str:
     return str(config.get("configurable", {}).get("thread_id", ""))
 
 
-def store_of(config: RunnableConfig) -> str | Path:
+def db_of(config: RunnableConfig) -> str | Path:
     """The run store a governed run without `governance` keeps its tables in: the one
     its checkpoints go to when that is tierflow's, else the process's memory."""
     saver = config.get("configurable", {}).get(CONFIG_KEY_CHECKPOINTER)
@@ -163,7 +163,7 @@ class Governing:
         governance = context.governance
         return Governor(
             self.policy,
-            governance.db if governance is not None else store_of(config),
+            governance.db if governance is not None else db_of(config),
             agent=self.agent,
             thread=thread_of(config),
             principal=principal_of(context, recorded_principal),

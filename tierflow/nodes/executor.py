@@ -159,9 +159,7 @@ def call_in_time(fn: Callable[..., Any], kwargs: Mapping[str, Any], timeout_s: f
         raise
 
 
-async def acall_in_time(
-    fn: Callable[..., Any], kwargs: Mapping[str, Any], timeout_s: float
-) -> Any:
+async def acall_in_time(fn: Callable[..., Any], kwargs: Mapping[str, Any], timeout_s: float) -> Any:
     """`call_in_time` on the running loop: a coroutine function runs on it, any other in
     a worker."""
     if inspect.iscoroutinefunction(fn):

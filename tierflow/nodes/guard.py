@@ -7,120 +7,118 @@ the run ends `refused`. Every verdict, pass or fail, is recorded in state.
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
 
-from langgraph.types import interrupt
-
+from tierflow.governance.reviews import Rejected, review_answer
 from tierflow.guardrails.base import Guardrail, Verdict
 from tierflow.nodes.state import AgentState, GuardRecord, GuardUpdate
+from tierflow.routing.ladder import next_stronger
 
 GuardOutcome = Literal["pass", "reask", "escalate", "refuse"]
 
 
-class ReviewRequest(TypedDict):
-    """What an `interrupt` guard shows the human reviewer."""
-
-    kind: Literal["guard_review"]
-    guard: str
-    reason: str
-    candidate: str
+def make_guard_node(guardrail: Guardrail, is_last: bool, *, ladder: Sequence[str]) -> Any:
+    """The node of `guardrail`. `is_last`: a pass finishes the run. `ladder`: the
+    agent's tiers, cheapest first — on the strongest, escalation falls back to reask."""
+    return GuardNode(guardrail, is_last, tuple(ladder)).run
 
 
-class ReviewDecision(TypedDict, total=False):
-    """The reviewer's answer: approve, reject (with a reason), or edit (a new answer)."""
+@dataclass(frozen=True)
+class GuardNode:
+    """One guardrail's node (see `make_guard_node`)."""
 
-    action: Literal["approve", "reject", "edit"]
-    reason: str
-    answer: str
+    guardrail: Guardrail
+    is_last: bool
+    ladder: tuple[str, ...]
 
+    def run(self, state: AgentState) -> GuardUpdate:
+        candidate = state.get("candidate") or ""
+        verdict = self.guardrail.check(candidate, state)
+        policy, outcome = self.decide(state, candidate, verdict)
+        return GuardUpdate(verdicts=[self.record(state, verdict, policy)]) | outcome
 
-def make_guard_node(guardrail: Guardrail, is_last: bool, *, strongest_tier: str) -> Any:
-    """`strongest_tier`: escalation from it is impossible, so it falls back to reask."""
+    def decide(
+        self, state: AgentState, candidate: str, verdict: Verdict
+    ) -> tuple[str, GuardUpdate]:
+        """The policy the verdict is recorded under, and where it moves the run."""
+        if verdict.ok:
+            return "pass", self.passed(verdict.fixed if verdict.fixed is not None else candidate)
+        policy = self.policy(state, verdict)
+        if policy == "fix" and verdict.fixed is not None:
+            return policy, self.passed(verdict.fixed)
+        if policy == "refuse":
+            return policy, self.refused(f"failed: {verdict.reason}")
+        if policy == "interrupt":
+            return policy, self.reviewed(candidate, verdict)
+        outcome = self.retry(state, verdict, escalate=policy == "escalate")
+        if outcome.get("status") == "refused":
+            return "refuse", outcome  # retries spent
+        return policy, outcome
 
-    def record(state: AgentState, verdict: Verdict, policy: str) -> GuardRecord:
+    def policy(self, state: AgentState, verdict: Verdict) -> str:
+        """The guardrail's `on_fail`, or reask when it can't apply: a fix with nothing to
+        repair with (let the model fix it), an escalation with no stronger tier."""
+        policy: str = self.guardrail.on_fail
+        if policy == "fix" and verdict.fixed is None:
+            return "reask"
+        route = state.get("route")
+        if policy == "escalate" and (
+            route is None or next_stronger(route["tier"], self.ladder) is None
+        ):
+            return "reask"
+        return policy
+
+    def record(self, state: AgentState, verdict: Verdict, policy: str) -> GuardRecord:
         return GuardRecord(
-            guard=guardrail.name,
+            guard=self.guardrail.name,
             ok=verdict.ok,
             reason=verdict.reason,
             step=state.get("steps", 0),
             policy=policy,
         )
 
-    def passed(candidate: str) -> GuardUpdate:
+    def passed(self, candidate: str) -> GuardUpdate:
         update = GuardUpdate(candidate=candidate)
-        if is_last:
+        if self.is_last:
             update |= GuardUpdate(status="done", answer=candidate)
         return update
 
-    def refused(reason: str) -> GuardUpdate:
+    def refused(self, reason: str) -> GuardUpdate:
         return GuardUpdate(
             status="refused",
-            answer=guardrail.refusal,
-            error=f"guard {guardrail.name!r} {reason}",
+            answer=self.guardrail.refusal,
+            error=f"guard {self.guardrail.name!r} {reason}",
         )
 
-    def retry(state: AgentState, verdict: Verdict, escalate: bool) -> GuardUpdate:
+    def retry(self, state: AgentState, verdict: Verdict, escalate: bool) -> GuardUpdate:
+        name, limit = self.guardrail.name, self.guardrail.max_reasks
         reasks = dict(state.get("reasks") or {})
-        used = reasks.get(guardrail.name, 0)
-        if used >= guardrail.max_reasks:
-            return refused(f"failed {used + 1} times: {verdict.reason}")
-        reasks[guardrail.name] = used + 1
+        used = reasks.get(name, 0)
+        if used >= limit:
+            return self.refused(f"failed {used + 1} times: {verdict.reason}")
+        reasks[name] = used + 1
         update = GuardUpdate(
             reasks=reasks,
             candidate=None,
             feedback=(
-                f"Your answer was not accepted by the {guardrail.name!r} check: "
+                f"Your answer was not accepted by the {name!r} check: "
                 f"{verdict.reason}. Answer again, fixing exactly this "
-                f"(attempt {used + 2} of {guardrail.max_reasks + 1})."
+                f"(attempt {used + 2} of {limit + 1})."
             ),
         )
         if escalate:
-            update["escalation"] = f"guard {guardrail.name!r} failed: {verdict.reason}"
+            update["escalation"] = f"guard {name!r} failed: {verdict.reason}"
         return update
 
-    def review(candidate: str, verdict: Verdict) -> GuardUpdate:
-        # interrupt() re-runs this node from its top on resume; the check before it is
-        # deterministic and side-effect free, so running it twice is harmless.
-        decision: ReviewDecision = interrupt(
-            ReviewRequest(
-                kind="guard_review",
-                guard=guardrail.name,
-                reason=verdict.reason,
-                candidate=candidate,
-            )
-        )
-        action = decision.get("action")
-        if action == "approve":
-            return passed(candidate)
-        if action == "edit" and decision.get("answer"):
-            return passed(str(decision["answer"]))
-        return refused(f"rejected by the reviewer: {decision.get('reason') or 'no reason given'}")
-
-    def guard(state: AgentState) -> GuardUpdate:
-        candidate = state.get("candidate") or ""
-        verdict = guardrail.check(candidate, state)
-        policy = "pass" if verdict.ok else guardrail.on_fail
-        if verdict.ok:
-            moved_on = verdict.fixed if verdict.fixed is not None else candidate
-            return GuardUpdate(verdicts=[record(state, verdict, policy)]) | passed(moved_on)
-        if policy == "fix" and verdict.fixed is None:
-            policy = "reask"  # nothing to repair with: let the model fix it
-        route = state.get("route")
-        if policy == "escalate" and (route is None or route["tier"] == strongest_tier):
-            policy = "reask"
-        if policy == "fix" and verdict.fixed is not None:
-            outcome = passed(verdict.fixed)
-        elif policy == "refuse":
-            outcome = refused(f"failed: {verdict.reason}")
-        elif policy == "interrupt":
-            outcome = review(candidate, verdict)
-        else:
-            outcome = retry(state, verdict, escalate=policy == "escalate")
-            if outcome.get("status") == "refused":
-                policy = "refuse"  # retries spent
-        return GuardUpdate(verdicts=[record(state, verdict, policy)]) | outcome
-
-    return guard
+    def reviewed(self, candidate: str, verdict: Verdict) -> GuardUpdate:
+        # The review pause re-runs this node from its top on resume; the check before it
+        # is deterministic and side-effect free, so running it twice is harmless.
+        answer = review_answer(self.guardrail.name, verdict.reason, candidate)
+        if isinstance(answer, Rejected):
+            return self.refused(f"rejected by the reviewer: {answer.reason}")
+        return self.passed(answer)
 
 
 def guard_outcome(state: AgentState) -> GuardOutcome:

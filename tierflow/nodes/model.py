@@ -14,8 +14,9 @@ from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
 from langchain_core.runnables import Runnable, RunnableConfig
 from langgraph.config import get_stream_writer
 
+from tierflow.errors import BudgetExceeded
+from tierflow.foundation.retry import RetryEvent, RetryPolicy
 from tierflow.governance.budget import Reservation, Spend
-from tierflow.governance.errors import BudgetExceeded
 from tierflow.governance.gate import WaitEvent
 from tierflow.governance.governor import Governor
 from tierflow.models.price import Price, service_tier_of, usage_from_metadata
@@ -26,7 +27,7 @@ from tierflow.models.resolve import (
     resolve_model,
     retry_policy,
 )
-from tierflow.models.retry import RetryNotice, RetryPolicy, acall_with_retries, call_with_retries
+from tierflow.models.retry import acall_model_with_retries, call_model_with_retries
 from tierflow.nodes.context import Governing
 from tierflow.nodes.dual import dual_node
 from tierflow.nodes.governed import estimate_spend, output_bound, prompt_bytes, provider_of
@@ -212,9 +213,9 @@ class ModelNode:
                 update |= ModelUpdate(status="done", answer=str(response.text))
         return update
 
-    def report_retry(self, notice: RetryNotice) -> None:
+    def report_retry(self, event: RetryEvent) -> None:
         # Seen by `stream_mode="custom"` (and `tierflow run --stream`); a no-op otherwise.
-        get_stream_writer()({"event": "retry", "node": f"model.{self.tier}", **notice})
+        get_stream_writer()({"event": "retry", "node": f"model.{self.tier}", **event})
 
     def reserve(
         self, state: AgentState, config: RunnableConfig, messages: list[BaseMessage]
@@ -235,7 +236,7 @@ class ModelNode:
         update = ModelUpdate()
         try:
             with model_slot(held, self.model):
-                response = call_with_retries(
+                response = call_model_with_retries(
                     lambda: self.model.bound().invoke(messages, config),
                     self.model.retry,
                     label=self.model.where(),
@@ -262,7 +263,7 @@ class ModelNode:
         update = ModelUpdate()
         try:
             async with amodel_slot(held, self.model):
-                response = await acall_with_retries(
+                response = await acall_model_with_retries(
                     lambda: self.model.bound().ainvoke(messages, config),
                     self.model.retry,
                     label=self.model.where(),

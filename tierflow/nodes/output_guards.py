@@ -33,14 +33,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from langgraph.types import interrupt
-
 from tierflow.governance.audit import AuditDecision, AuditRecord, Outcome
 from tierflow.governance.governor import Governor
+from tierflow.governance.reviews import HeldCall, rejection_reason, review_held, review_outcome
 from tierflow.governance.ungoverned import ToolGovernor
 from tierflow.guardrails.base import Guardrail, Verdict
 from tierflow.nodes.state import AgentState, GuardRecord, ToolResult
-from tierflow.nodes.tool_guards import HeldCall, Prepared, ToolReviewRequest
+from tierflow.nodes.tool_guards import Prepared
 from tierflow.nodes.tools import ALL_ARGUMENTS, Tool
 
 # A held result's review entry: `<call id>:result`, so its recorded decision is its own
@@ -81,10 +80,10 @@ def guard_results(
         for call, result in zip(ran, results, strict=True)
     ]
     held = [entry.held for entry in checked if entry.held is not None]
-    decision: Mapping[str, Any] = _decide(held, governor, answered_first) if held else {}
-    final = [_reviewed(entry, decision) for entry in checked]
+    decisions = review_held(held, governor, answered_before=answered_first)
+    final = [_reviewed(entry, decisions) for entry in checked]
     if isinstance(governor, Governor):
-        _audit(governor, ran, checked, decision)
+        _audit(governor, ran, checked, decisions)
     return final, [record for entry in checked for record in entry.records]
 
 
@@ -160,41 +159,31 @@ def answered_from_record(governor: ToolGovernor, calls: Sequence[Prepared | Tool
     )
 
 
-def _decide(
-    held: list[HeldCall], governor: ToolGovernor, answered_first: bool
-) -> Mapping[str, Any]:
-    """The reviewer's decision on the turn's held results: recorded (a resume after a
-    crash never asks twice), or asked for in one pause and recorded before use."""
-    recorded = governor.recorded_review(held)
-    if recorded is not None:
-        return recorded
-    request = ToolReviewRequest(kind="tool_review", calls=held)
-    if answered_first:
-        interrupt(request)  # takes the earlier review's resume value (see above)
-    decision: Mapping[str, Any] = interrupt(request)
-    governor.record_review(held, decision)
-    return decision
-
-
-def _reviewed(entry: CheckedResult, decision: Mapping[str, Any]) -> ToolResult:
-    if entry.held is None or decision.get("action") == "approve":
+def _reviewed(entry: CheckedResult, decisions: Mapping[str, Mapping[str, Any]]) -> ToolResult:
+    if entry.held is None or _approved(entry, decisions):
         return entry.result
-    why = decision.get("reason") or "no reason given"
+    why = rejection_reason(decisions[entry.held["call_id"]])
     return _withheld(entry.result, f"Result withheld: a human reviewer rejected it: {why}.")
+
+
+def _approved(entry: CheckedResult, decisions: Mapping[str, Mapping[str, Any]]) -> bool:
+    """Whether the reviewer let the entry's held result through."""
+    held = entry.held
+    return held is not None and review_outcome(decisions[held["call_id"]]) == "approved"
 
 
 def _audit(
     governor: Governor,
     ran: Sequence[Prepared | None],
     checked: Sequence[CheckedResult],
-    decision: Mapping[str, Any],
+    decisions: Mapping[str, Mapping[str, Any]],
 ) -> None:
     """One audit row per verdict, once settled (a replayed step writes none twice)."""
     rows: list[AuditRecord] = []
-    approved = decision.get("action") == "approve"
     for call, entry in zip(ran, checked, strict=True):
         if call is None:
             continue
+        approved = _approved(entry, decisions)
         withheld = entry.withheld or (entry.held is not None and not approved)
         for record in entry.records:
             verdict: AuditDecision = "allowed"

@@ -14,9 +14,7 @@ from tierflow.nodes.state import AgentState, PlanStep, RouteUpdate
 STATUS_MARK = {"pending": "[ ]", "in_progress": "[~]", "done": "[x]"}
 
 
-def build_reminder(
-    objective: str, plan: list[PlanStep], steps: int, max_steps: int | None
-) -> str:
+def build_reminder(objective: str, plan: list[PlanStep], steps: int, max_steps: int | None) -> str:
     """`max_steps` None: the progress line without the limit (a reader who doesn't know
     the agent, like `tierflow inspect`)."""
     lines = ["Reminder — stay on the objective until it is done.", f"Objective: {objective}"]

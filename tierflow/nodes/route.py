@@ -12,6 +12,7 @@ from langchain_core.runnables import RunnableConfig
 from tierflow.nodes.context import Governing, principal_of, run_context
 from tierflow.nodes.remind import new_request
 from tierflow.nodes.state import AgentState, RouteUpdate
+from tierflow.routing.ladder import next_stronger
 from tierflow.routing.router import RouteDecision, Router
 
 
@@ -22,15 +23,15 @@ def make_route_node(router: Router, tiers: Sequence[str], governing: Governing) 
     count and route, records who the run acts for (the run context's principal, kept
     with the thread) and declares a governed run's budget; then the router decides
     once and the decision is kept — unless a guard asked for escalation, which moves
-    the request to the next tier in `tiers` (declared from cheapest to strongest).
-    Escalation is a route decision like any other."""
+    the request one tier up the ladder (`tiers`, declared from cheapest to strongest;
+    `tierflow.routing.ladder`). Escalation is a route decision like any other."""
 
     def escalate(current: RouteDecision, why: str) -> RouteUpdate:
-        position = tiers.index(current["tier"])
-        if position + 1 >= len(tiers):
+        stronger = next_stronger(current["tier"], tiers)
+        if stronger is None:
             return RouteUpdate(escalation=None)
         decision = RouteDecision(
-            tier=tiers[position + 1],
+            tier=stronger,
             router="escalation",
             reason=f"{why} (on tier {current['tier']!r})",
             confidence=1.0,

@@ -164,11 +164,7 @@ def node_io(update: type[Any], *, reads: tuple[str, ...]) -> NodeIO:
 ROUTE_IO = node_io(
     RouteUpdate, reads=("messages", "request_id", "objective", "route", "escalation", "principal")
 )
-MODEL_IO = node_io(
-    ModelUpdate, reads=("messages", "objective", "plan", "steps", "principal")
-)
+MODEL_IO = node_io(ModelUpdate, reads=("messages", "objective", "plan", "steps", "principal"))
 ACT_IO = node_io(ActUpdate, reads=("messages", "steps", "principal"))
 OBSERVE_IO = node_io(ObserveUpdate, reads=("feedback",))
-GUARD_IO = node_io(
-    GuardUpdate, reads=("candidate", "steps", "reasks", "route", "messages")
-)
+GUARD_IO = node_io(GuardUpdate, reads=("candidate", "steps", "reasks", "route", "messages"))

@@ -14,14 +14,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal, NotRequired, TypedDict
+from typing import Any
 
-from langgraph.types import interrupt
 from pydantic import ValidationError
 
-from tierflow.governance.approval import review_outcome
 from tierflow.governance.audit import AuditDecision
-from tierflow.governance.governor import GovernedCall, ToolVerdict
+from tierflow.governance.calls import GovernedCall, ToolVerdict
+from tierflow.governance.reviews import HeldCall, rejection_reason, review_held, review_outcome
 from tierflow.governance.ungoverned import ToolGovernor
 from tierflow.nodes.state import AgentState, GuardRecord, ToolResult
 from tierflow.nodes.tools import ALL_ARGUMENTS, Tool, ToolContext
@@ -67,27 +66,6 @@ class Prepared:
         return ToolResult(call_id=self.context.call_id, name=self.tool.name, ok=ok, content=content)
 
 
-class HeldCall(TypedDict):
-    """One call held for a human: what it would do and why — `held_by` says whether a
-    guardrail (`guard` names it) or the policy's approval rule (`guard` is
-    `approval:<scope>`) held it, or both; `reason` gives every reason. A call that ran
-    and whose result an output guard holds carries the `result` the model would read
-    (its `call_id` is the call's with `:result` appended; see `output_guards`)."""
-
-    tool: str
-    call_id: str
-    arguments: dict[str, Any]
-    guard: str
-    reason: str
-    held_by: list[Literal["guard", "approval"]]
-    result: NotRequired[str]
-
-
-class ToolReviewRequest(TypedDict):
-    kind: Literal["tool_review"]
-    calls: list[HeldCall]
-
-
 @dataclass(frozen=True)
 class Screened:
     """A call after its checks, with the arguments they left: ready to run, `blocked`
@@ -128,26 +106,9 @@ def checked(
         for entry in screened
     ]
     entries = [entry for entry in screened if isinstance(entry, Screened)]
-    held = [entry.held for entry in entries if entry.held is not None]
-    decision: Mapping[str, Any] = {}
-    unseen: set[str] = set()
-    if held:
-        recorded = governor.recorded_review(held)
-        if recorded is not None:  # decided before a crash: never asked twice
-            decision = recorded
-        else:
-            decision = interrupt(ToolReviewRequest(kind="tool_review", calls=held))
-            unseen = _not_shown(held, decision)
-            for calls, given in (  # durable before any approved call runs
-                ([h for h in held if h["call_id"] not in unseen], decision),
-                ([h for h in held if h["call_id"] in unseen], NOT_SHOWN),
-            ):
-                if calls:
-                    governor.record_review(calls, given)
+    decisions = review_held([entry.held for entry in entries if entry.held is not None], governor)
     cleared = [
-        reviewed(entry, NOT_SHOWN if _id(entry) in unseen else decision, governor)
-        if isinstance(entry, Screened)
-        else entry
+        reviewed(entry, decisions, governor) if isinstance(entry, Screened) else entry
         for entry in screened
     ]
     return cleared, [record for entry in entries for record in entry.records]
@@ -193,34 +154,16 @@ def held_for_approval(entry: Screened, verdict: ToolVerdict) -> HeldCall:
     )
 
 
-# The decision on a call held only after the reviewer decided (the held set grew between
-# the pause and the resume): nobody saw it, so it does not run.
-NOT_SHOWN: Mapping[str, Any] = {
-    "action": "reject",
-    "reason": "held after the reviewer decided, so never reviewed",
-}
-
-
-def _not_shown(held: Sequence[HeldCall], decision: Mapping[str, Any]) -> set[str]:
-    shown = decision.get("call_ids")
-    if not isinstance(shown, list):  # a decision from older code or from Python: all seen
-        return set()
-    return {h["call_id"] for h in held if h["call_id"] not in shown}
-
-
-def _id(entry: Screened | ToolResult) -> str | None:
-    held = entry.held if isinstance(entry, Screened) else None
-    return None if held is None else held["call_id"]
-
-
 def reviewed(
-    entry: Screened, decision: Mapping[str, Any], governor: ToolGovernor
+    entry: Screened, decisions: Mapping[str, Mapping[str, Any]], governor: ToolGovernor
 ) -> Cleared | ToolResult:
-    """A screened call after the review pause: cleared to run, or its result."""
+    """A screened call after the review pause (`decisions`: by held call id): cleared
+    to run, or its result."""
     if entry.blocked is not None:
         return entry.blocked
     if entry.held is None:
         return Cleared(entry.prepared)
+    decision = decisions[entry.held["call_id"]]
     held_by_rule = "approval" in entry.held["held_by"]
     if held_by_rule:
         outcome = governor.reviewed(entry.prepared.call, decision)  # audits a rejection
@@ -228,7 +171,7 @@ def reviewed(
         outcome = review_outcome(decision)
     if outcome == "approved":
         return Cleared(entry.prepared, "approved" if held_by_rule else "allowed")
-    why = decision.get("reason") or "no reason given"
+    why = rejection_reason(decision)
     return entry.prepared.result(f"Rejected by a human reviewer: {why}. Do not retry it.")
 
 

@@ -23,20 +23,6 @@ if TYPE_CHECKING:
     from tierflow.routing.router import RouteDecision, Router
     from tierflow.routing.rules import Rule, RulesRouter
 
-__getattr__, __dir__ = lazy_names(
-    __name__,
-    {
-        "tierflow.routing.compose": ("ComposedRouter", "Strategy"),
-        "tierflow.routing.decision": ("Effort", "EffortBand", "TierCost"),
-        "tierflow.routing.ladder": ("next_stronger",),
-        "tierflow.routing.learned": ("LearnedRouter",),
-        "tierflow.routing.llm": ("LLMRouter", "RouteChoice"),
-        "tierflow.routing.pricing": ("Pricing",),
-        "tierflow.routing.router": ("RouteDecision", "Router"),
-        "tierflow.routing.rules": ("Rule", "RulesRouter"),
-    },
-)
-
 __all__ = [
     "ComposedRouter",
     "Effort",
@@ -53,3 +39,18 @@ __all__ = [
     "TierCost",
     "next_stronger",
 ]
+
+__getattr__, __dir__ = lazy_names(
+    __name__,
+    __all__,
+    {
+        "tierflow.routing.compose": ("ComposedRouter", "Strategy"),
+        "tierflow.routing.decision": ("Effort", "EffortBand", "TierCost"),
+        "tierflow.routing.ladder": ("next_stronger",),
+        "tierflow.routing.learned": ("LearnedRouter",),
+        "tierflow.routing.llm": ("LLMRouter", "RouteChoice"),
+        "tierflow.routing.pricing": ("Pricing",),
+        "tierflow.routing.router": ("RouteDecision", "Router"),
+        "tierflow.routing.rules": ("Rule", "RulesRouter"),
+    },
+)

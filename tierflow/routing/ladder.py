@@ -1,8 +1,8 @@
-"""Tier strength, for escalation: "the next stronger tier than X".
+"""The escalation ladder: an agent's tiers in declaration order, cheapest → strongest.
 
-A router that knows which of its tiers is stronger says so with `ladder()` (weakest
-first: the learned router's weak → strong, the LLM router's choices in order). Any
-other router defers to the agent's tiers in declaration order, weakest first.
+A guard that escalates moves the request one rung up; on the top rung there is nowhere
+to go and the guard asks the same tier again. The guard (whether it can escalate) and
+the route node (where to) both read the ladder here, so they never disagree.
 """
 
 from __future__ import annotations
@@ -10,14 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 
-def next_stronger(tier: str, declared: Sequence[str], router: object | None = None) -> str | None:
-    """The tier after `tier` on the router's ladder if it has one, else in `declared`;
-    None when `tier` is the strongest (or on neither)."""
-    ladder = getattr(router, "ladder", None)
-    order = tuple(ladder()) if callable(ladder) else tuple(declared)
-    if tier not in order:
-        order = tuple(declared)
-    if tier not in order:
+def next_stronger(tier: str, ladder: Sequence[str]) -> str | None:
+    """The tier after `tier` on `ladder` (an agent's tiers, cheapest first); None when
+    `tier` is the strongest, or not on it."""
+    if tier not in ladder:
         return None
-    position = order.index(tier)
-    return order[position + 1] if position + 1 < len(order) else None
+    position = list(ladder).index(tier)
+    return ladder[position + 1] if position + 1 < len(ladder) else None

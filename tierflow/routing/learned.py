@@ -148,10 +148,6 @@ class LearnedRouter(SpecModel):
     def tiers(self) -> set[str]:
         return {self.weak, self.strong}
 
-    def ladder(self) -> tuple[str, ...]:
-        """The tiers from weakest to strongest."""
-        return (self.weak, self.strong)
-
     def score(self, request: str) -> float:
         return self.scorer.score(request)
 

@@ -78,10 +78,6 @@ class LLMRouter(SpecModel):
     def tiers(self) -> set[str]:
         return {*self.choices, self.fallback}
 
-    def ladder(self) -> tuple[str, ...]:
-        """The tiers from weakest to strongest: `choices` in their declared order."""
-        return tuple(self.choices)
-
     def prompt(self) -> str:
         tiers = "\n".join(f"- {tier}: {when}" for tier, when in self.choices.items())
         effort = (

@@ -28,7 +28,9 @@ class RouteDecision(TypedDict):
 
 @runtime_checkable
 class Router(Protocol):
-    name: str
+    # Read-only: the routers are frozen models, whose fields can't be assigned.
+    @property
+    def name(self) -> str: ...
 
     def tiers(self) -> set[str]:
         """Every tier this router can return (checked against the agent's tiers)."""

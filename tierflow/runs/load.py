@@ -46,6 +46,11 @@ def load_agent(reference: str, provider: str | None = None) -> tuple[Agent, str]
     return with_provider(agent, provider_file), f"{source}{PROVIDER_MARK}{provider_file}"
 
 
+def provider_of_source(source: str) -> str:
+    """The provider file a canonical source names ("" if none)."""
+    return source.split(PROVIDER_MARK, 1)[1] if PROVIDER_MARK in source else ""
+
+
 def with_provider(agent: Agent, provider_file: Path) -> Agent:
     """`agent` with every tier served by the model its provider file declares."""
     from tierflow.models.providers import load_provider

@@ -1,4 +1,5 @@
-"""Run, resume and summarise agent threads on a checkpoint database.
+"""Run and resume agent threads on a checkpoint database (what a run produced:
+`report.py`; a resume after a review: `review.py`).
 
 Every run streams with `durability="sync"`: a checkpoint is written before the next
 step starts, so a process killed mid-run loses at most the step in flight, and
@@ -10,33 +11,30 @@ from __future__ import annotations
 import getpass
 import hashlib
 import json
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import HumanMessage
 from langchain_core.runnables import RunnableConfig
-from langgraph.types import Command, Interrupt, StateSnapshot, StreamMode
+from langgraph.types import Command, StreamMode
 
 from tierflow import store as run_store
-from tierflow.errors import AgentChanged, CheckpointError, TierflowError
+from tierflow.errors import AgentChanged, CheckpointError, RunFailed, TierflowError
 from tierflow.governance.audit import AuditLog, AuditRecord
-from tierflow.governance.budget import Budgets, ThreadSpend
+from tierflow.governance.budget import Budgets
 from tierflow.governance.gate import WaitEvent
 from tierflow.governance.governor import Governor
 from tierflow.governance.limits import Capacity
 from tierflow.governance.policy import Principal
-from tierflow.governance.reviews import Reviews
 from tierflow.governance.tracing import RedactedTracing
 from tierflow.graphs.compile import recursion_limit
 from tierflow.graphs.names import ROUTE
 from tierflow.graphs.spec import Agent
-from tierflow.models.price import TokenUsage
 from tierflow.nodes.context import Governance, RunContext
-from tierflow.nodes.state import AgentState, GuardRecord, ModelCall, PlanStep
-from tierflow.routing.router import RouteDecision
-from tierflow.runs.load import PROVIDER_MARK, load_agent
+from tierflow.runs.load import load_agent, provider_of_source
+from tierflow.runs.report import RunReport, charge_from_ledger, report_from
+from tierflow.runs.review import recorded_review, review_command
 from tierflow.store import RunsTable, SqliteStore, leases
 from tierflow.store.runs import RunRow
 from tierflow.store.targets import describe, is_postgres
@@ -50,72 +48,6 @@ if TYPE_CHECKING:
 OnUpdate = Callable[[str, Mapping[str, Any]], None]
 # `(mode, chunk)` of LangGraph's "messages" (model tokens) and "custom" (retries) modes.
 OnStream = Callable[[str, Any], None]
-
-
-class RunFailed(TierflowError):
-    """A run stopped on an error; its last checkpoint is intact and resumable."""
-
-
-@dataclass
-class RunReport:
-    """What a run produced, read from its latest checkpoint — but the answer of a run
-    that produced one here is the one it produced in memory: a governed agent's
-    checkpoints are masked, its caller is not."""
-
-    thread: str
-    status: str
-    answer: str | None
-    objective: str
-    route: RouteDecision | None
-    routes: list[RouteDecision]
-    plan: list[PlanStep]
-    steps: list[ModelCall]
-    verdicts: list[GuardRecord]
-    usage: TokenUsage
-    cost_usd: float
-    error: str | None = None
-    tiers: list[str] = field(default_factory=list)
-    # What an interrupted run waits for: each pending review's payload.
-    review: list[Any] = field(default_factory=list)
-    # Governed runs: what the ledger says (cost_usd is then the ledger's charge).
-    billed_model_calls: int = 0
-    rerun_model_calls: int = 0  # re-run after a crash: the provider billed them twice
-    abandoned_reservations: int = 0
-    abandoned_usd: float = 0.0
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def report_from(thread: str, snapshot: StateSnapshot) -> RunReport:
-    # Read as the one state description: a key the state doesn't have is a type error.
-    values = cast(AgentState, snapshot.values)
-    calls: list[ModelCall] = list(values.get("calls", []))
-    usage = TokenUsage(
-        input_tokens=sum(c["usage"]["input_tokens"] for c in calls),
-        cached_tokens=sum(c["usage"]["cached_tokens"] for c in calls),
-        output_tokens=sum(c["usage"]["output_tokens"] for c in calls),
-        reasoning_tokens=sum(c["usage"]["reasoning_tokens"] for c in calls),
-    )
-    status = str(values.get("status", "running"))
-    if snapshot.interrupts:
-        status = "interrupted"
-    return RunReport(
-        thread=thread,
-        status=status,
-        answer=values.get("answer"),
-        objective=str(values.get("objective", "")),
-        route=values.get("route"),
-        routes=list(values.get("routes", [])),
-        plan=list(values.get("plan", [])),
-        steps=calls,
-        verdicts=list(values.get("verdicts", [])),
-        usage=usage,
-        cost_usd=sum(c["cost_usd"] for c in calls),
-        error=values.get("error"),
-        tiers=sorted({c["tier"] for c in calls}),
-        review=[item.value for item in snapshot.interrupts],
-    )
 
 
 class Runner:
@@ -251,7 +183,7 @@ class Runner:
                 _continue_after_budget(graph, config)
             snapshot = graph.get_state(config)
             if decision is None and snapshot.interrupts and self.agent.policy is not None:
-                decision = _recorded_review(self.db, thread, snapshot)
+                decision = recorded_review(self.db, thread, snapshot)
             command = review_command(thread, snapshot, decision)
             self.runs.update(thread, status="running", error=None)
             return command
@@ -391,39 +323,8 @@ def fingerprint(agent: Agent) -> str:
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
 
 
-def provider_of_source(source: str) -> str:
-    return source.split(PROVIDER_MARK, 1)[1] if PROVIDER_MARK in source else ""
-
-
-def charge_from_ledger(report: RunReport, spend: ThreadSpend) -> None:
-    """The report's cost is what the ledger charged: model calls re-run after a crash
-    (billed twice by the provider) and reservations a crash abandoned included."""
-    report.cost_usd = spend.usd
-    report.billed_model_calls = spend.settled_calls
-    report.rerun_model_calls = max(0, spend.settled_calls - len(report.steps))
-    report.abandoned_reservations = spend.abandoned_calls
-    report.abandoned_usd = spend.abandoned_usd
-
-
 def _principal_json(principal: Principal | None) -> dict[str, Any] | None:
     return None if principal is None else principal.model_dump(mode="json")
-
-
-def _recorded_review(db: str | Path, thread: str, snapshot: StateSnapshot) -> dict[str, Any] | None:
-    """The reviewer's recorded decision on every call the thread is paused on: it was
-    given, and the process died before the calls ran. None if any is undecided."""
-    call_ids = [
-        str(call.get("call_id"))
-        for item in snapshot.interrupts
-        if isinstance(item.value, Mapping) and item.value.get("kind") == "tool_review"
-        for call in item.value.get("calls", [])
-    ]
-    if len(call_ids) == 0 or any(
-        not (isinstance(i.value, Mapping) and i.value.get("kind") == "tool_review")
-        for i in snapshot.interrupts
-    ):
-        return None
-    return Reviews(db).recorded(thread, call_ids)
 
 
 def _continue_after_budget(
@@ -432,48 +333,6 @@ def _continue_after_budget(
     """A run that ended `budget_exceeded` continues with the model call it could not
     afford: back to running, as if the route had just chosen its tier again."""
     graph.update_state(config, {"status": "running", "error": None}, as_node=ROUTE)
-
-
-def review_command(
-    thread: str, snapshot: StateSnapshot, decision: Mapping[str, Any] | None
-) -> Command[Any] | None:
-    """The resume payload for a thread: None to continue, or the reviewer's decision for
-    every pending interrupt. A decision without a pause, or a pause without a decision,
-    is an error (nothing is run)."""
-    pending = snapshot.interrupts
-    if decision is None and pending:
-        raise TierflowError(
-            f"thread {thread!r} is waiting for a review ({_describe_pending(pending)}): resume "
-            "it with --approve, --reject REASON or --edit FILE"
-        )
-    if decision is None:
-        return None
-    if not pending:
-        raise TierflowError(f"thread {thread!r} is not waiting for a review; nothing to decide")
-    if len(pending) == 1:
-        return Command(resume=_seen(decision, pending[0]))
-    return Command(resume={item.id: _seen(decision, item) for item in pending})
-
-
-def _seen(decision: Mapping[str, Any], pending: Interrupt) -> dict[str, Any]:
-    """The decision, naming the held calls the reviewer was shown: a call held only
-    when the node runs again (the set grew meanwhile) is not covered by it."""
-    value = pending.value if isinstance(pending.value, Mapping) else {}
-    if value.get("kind") != "tool_review":
-        return dict(decision)
-    return {**decision, "call_ids": [str(c.get("call_id")) for c in value.get("calls", [])]}
-
-
-def _describe_pending(pending: Sequence[Interrupt]) -> str:
-    parts = []
-    for item in pending:
-        value = item.value if isinstance(item.value, Mapping) else {}
-        if value.get("kind") == "tool_review":
-            held = ", ".join(str(call.get("tool")) for call in value.get("calls", []))
-            parts.append(f"tool calls held for approval: {held}")
-        else:
-            parts.append(f"answer held by guard {value.get('guard', '?')!r}")
-    return ", ".join(parts)
 
 
 def resume_thread(

@@ -24,8 +24,11 @@ if TYPE_CHECKING:
     from tierflow.store.runs import RunRow, RunsTable
     from tierflow.store.saver import SqliteStore
 
+__all__ = ["RunRow", "RunsTable", "SqliteStore", "open", "open_sqlite"]
+
 __getattr__, __dir__ = lazy_names(
     __name__,
+    __all__,
     {
         "tierflow.store.runs": ("RunRow", "RunsTable"),
         "tierflow.store.saver": ("SqliteStore",),
@@ -54,6 +57,3 @@ def open(target: str | Path, *, create: bool = True) -> SqliteStore | PostgresSt
             f"a postgresql:// database needs tierflow[postgres] ({error.name} is missing)"
         ) from error
     return open_postgres(str(target))
-
-
-__all__ = ["RunRow", "RunsTable", "SqliteStore", "open", "open_sqlite"]

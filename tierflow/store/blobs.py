@@ -59,7 +59,7 @@ def insert_id(
     return int(conn.execute(select, key).fetchone()[0])
 
 
-def store(conn: sqlite3.Connection, blob: Blob) -> int:
+def put(conn: sqlite3.Connection, blob: Blob) -> int:
     """The id of `blob`'s row, inserting it unless an equal one is stored."""
     return insert_id(
         conn,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tierflow.errors import CheckpointError
-from tierflow.store import blobs, codec, retention
+from tierflow.store import blobs, codec, retention, writing
 from tierflow.store.saver import SqliteStore
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ def history(store: Store, thread: str) -> list[Entry]:
 
 def _sqlite_history(store: SqliteStore, thread: str) -> list[dict[str, Any]]:
     with store.transaction(write=False) as conn:
-        lane = retention.thread_row(conn, thread, "")
+        lane = writing.thread_row(conn, thread, "")
         if lane is None:
             return []
         rows = conn.execute(

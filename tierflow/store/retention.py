@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from tierflow.errors import CheckpointError
-from tierflow.store import blobs, codec
+from tierflow.store import blobs, codec, writing
 
 if TYPE_CHECKING:
     from tierflow.store.saver import SqliteStore
@@ -22,21 +22,6 @@ if TYPE_CHECKING:
 # Graphs using LangGraph's (beta) DeltaChannel rebuild values from older checkpoints'
 # writes, which pruning would delete.
 DELTA_MARK = "counters_since_delta_snapshot"
-
-
-def thread_row(
-    conn: sqlite3.Connection, thread_id: str, namespace: str, *, create: bool = False
-) -> int | None:
-    """The `threads` row of (thread id, namespace); created if asked."""
-    if create:
-        conn.execute(
-            "INSERT INTO threads (thread_id, checkpoint_ns) VALUES (?, ?) ON CONFLICT DO NOTHING",
-            (thread_id, namespace),
-        )
-    row = conn.execute(
-        "SELECT id FROM threads WHERE thread_id = ? AND checkpoint_ns = ?", (thread_id, namespace)
-    ).fetchone()
-    return int(row[0]) if row else None
 
 
 def _lanes(conn: sqlite3.Connection, thread_ids: Sequence[str] | None) -> list[tuple[int, str]]:
@@ -180,6 +165,11 @@ def collect_values(conn: sqlite3.Connection, store: SqliteStore, lane: int) -> N
     blobs.delete_ids(conn, "DELETE FROM channel_values WHERE id IN ({})", dead)
 
 
+# The named parameters of a copy's statements: the `source` and `target` namespace rows
+# and the fork point `upto` (None: copy everything).
+Names = dict[str, int | str | None]
+
+
 def copy_thread(
     conn: sqlite3.Connection,
     store: SqliteStore,
@@ -199,66 +189,88 @@ def copy_thread(
         ).fetchone()
         if upto is not None and namespace != "":
             continue
-        target_lane = thread_row(conn, target, namespace, create=True)
+        target_lane = writing.thread_row(conn, target, namespace, create=True)
         assert target_lane is not None
-        if upto is None:
-            chosen = "SELECT id FROM checkpoints WHERE thread = :source"
-        else:
-            chosen = (
-                "WITH RECURSIVE chain(id) AS ("
-                "SELECT id FROM checkpoints WHERE thread = :source AND checkpoint_id = :upto "
-                "UNION ALL SELECT c.parent FROM checkpoints c JOIN chain ON c.id = chain.id "
-                "WHERE c.parent IS NOT NULL) SELECT id FROM chain"
-            )
-        names = {"source": lane, "target": target_lane, "upto": upto}
-        copied += conn.execute(
-            "INSERT INTO checkpoints "
-            "(thread, checkpoint_id, parent, run_id, step, ts, type, payload) "
-            "SELECT :target, checkpoint_id, NULL, run_id, step, ts, type, payload FROM checkpoints "
-            f"WHERE id IN ({chosen}) ORDER BY id ON CONFLICT DO NOTHING",
-            names,
-        ).rowcount
-        conn.execute(
-            "UPDATE checkpoints SET parent = ("
-            "SELECT d.id FROM checkpoints s JOIN checkpoints sp ON sp.id = s.parent "
-            "JOIN checkpoints d ON d.thread = :target AND d.checkpoint_id = sp.checkpoint_id "
-            "WHERE s.thread = :source AND s.checkpoint_id = checkpoints.checkpoint_id) "
-            "WHERE thread = :target AND parent IS NULL",
-            names,
-        )
-        conn.execute(
-            "INSERT INTO channel_values (thread, channel, version, kind, base, prefix, segments) "
-            "SELECT :target, channel, version, kind, NULL, prefix, segments FROM channel_values "
-            "WHERE thread = :source ORDER BY id ON CONFLICT DO NOTHING",
-            names,
-        )
-        conn.execute(
-            "UPDATE channel_values SET base = ("
-            "SELECT d.id FROM channel_values s JOIN channel_values sb ON sb.id = s.base "
-            "JOIN channel_values d ON d.thread = :target AND d.channel = sb.channel "
-            "AND d.version = sb.version WHERE s.thread = :source "
-            "AND s.channel = channel_values.channel AND s.version = channel_values.version) "
-            "WHERE thread = :target AND base IS NULL",
-            names,
-        )
-        kept = f"SELECT pack_id(checkpoint_id) FROM checkpoints WHERE id IN ({chosen})"
-        conn.execute(
-            "INSERT INTO tasks (thread, checkpoint_id, task_id, task_path) "
-            "SELECT :target, checkpoint_id, task_id, task_path FROM tasks "
-            f"WHERE thread = :source AND (:upto IS NULL OR (checkpoint_id IN ({kept}) "
-            # The fork point's own writes stay behind: its tasks run again, so a fork
-            # never inherits a result (or a reviewer's decision) of its parent.
-            "AND checkpoint_id <> pack_id(:upto))) "
-            "ON CONFLICT DO NOTHING",
-            names,
-        )
-        conn.execute(
-            "INSERT INTO writes (task, idx, channel, blob) "
-            "SELECT d.id, w.idx, w.channel, w.blob FROM writes w JOIN tasks s ON s.id = w.task "
-            "JOIN tasks d ON d.thread = :target AND d.checkpoint_id = s.checkpoint_id "
-            "AND d.task_id = s.task_id WHERE s.thread = :source ON CONFLICT DO NOTHING",
-            names,
-        )
+        names: Names = {"source": lane, "target": target_lane, "upto": upto}
+        chosen = _chosen(upto)
+        copied += _copy_checkpoints(conn, names, chosen)
+        _copy_values(conn, names)
+        _copy_writes(conn, names, chosen)
         if upto is not None:
             collect_values(conn, store, target_lane)
     return copied
+
+
+def _chosen(upto: str | None) -> str:
+    """A query of the ids of the source's checkpoints to copy: all of them, or the fork
+    point `:upto` and its ancestors."""
+    if upto is None:
+        return "SELECT id FROM checkpoints WHERE thread = :source"
+    return (
+        "WITH RECURSIVE chain(id) AS ("
+        "SELECT id FROM checkpoints WHERE thread = :source AND checkpoint_id = :upto "
+        "UNION ALL SELECT c.parent FROM checkpoints c JOIN chain ON c.id = chain.id "
+        "WHERE c.parent IS NOT NULL) SELECT id FROM chain"
+    )
+
+
+def _copy_checkpoints(conn: sqlite3.Connection, names: Names, chosen: str) -> int:
+    """Copy the chosen checkpoints, each linked to its parent's copy; how many."""
+    copied = conn.execute(
+        "INSERT INTO checkpoints "
+        "(thread, checkpoint_id, parent, run_id, step, ts, type, payload) "
+        "SELECT :target, checkpoint_id, NULL, run_id, step, ts, type, payload FROM checkpoints "
+        f"WHERE id IN ({chosen}) ORDER BY id ON CONFLICT DO NOTHING",
+        names,
+    ).rowcount
+    conn.execute(
+        "UPDATE checkpoints SET parent = ("
+        "SELECT d.id FROM checkpoints s JOIN checkpoints sp ON sp.id = s.parent "
+        "JOIN checkpoints d ON d.thread = :target AND d.checkpoint_id = sp.checkpoint_id "
+        "WHERE s.thread = :source AND s.checkpoint_id = checkpoints.checkpoint_id) "
+        "WHERE thread = :target AND parent IS NULL",
+        names,
+    )
+    return copied
+
+
+def _copy_values(conn: sqlite3.Connection, names: Names) -> None:
+    """Copy every channel value, each list delta linked to its base's copy (a fork's
+    unreferenced ones are collected after)."""
+    conn.execute(
+        "INSERT INTO channel_values (thread, channel, version, kind, base, prefix, segments) "
+        "SELECT :target, channel, version, kind, NULL, prefix, segments FROM channel_values "
+        "WHERE thread = :source ORDER BY id ON CONFLICT DO NOTHING",
+        names,
+    )
+    conn.execute(
+        "UPDATE channel_values SET base = ("
+        "SELECT d.id FROM channel_values s JOIN channel_values sb ON sb.id = s.base "
+        "JOIN channel_values d ON d.thread = :target AND d.channel = sb.channel "
+        "AND d.version = sb.version WHERE s.thread = :source "
+        "AND s.channel = channel_values.channel AND s.version = channel_values.version) "
+        "WHERE thread = :target AND base IS NULL",
+        names,
+    )
+
+
+def _copy_writes(conn: sqlite3.Connection, names: Names, chosen: str) -> None:
+    """Copy the pending writes (and their tasks) of the chosen checkpoints."""
+    kept = f"SELECT pack_id(checkpoint_id) FROM checkpoints WHERE id IN ({chosen})"
+    conn.execute(
+        "INSERT INTO tasks (thread, checkpoint_id, task_id, task_path) "
+        "SELECT :target, checkpoint_id, task_id, task_path FROM tasks "
+        f"WHERE thread = :source AND (:upto IS NULL OR (checkpoint_id IN ({kept}) "
+        # The fork point's own writes stay behind: its tasks run again, so a fork
+        # never inherits a result (or a reviewer's decision) of its parent.
+        "AND checkpoint_id <> pack_id(:upto))) "
+        "ON CONFLICT DO NOTHING",
+        names,
+    )
+    conn.execute(
+        "INSERT INTO writes (task, idx, channel, blob) "
+        "SELECT d.id, w.idx, w.channel, w.blob FROM writes w JOIN tasks s ON s.id = w.task "
+        "JOIN tasks d ON d.thread = :target AND d.checkpoint_id = s.checkpoint_id "
+        "AND d.task_id = s.task_id WHERE s.thread = :source ON CONFLICT DO NOTHING",
+        names,
+    )

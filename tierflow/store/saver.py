@@ -9,6 +9,9 @@ referenced (`blobs.py`). Reading a checkpoint rebuilds exactly the values LangGr
 It is sync and async (the async methods run the sync ones in a worker thread, on the
 same connection, under the same lock), and owns its connection: use it as a context
 manager. Several processes may share one file (WAL, busy timeout, `BEGIN IMMEDIATE`).
+
+The saver keeps the locking and its in-memory hints; the SQL is in `writing.py`,
+`reading.py` and `retention.py` (deleting, pruning, copying).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from types import TracebackType
-from typing import Any, NamedTuple, Self, cast
+from typing import Any, Self
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
@@ -29,13 +32,12 @@ from langgraph.checkpoint.base import (
     Checkpoint,
     CheckpointMetadata,
     CheckpointTuple,
-    PendingWrite,
     get_checkpoint_id,
     get_serializable_checkpoint_metadata,
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from tierflow.store import blobs, codec, retention, values
+from tierflow.store import blobs, reading, retention, values, writing
 from tierflow.store.database import SqliteDatabase
 from tierflow.store.hints import Lru, Written
 from tierflow.store.threaded import AsyncInWorkerThread
@@ -43,25 +45,6 @@ from tierflow.store.values import Base, Loader
 from tierflow.testing.faults import crash_point
 
 INLINE_TEXT = 64  # characters: a string this short lives in the checkpoint row
-LIST_PAGE = 256  # checkpoints per read transaction (and per value loader) in `list`
-
-# The columns `Row` reads, from `checkpoints c`, its `threads t` and its parent `p`.
-ROW_COLUMNS = (
-    "c.id, c.thread, t.thread_id, t.checkpoint_ns, c.checkpoint_id, p.checkpoint_id, "
-    "c.ts, c.type, c.payload"
-)
-
-
-class Row(NamedTuple):
-    id: int
-    thread: int
-    thread_id: str
-    namespace: str
-    checkpoint_id: str
-    parent_id: str | None
-    ts: int | None
-    type: str
-    payload: bytes
 
 
 def _inline(value: Any) -> bool:
@@ -128,7 +111,7 @@ class SqliteStore(AsyncInWorkerThread, BaseCheckpointSaver[str]):
             number = int(str(current).split(".")[0])
         return f"{number + 1:010d}.{random.getrandbits(32):08x}"
 
-    # -- writing ---------------------------------------------------------------
+    # -- writing (writing.py holds the SQL) ------------------------------------
 
     def put(
         self,
@@ -159,38 +142,17 @@ class SqliteStore(AsyncInWorkerThread, BaseCheckpointSaver[str]):
                 if channel not in inline
             ]
             with self.transaction(write=True) as conn:
-                thread = retention.thread_row(conn, thread_id, namespace, create=True)
+                thread = writing.thread_row(conn, thread_id, namespace, create=True)
                 assert thread is not None
-                rows = {p.channel: self._store_value(conn, thread, p, writes) for p in planned}
-                parent = None
-                if parent_id is not None:
-                    found = conn.execute(
-                        "SELECT id FROM checkpoints WHERE thread = ? AND checkpoint_id = ?",
-                        (thread, parent_id),
-                    ).fetchone()
-                    parent = found[0] if found else None
-                # The parent's id is kept in the payload only when there is no row to link.
-                payload_type, payload, ts = codec.pack(
-                    self.serde, checkpoint, inline, meta, None if parent else parent_id
-                )
-                step = meta.get("step")
-                conn.execute(
-                    "INSERT INTO checkpoints "
-                    "(thread, checkpoint_id, parent, run_id, step, ts, type, payload) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT (thread, checkpoint_id) DO UPDATE SET parent = excluded.parent, "
-                    "run_id = excluded.run_id, step = excluded.step, ts = excluded.ts, "
-                    "type = excluded.type, payload = excluded.payload",
-                    (
-                        thread,
-                        checkpoint["id"],
-                        parent,
-                        meta.get("run_id"),
-                        step if isinstance(step, int) else None,
-                        ts,
-                        payload_type,
-                        payload,
-                    ),
+                rows = {p.channel: self._put_value(conn, thread, p, writes) for p in planned}
+                writing.put_checkpoint(
+                    conn,
+                    self.serde,
+                    thread,
+                    checkpoint,
+                    inline=inline,
+                    meta=meta,
+                    parent_id=parent_id,
                 )
                 crash_point("checkpoint.write")  # written, not yet committed
             for p in planned:
@@ -199,13 +161,7 @@ class SqliteStore(AsyncInWorkerThread, BaseCheckpointSaver[str]):
                     self._bases.put(
                         (thread_id, namespace, p.channel), Base(p.version, rows[p.channel], items)
                     )
-        return {
-            "configurable": {
-                "thread_id": thread_id,
-                "checkpoint_ns": namespace,
-                "checkpoint_id": checkpoint["id"],
-            }
-        }
+        return reading.checkpoint_config(thread_id, namespace, checkpoint["id"])
 
     def _plan(
         self,
@@ -222,7 +178,7 @@ class SqliteStore(AsyncInWorkerThread, BaseCheckpointSaver[str]):
         written = [w.value for w in writes or () if w.channel == channel]
         return values.plan(self.serde, channel, version, value, base=base, writes=written)
 
-    def _store_value(
+    def _put_value(
         self,
         conn: sqlite3.Connection,
         thread: int,
@@ -241,7 +197,7 @@ class SqliteStore(AsyncInWorkerThread, BaseCheckpointSaver[str]):
                 base=None,
                 writes=written,
             )
-        return values.store(conn, thread, planned)
+        return values.put(conn, thread, planned)
 
     def put_writes(
         self,
@@ -260,30 +216,18 @@ class SqliteStore(AsyncInWorkerThread, BaseCheckpointSaver[str]):
             (WRITES_IDX_MAP.get(channel, index), channel, value, blobs.encode(self.serde, value))
             for index, (channel, value) in enumerate(writes)
         ]
-        conflict = (
-            "DO UPDATE SET channel = excluded.channel, blob = excluded.blob"
-            if replace
-            else "DO NOTHING"
-        )
         with self.lock:
             with self.transaction(write=True) as conn:
-                thread = retention.thread_row(conn, thread_id, namespace, create=True)
-                task_key = (thread, codec.pack_id(checkpoint_id), codec.pack_id(task_id))
-                task = blobs.insert_id(
+                thread = writing.thread_row(conn, thread_id, namespace, create=True)
+                assert thread is not None
+                writing.put_task_writes(
                     conn,
-                    "INSERT INTO tasks (thread, checkpoint_id, task_id, task_path) "
-                    "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                    (*task_key, task_path),
-                    "SELECT id FROM tasks WHERE thread = ? AND checkpoint_id = ? AND task_id = ?",
-                    task_key,
-                )
-                conn.executemany(
-                    "INSERT INTO writes (task, idx, channel, blob) VALUES (?, ?, ?, ?) "
-                    f"ON CONFLICT (task, idx) {conflict}",
-                    [
-                        (task, idx, channel, blobs.store(conn, blob))
-                        for idx, channel, _, blob in encoded
-                    ],
+                    thread,
+                    checkpoint_id,
+                    task_id,
+                    task_path=task_path,
+                    writes=[(idx, channel, blob) for idx, channel, _, blob in encoded],
+                    replace=replace,
                 )
             key = (thread_id, namespace, checkpoint_id)
             known = {(w.task_id, w.idx): w for w in self._writes.get(key) or ()}
@@ -292,32 +236,19 @@ class SqliteStore(AsyncInWorkerThread, BaseCheckpointSaver[str]):
                     known[(task_id, idx)] = Written(task_path, task_id, idx, channel, value)
             self._writes.put(key, sorted(known.values(), key=lambda w: w[:3]))
 
-    # -- reading ---------------------------------------------------------------
+    # -- reading (reading.py holds the SQL) ------------------------------------
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         configurable = config["configurable"]
         thread_id = str(configurable["thread_id"])
         namespace = str(configurable.get("checkpoint_ns", ""))
-        checkpoint_id = get_checkpoint_id(config)
         with self.lock, self.transaction(write=False) as conn:
-            query = (
-                f"SELECT {ROW_COLUMNS} FROM checkpoints c JOIN threads t ON t.id = c.thread "
-                "LEFT JOIN checkpoints p ON p.id = c.parent "
-                "WHERE t.thread_id = ? AND t.checkpoint_ns = ?"
-            )
-            if checkpoint_id is None:
-                found_row = conn.execute(
-                    query + " ORDER BY c.checkpoint_id DESC LIMIT 1", (thread_id, namespace)
-                ).fetchone()
-            else:
-                found_row = conn.execute(
-                    query + " AND c.checkpoint_id = ?", (thread_id, namespace, checkpoint_id)
-                ).fetchone()
-            if found_row is None:
+            row = reading.checkpoint_row(conn, thread_id, namespace, get_checkpoint_id(config))
+            if row is None:
                 return None
-            row = Row(*found_row)
             loader = Loader(conn, self.serde)
-            found, list_rows = self._tuple(conn, loader, row, self._unpack(row))
+            decoded = reading.unpack(self.serde, row)
+            found, list_rows = reading.checkpoint_tuple(conn, self.serde, loader, row, decoded)
         # What a run resumes from is what its next step will extend.
         channel_values = found.checkpoint["channel_values"]
         versions = found.checkpoint["channel_versions"]
@@ -341,40 +272,15 @@ class SqliteStore(AsyncInWorkerThread, BaseCheckpointSaver[str]):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> Iterator[CheckpointTuple]:
-        where: list[str] = []
-        params: list[Any] = []
-        if config is not None:
-            configurable = config["configurable"]
-            where.append("t.thread_id = ?")
-            params.append(str(configurable["thread_id"]))
-            if configurable.get("checkpoint_ns") is not None:
-                where.append("t.checkpoint_ns = ?")
-                params.append(str(configurable["checkpoint_ns"]))
-            if (checkpoint_id := get_checkpoint_id(config)) is not None:
-                where.append("c.checkpoint_id = ?")
-                params.append(checkpoint_id)
-        if before is not None and (before_id := get_checkpoint_id(before)) is not None:
-            where.append("c.checkpoint_id < ?")
-            params.append(before_id)
+        selected = reading.list_conditions(config, before)
         remaining = limit
-        cursor: tuple[str, int] | None = None
+        after: tuple[str, int] | None = None
         loader: Loader | None = None
         seen: tuple[int, int] | None = None
         while remaining is None or remaining > 0:
-            page_where = list(where)
-            page_params = list(params)
-            if cursor is not None:
-                page_where.append("(c.checkpoint_id < ? OR (c.checkpoint_id = ? AND c.thread < ?))")
-                page_params += [cursor[0], cursor[0], cursor[1]]
-            query = (
-                f"SELECT {ROW_COLUMNS} FROM checkpoints c JOIN threads t ON t.id = c.thread "
-                "LEFT JOIN checkpoints p ON p.id = c.parent"
-                + (" WHERE " + " AND ".join(page_where) if page_where else "")
-                + " ORDER BY c.checkpoint_id DESC, c.thread DESC LIMIT ?"
-            )
-            page: list[CheckpointTuple] = []
+            page: builtins.list[CheckpointTuple] = []
             with self.lock, self.transaction(write=False) as conn:
-                rows = [Row(*r) for r in conn.execute(query, [*page_params, LIST_PAGE])]
+                rows = reading.list_page(conn, selected, after)
                 # The loader's memory of rows and blobs (by id) carries over to the next
                 # page only if nothing was committed meanwhile that could have deleted
                 # (and so freed for reuse) an id: by another connection, or by this one.
@@ -383,64 +289,18 @@ class SqliteStore(AsyncInWorkerThread, BaseCheckpointSaver[str]):
                     loader = Loader(conn, self.serde)
                 loader.conn, seen = conn, now
                 for row in rows:
-                    body = self._unpack(row)
-                    if filter and not _matches(body.metadata, filter):
+                    body = reading.unpack(self.serde, row)
+                    if filter and not reading.matches(body.metadata, filter):
                         continue
-                    page.append(self._tuple(conn, loader, row, body)[0])
+                    page.append(reading.checkpoint_tuple(conn, self.serde, loader, row, body)[0])
                     if remaining is not None and len(page) >= remaining:
                         break
             yield from page
             if remaining is not None:
                 remaining -= len(page)
-            if len(rows) < LIST_PAGE:
+            if len(rows) < reading.LIST_PAGE:
                 return
-            cursor = (rows[-1].checkpoint_id, rows[-1].thread)
-
-    def _tuple(
-        self, conn: sqlite3.Connection, loader: Loader, row: Row, decoded: codec.Body
-    ) -> tuple[CheckpointTuple, dict[str, int]]:
-        body, meta = decoded.checkpoint, decoded.metadata
-        parent_id = decoded.parent_id or row.parent_id
-        thread_id, namespace, checkpoint_id = row.thread_id, row.namespace, row.checkpoint_id
-        inline: dict[str, Any] = body["channel_values"]
-        wanted = {
-            channel: str(version)
-            for channel, version in body["channel_versions"].items()
-            if channel not in inline
-        }
-        loaded, list_rows = loader.load(row.thread, wanted)
-        checkpoint = cast(Checkpoint, {**body, "channel_values": {**inline, **loaded}})
-        return (
-            CheckpointTuple(
-                config=_config(thread_id, namespace, checkpoint_id),
-                checkpoint=checkpoint,
-                metadata=meta,
-                parent_config=_config(thread_id, namespace, parent_id) if parent_id else None,
-                pending_writes=self._pending_writes(conn, row.thread, checkpoint_id),
-            ),
-            list_rows,
-        )
-
-    def _pending_writes(
-        self, conn: sqlite3.Connection, thread: int, checkpoint_id: str
-    ) -> builtins.list[PendingWrite]:
-        rows = conn.execute(
-            "SELECT t.task_path, t.task_id, w.idx, w.channel, w.blob FROM tasks t "
-            "JOIN writes w ON w.task = t.id WHERE t.thread = ? AND t.checkpoint_id = ?",
-            (thread, codec.pack_id(checkpoint_id)),
-        ).fetchall()
-        if not rows:
-            return []
-        raw = blobs.load(conn, (row[4] for row in rows))
-        # LangGraph applies a superstep's writes in `writes_sort_key` order.
-        found = [(path, codec.unpack_id(task), idx, ch, blob) for path, task, idx, ch, blob in rows]
-        return [
-            (task_id, ch, self.serde.loads_typed(raw[blob]))
-            for _, task_id, _, ch, blob in sorted(found, key=lambda w: w[:3])
-        ]
-
-    def _unpack(self, row: Row) -> codec.Body:
-        return codec.unpack(self.serde, row.type, row.payload, row.checkpoint_id, row.ts)
+            after = (rows[-1].checkpoint_id, rows[-1].thread)
 
     # -- deleting and copying (retention.py holds the SQL) -----------------------
 
@@ -499,17 +359,3 @@ class SqliteStore(AsyncInWorkerThread, BaseCheckpointSaver[str]):
         self._deletions += 1
         self._bases.forget(thread_id)
         self._writes.forget(thread_id)
-
-
-def _config(thread_id: str, namespace: str, checkpoint_id: str) -> RunnableConfig:
-    return {
-        "configurable": {
-            "thread_id": thread_id,
-            "checkpoint_ns": namespace,
-            "checkpoint_id": checkpoint_id,
-        }
-    }
-
-
-def _matches(metadata: CheckpointMetadata, wanted: dict[str, Any]) -> bool:
-    return all(metadata.get(key) == value for key, value in wanted.items())

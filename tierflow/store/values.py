@@ -115,9 +115,9 @@ def still_stored(conn: sqlite3.Connection, thread: int, channel: str, base: Base
     return row is not None
 
 
-def store(conn: sqlite3.Connection, thread: int, planned: Planned) -> int:
+def put(conn: sqlite3.Connection, thread: int, planned: Planned) -> int:
     """Insert `planned` as the value of its version (unless stored already); its row id."""
-    segment_ids = [blobs.store(conn, blob) for blob in planned.segments]
+    segment_ids = [blobs.put(conn, blob) for blob in planned.segments]
     return blobs.insert_id(
         conn,
         "INSERT INTO channel_values (thread, channel, version, kind, base, prefix, segments) "

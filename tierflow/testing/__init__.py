@@ -21,12 +21,13 @@ if TYPE_CHECKING:
     from tierflow.testing.replies import Fault, Reply, Usage
     from tierflow.testing.server import OpenAIServer, RecordedRequest
 
+__all__ = ["Fault", "OpenAIServer", "RecordedRequest", "Reply", "Usage"]
+
 __getattr__, __dir__ = lazy_names(
     __name__,
+    __all__,
     {
         "tierflow.testing.replies": ("Fault", "Reply", "Usage"),
         "tierflow.testing.server": ("OpenAIServer", "RecordedRequest"),
     },
 )
-
-__all__ = ["Fault", "OpenAIServer", "RecordedRequest", "Reply", "Usage"]

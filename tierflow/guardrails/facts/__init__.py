@@ -11,6 +11,8 @@ from tierflow.foundation.lazy import lazy_names
 if TYPE_CHECKING:
     from tierflow.guardrails.facts.guard import FactsGuard
 
-__getattr__, __dir__ = lazy_names(__name__, {"tierflow.guardrails.facts.guard": ("FactsGuard",)})
-
 __all__ = ["FactsGuard"]
+
+__getattr__, __dir__ = lazy_names(
+    __name__, __all__, {"tierflow.guardrails.facts.guard": ("FactsGuard",)}
+)

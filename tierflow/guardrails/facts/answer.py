@@ -23,10 +23,11 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
-from tierflow.guardrails.facts.values import CENT, Amount, to_cents
+from tierflow.guardrails.facts.values import Amount, cents_of, to_cents
+from tierflow.guardrails.json_validation import field_path
 from tierflow.guardrails.normalize import normalize
 
 _MAX_DEPTH = 50
@@ -95,7 +96,7 @@ def _walk(
     if depth > _MAX_DEPTH:
         return
     key = next((str(p) for p in reversed(path) if isinstance(p, str)), "")
-    where = _path(path)
+    where = field_path(path, root="")
     if isinstance(value, Mapping):
         _walk_record(value, path, answer, owners=owners, currency=currency, depth=depth)
     elif isinstance(value, list):
@@ -116,7 +117,7 @@ def _walk(
     elif isinstance(value, int) and _is_id_key(key):
         answer.ids.append((where, str(value)))
     elif isinstance(value, int | float) and _is_money(key):
-        _add_amount(answer, where, _cents(value), _currency(key, currency), owners)
+        _add_amount(answer, where, cents_of(value), _currency(key, currency), owners)
 
 
 def _add_amount(
@@ -148,7 +149,7 @@ def _walk_record(
     quantity = next((record[k] for k in _QUANTITY_KEYS if isinstance(record.get(k), int)), None)
     if name is not None and quantity is not None and not isinstance(quantity, bool):
         item = (" ".join(normalize(name).split()).lower(), quantity)
-        answer.items.append(JsonValue(_path(path), item, owners))
+        answer.items.append(JsonValue(field_path(path, root=""), item, owners))
     for key, child in record.items():
         _walk(child, (*path, str(key)), answer, owners=owners, currency=currency, depth=depth + 1)
 
@@ -177,17 +178,3 @@ def _is_money(key: str) -> bool:
 def _currency(key: str, declared: str | None) -> str | None:
     named = [_CURRENCIES[w] for w in _words(key) if w in _CURRENCIES]
     return named[0] if named else declared
-
-
-def _cents(number: float) -> Decimal | None:
-    try:
-        return Decimal(str(number)).quantize(CENT)
-    except InvalidOperation:  # inf, nan, too large to quantize
-        return None
-
-
-def _path(parts: tuple[str | int, ...]) -> str:
-    text = ""
-    for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
-    return text

@@ -10,7 +10,7 @@ a claim, so it can't be wrong. That is the guard's bias: a missed hallucination 
 possible, a false alarm on an honest answer should not be.
 
 The text is normalised first (`normalize`); a JSON answer is read field by field
-(`facts_answer`).
+(`answer`).
 """
 
 from __future__ import annotations

@@ -2,12 +2,12 @@
 
 The sources are a fixed knowledge base (declared key facts and documents) and the run's
 own observations — the tool results in `context["messages"]`, JSON or text. The claims
-are the values `facts_claims` finds (ids, codes, amounts, dates, quantities, optionally
+are the values `claims` finds (ids, codes, amounts, dates, quantities, optionally
 durations) plus the declared key facts: a sentence that names a key ("return window")
 and then gives a value of the key's kind ("14 days") must give the declared value.
 
 Everything is read normalised (`normalize`: NFKC, invisible characters removed), and a
-JSON answer field by field (`facts_answer`), so a claim is found in the usual surface
+JSON answer field by field (`answer`), so a claim is found in the usual surface
 forms ("three hundred fifty-nine dollars", "359$", "order no. 1,042", "ORD1042"; the list
 is in docs/guardrails.md).
 
@@ -47,6 +47,8 @@ from tierflow.guardrails.facts.values import (
     show_duration,
 )
 from tierflow.guardrails.normalize import normalize
+from tierflow.guardrails.phrases import phrase_pattern
+from tierflow.guardrails.reasons import Problems
 
 CLAIM_KINDS = ("ids", "codes", "amounts", "dates", "quantities", "facts", "durations")
 # Durations are off by default: answers derive them ("delivered 3 days ago") too often.
@@ -111,7 +113,9 @@ class FactsGuard(GuardrailBase):
             read_source(label, text) for label, text in self.documents.items()
         ]
         self._key_patterns = [
-            (keys, value, _phrase(keys)) for keys, value in self.knowledge.items()
+            (keys, value, pattern)
+            for keys, value in self.knowledge.items()
+            if (pattern := phrase_pattern(keys)) is not None
         ]
 
     def check(self, candidate: str, context: Mapping[str, Any] | None = None) -> Verdict:
@@ -186,19 +190,19 @@ class FactsGuard(GuardrailBase):
         return claims
 
     def _key_fact_problems(self, segments: list[Segment]) -> tuple[list[str], int]:
-        problems: list[str] = []
+        problems = Problems()
         checked = 0
         for keys, declared, pattern in self._key_patterns:
             for segment in segments:
                 for mention in pattern.finditer(segment.text):
                     rest = self._until_next_key(segment.text, mention.end(), pattern)
-                    verdict = _compare_fact(declared, rest)
-                    if verdict is None:
+                    wrong = _compare_fact(declared, rest)
+                    if wrong is None:
                         continue  # the sentence names the key but gives no value of its kind
                     checked += 1
-                    if verdict:
-                        problems.append(f"{keys[0]!r} is {declared} ({KNOWLEDGE}), not {verdict}")
-        return list(dict.fromkeys(problems)), checked
+                    if wrong:
+                        problems.add(f"{keys[0]!r} is {declared} ({KNOWLEDGE}), not {wrong}")
+        return problems, checked
 
     def _until_next_key(self, text: str, start: int, own: re.Pattern[str]) -> str:
         """The text after a key mention, up to another declared key's mention."""
@@ -223,11 +227,6 @@ class FactsGuard(GuardrailBase):
                 else {}
             ),
         }
-
-
-def _phrase(keys: tuple[str, ...]) -> re.Pattern[str]:
-    bodies = [r"\s+".join(re.escape(word) for word in key.split()) for key in keys if key.split()]
-    return re.compile(rf"(?<!\w)(?:{'|'.join(bodies)})(?!\w)", re.IGNORECASE)
 
 
 def _compare_fact(declared: str, text: str) -> str | None:

@@ -14,21 +14,21 @@ import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any, Generic, TypeVar
 
 from tierflow.guardrails.facts.values import (
-    CENT,
     DIGITS,
     Amount,
     DateValue,
     Duration,
+    cents_of,
     find_amounts,
     find_codes,
     find_dates,
     find_durations,
 )
+from tierflow.guardrails.json_validation import field_path
 from tierflow.guardrails.normalize import normalize
 
 _DIGIT = re.compile(r"\d")
@@ -130,10 +130,10 @@ class SourceFacts:
         """A line total (quantity times unit price) is a fact the source implies."""
         for key, price in record.items():
             if isinstance(key, str) and "price" in key.lower() and _is_number(price):
-                total = _cents(price * quantity)
+                total = cents_of(price * quantity)
                 if total is not None:
                     note = f"{quantity} × {key}, {name}"
-                    where = Where(self.label, _path(path), owners, note, derived=True)
+                    where = self._where(path, owners, note, derived=True)
                     self.amounts.append(Found(Amount(total, _currency(key)), where))
 
     def _read_number(
@@ -145,13 +145,20 @@ class SourceFacts:
             if _ID_KEY.search(key):
                 self.ids.append(Found(str(number), self._where(path, owners)))
         if _MONEY_KEY.search(key) and not _ID_KEY.search(key):
-            cents = _cents(number)
+            cents = cents_of(number)
             if cents is not None:
                 where = self._where(path, owners, item)
                 self.amounts.append(Found(Amount(cents, _currency(key)), where))
 
-    def _where(self, path: tuple[str | int, ...], owners: frozenset[str], note: str = "") -> Where:
-        return Where(self.label, _path(path), owners, note)
+    def _where(
+        self,
+        path: tuple[str | int, ...],
+        owners: frozenset[str],
+        note: str = "",
+        *,
+        derived: bool = False,
+    ) -> Where:
+        return Where(self.label, field_path(path, root=""), owners, note, derived)
 
 
 @lru_cache(maxsize=1024)
@@ -207,13 +214,6 @@ def _text(content: Any) -> str:
     return "" if content is None else str(content)
 
 
-def _path(parts: tuple[str | int, ...]) -> str:
-    text = ""
-    for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
-    return text
-
-
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -224,13 +224,6 @@ def _is_number(value: Any) -> bool:
 
 def _is_id(value: Any) -> bool:
     return _is_int(value) or (isinstance(value, str) and 0 < len(value) <= 64)
-
-
-def _cents(number: float) -> Decimal | None:
-    try:
-        return Decimal(str(number)).quantize(CENT)
-    except InvalidOperation:  # inf, nan
-        return None
 
 
 def _currency(key: str) -> str | None:

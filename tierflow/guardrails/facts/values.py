@@ -83,6 +83,14 @@ def to_cents(number: str) -> Decimal | None:
         return None
 
 
+def cents_of(number: float) -> Decimal | None:
+    """A JSON number to the cent; None for inf, nan or one too large to quantize."""
+    try:
+        return Decimal(str(number)).quantize(CENT)
+    except InvalidOperation:
+        return None
+
+
 def find_amounts(text: str) -> Iterator[tuple[Amount, int, int]]:
     """Every money amount written with a currency — a symbol, a code or a word, before or
     after the number, in digits or English number words — and its span."""

@@ -11,6 +11,8 @@ from tierflow.foundation.lazy import lazy_names
 if TYPE_CHECKING:
     from tierflow.guardrails.pii.guard import PiiGuard
 
-__getattr__, __dir__ = lazy_names(__name__, {"tierflow.guardrails.pii.guard": ("PiiGuard",)})
-
 __all__ = ["PiiGuard"]
+
+__getattr__, __dir__ = lazy_names(
+    __name__, __all__, {"tierflow.guardrails.pii.guard": ("PiiGuard",)}
+)

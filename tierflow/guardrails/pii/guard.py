@@ -1,6 +1,6 @@
 """Policy / PII guard: personal data, banned phrases and topics, and a maximum length.
 
-Detection is deterministic (`pii_detectors`: patterns with checksums) and runs on the
+Detection is deterministic (`detectors`: patterns with checksums) and runs on the
 normalised text (`normalize`: NFKC, invisible characters removed), so an address with a
 fullwidth at sign or a card number with zero-width spaces between its digits is found;
 the masks go on the original text's spans. The verdict never repeats the personal data
@@ -12,13 +12,14 @@ the maximum length, so `on_fail="fix"` can send it on.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from tierflow.guardrails.base import GuardrailBase, OnFail, Verdict
+from tierflow.guardrails.json_validation import is_json
 from tierflow.guardrails.normalize import Normalized, normalize, normalized
+from tierflow.guardrails.phrases import phrase_pattern
 from tierflow.guardrails.pii.detectors import DETECTORS, LABELS, Finding, non_overlapping
 
 PII_KINDS: tuple[str, ...] = tuple(DETECTORS)
@@ -76,10 +77,9 @@ class PiiGuard(GuardrailBase):
             for topic, keywords in (banned_topics or {}).items()
         }
         self.max_chars = max_chars
-        # One alternation per check, so a long list costs one scan of the text.
-        self._phrases = _phrase_pattern(self.banned_phrases)
+        self._phrases = phrase_pattern(self.banned_phrases)
         self._topic_of = {_normal(k): t for t, ks in self.banned_topics.items() for k in ks}
-        self._topics = _phrase_pattern(list(self._topic_of))
+        self._topics = phrase_pattern(self._topic_of)
 
     def check(self, candidate: str, context: Mapping[str, Any] | None = None) -> Verdict:
         text = normalized(candidate)
@@ -127,7 +127,7 @@ class PiiGuard(GuardrailBase):
             if any(found):
                 return None  # masking keeps making new findings: no safe repair
         fixed = self._shorten(fixed)
-        if _is_json(candidate) and not _is_json(fixed):
+        if is_json(candidate) and not is_json(fixed):
             return None  # masking or cutting broke the JSON: no safe repair
         return fixed
 
@@ -160,14 +160,6 @@ class PiiGuard(GuardrailBase):
         }
 
 
-def _phrase_pattern(phrases: Iterable[str]) -> re.Pattern[str] | None:
-    parts = []
-    for phrase in sorted(set(phrases), key=len, reverse=True):  # longest first
-        body = r"\s+".join(re.escape(word) for word in phrase.split())
-        parts.append(rf"(?<!\w){body}(?!\w)")
-    return re.compile("|".join(parts), re.IGNORECASE) if parts else None
-
-
 def _matches(pattern: re.Pattern[str] | None, text: str) -> list[re.Match[str]]:
     return list(pattern.finditer(text)) if pattern is not None else []
 
@@ -190,11 +182,3 @@ def _mask(text: str, spans: list[tuple[int, int, str]]) -> str:
         position = end
     out.append(text[position:])
     return "".join(out)
-
-
-def _is_json(text: str) -> bool:
-    try:
-        json.loads(text)
-    except (ValueError, RecursionError):
-        return False
-    return True

@@ -11,6 +11,8 @@ from tierflow.foundation.lazy import lazy_names
 if TYPE_CHECKING:
     from tierflow.guardrails.sql.guard import SqlGuard
 
-__getattr__, __dir__ = lazy_names(__name__, {"tierflow.guardrails.sql.guard": ("SqlGuard",)})
-
 __all__ = ["SqlGuard"]
+
+__getattr__, __dir__ = lazy_names(
+    __name__, __all__, {"tierflow.guardrails.sql.guard": ("SqlGuard",)}
+)

@@ -18,6 +18,8 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel, SqlglotError
 
+from tierflow.guardrails.reasons import clip
+
 # Read-only, side-effect-free functions an analyst needs. Anything else — pg_sleep,
 # sleep, benchmark, load_extension, readfile, writefile, randomblob, sqlite_version … —
 # is refused unless the guard is given its own list.
@@ -75,8 +77,7 @@ def function_label(node: exp.Func, dialect: str) -> str:
     call = _CALL.match(rendered)
     if call:
         return call.group(1).upper()
-    shown = rendered if len(rendered) <= 40 else rendered[:39] + "…"
-    return f"{node.key.upper()} (in `{shown}`)"
+    return f"{node.key.upper()} (in `{clip(rendered, 40)}`)"
 
 
 @lru_cache(maxsize=64)

@@ -11,16 +11,16 @@ never on the text, so comments, case, quoting and whitespace can't hide anything
    ATTACH, transaction control, `SELECT … INTO` or a locking read (`FOR UPDATE`);
 3. only declared tables and columns, every name resolved the way the database would,
    whatever hidden columns exist: no `*` over a table, no alias a hidden column could
-   shadow, no unqualified correlated name, no NATURAL JOIN (see `sql_scope`);
-4. only allowlisted functions (`sql_functions`), with bounded arguments and values;
-   recursive CTEs only if allowed, and then bounded (`sql_bounds`);
+   shadow, no unqualified correlated name, no NATURAL JOIN (see `scope`);
+4. only allowlisted functions (`functions`), with bounded arguments and values;
+   recursive CTEs only if allowed, and then bounded (`bounds`);
 5. a row limit: the outermost query has `LIMIT n` with a literal `n <= max_rows`;
 6. for SQLite, SQLite itself prepares the query against the declared schema alone
-   (`sql_sqlite`), so a text the two parsers read differently can't slip through.
+   (`sqlite`), so a text the two parsers read differently can't slip through.
 
 A repair (`fixed`) is offered only if it passes all of this: the row limit added or
 lowered, and with `on_fail="fix"` the query rewritten against the declared schema
-(`sql_rewrite`). Anything sqlglot can't parse fails: the guard never accepts what it
+(`rewrite`). Anything sqlglot can't parse fails: the guard never accepts what it
 doesn't understand.
 """
 
@@ -35,7 +35,8 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
 from tierflow.guardrails.base import GuardrailBase, OnFail, Verdict
-from tierflow.guardrails.sql.bounds import MAX_RECURSION_ROWS, BoundsCheck
+from tierflow.guardrails.reasons import Problems, clip
+from tierflow.guardrails.sql.bounds import BoundsCheck
 from tierflow.guardrails.sql.functions import (
     ALWAYS_ALLOWED,
     DEFAULT_FUNCTIONS,
@@ -43,8 +44,11 @@ from tierflow.guardrails.sql.functions import (
     function_key,
     function_label,
 )
+from tierflow.guardrails.sql.literals import limit_count, literal_int
+from tierflow.guardrails.sql.recursion import MAX_RECURSION_ROWS
 from tierflow.guardrails.sql.rewrite import bound_recursion, rewrite_declared
-from tierflow.guardrails.sql.scope import PSEUDO_COLUMNS, ScopeCheck
+from tierflow.guardrails.sql.scope import ScopeCheck
+from tierflow.guardrails.sql.sources import PSEUDO_COLUMNS
 from tierflow.guardrails.sql.sqlite import DeclaredDatabase
 
 # Statements and clauses that write, change the schema or the session, or lock rows.
@@ -92,13 +96,14 @@ _DEFAULT_DATABASES: Mapping[str, frozenset[str]] = {
 }
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 class SqlGuard(GuardrailBase):
     """Gate SQL written by the model before it runs.
 
     `schema` maps each table to its columns. `allowed_functions` replaces the default
-    allowlist (`sql_functions.DEFAULT_FUNCTIONS`); `max_rows=None` drops the row limit.
+    allowlist (`functions.DEFAULT_FUNCTIONS`); `max_rows=None` drops the row limit.
     `databases` are the prefixes a table may carry (`main.orders`); by default `main` for
     SQLite, `public` for Postgres.
     """
@@ -179,7 +184,7 @@ class SqlGuard(GuardrailBase):
             _mark_self_references(root)
         problems = self._read_only_problems(root)
         if problems:  # a write can't be checked any further, nor repaired
-            return Verdict(ok=False, reason=_join(problems))
+            return Verdict(ok=False, reason="; ".join(problems))
         assert isinstance(root, exp.Query)
         scopes = ScopeCheck(
             self.columns,
@@ -201,7 +206,7 @@ class SqlGuard(GuardrailBase):
                     reason=f"SQLite can't prepare the query on the declared schema ({refused})",
                 )
             return Verdict(ok=True, reason=self._passed(root))
-        reason = _join([*problems, *([limit_problem] if limit_problem else [])])
+        reason = "; ".join([*problems, *([limit_problem] if limit_problem else [])])
         fixed = self._repair(root, only_limit=not problems) if repair else None
         return Verdict(ok=False, reason=reason, fixed=fixed)
 
@@ -239,45 +244,35 @@ class SqlGuard(GuardrailBase):
         if not isinstance(root, exp.Query):
             statement = _forbidden(root) or type(root).__name__.upper()
             return [f"only a read-only SELECT query is allowed, not {statement}"]
-        problems: list[str] = []
+        problems = Problems()
         for node in root.walk():
             what = _forbidden(node)
             if what is not None:
                 where = "" if node is root else " (inside the query)"
-                problem = f"only read-only queries are allowed: {what}{where} is forbidden"
-                if problem not in problems:
-                    problems.append(problem)
+                problems.add(f"only read-only queries are allowed: {what}{where} is forbidden")
             recursive = isinstance(node, exp.With) and node.args.get("recursive")
             if recursive and not self.allow_recursive:
-                problems.append("recursive CTEs (WITH RECURSIVE) are not allowed")
+                problems.add("recursive CTEs (WITH RECURSIVE) are not allowed")
         return problems
 
     def _function_problems(self, root: exp.Expr) -> list[str]:
-        problems: list[str] = []
+        problems = Problems()
         for node in root.find_all(exp.Func):
             if isinstance(node, ALWAYS_ALLOWED) or function_key(node) in self._function_keys:
                 continue
-            label = function_label(node, self.dialect)
-            problem = (
-                f"function {label} is not allowed; use only these functions: "
-                f"{', '.join(sorted(self.functions))}"
+            problems.add(
+                f"function {function_label(node, self.dialect)} is not allowed; use only "
+                f"these functions: {', '.join(sorted(self.functions))}"
             )
-            if problem not in problems:
-                problems.append(problem)
         return problems
 
     def _limit_problem(self, root: exp.Query) -> str | None:
         if self.max_rows is None:
             return None
-        limit = root.args.get("limit")
-        count: exp.Expr | None = None
-        if isinstance(limit, exp.Limit):
-            count = limit.expression
-        elif isinstance(limit, exp.Fetch):
-            count = limit.args.get("count")
+        count = limit_count(root)
         if count is None:
             return f"the query has no LIMIT: add LIMIT {self.max_rows} (the most rows allowed)"
-        rows = _literal_int(count)
+        rows = literal_int(count)
         if rows is None or rows < 0:
             return (
                 f"LIMIT {count.sql(dialect=self.dialect)} is not a row count: use LIMIT "
@@ -332,23 +327,7 @@ def _statement_kind(statement: exp.Expr) -> str:
     return _forbidden(statement) or type(statement).__name__.upper()
 
 
-def _literal_int(node: exp.Expr) -> int | None:
-    if isinstance(node, exp.Literal) and not node.is_string:
-        try:
-            return int(node.this)
-        except ValueError:
-            return None
-    if isinstance(node, exp.Neg):
-        inner = _literal_int(node.this)
-        return None if inner is None else -inner
-    return None
-
-
-def _join(problems: list[str]) -> str:
-    return "; ".join(problems)
-
-
 def _short(error: BaseException) -> str:
     # sqlglot's parse errors underline the token with ANSI escapes; keep the first line.
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip().splitlines()
-    return (text[0] if text else type(error).__name__)[:200]
+    lines = _ANSI.sub("", str(error)).strip().splitlines()
+    return clip(lines[0] if lines else type(error).__name__, 200)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from tierflow.errors import TierflowError
+from tierflow.errors import RoutingDataError
 
 WEAK = "weak_correct"
 STRONG = "strong_correct"
@@ -27,10 +27,6 @@ CHARS_PER_TOKEN = 4
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
-
-
-class RoutingDataError(TierflowError):
-    """A labelled routing file can't be used (missing column, bad label, no rows…)."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,86 @@
+"""What a run produced: its report, read from the thread's latest checkpoint and, for a
+governed run, charged from the budget ledger."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, cast
+
+from langgraph.types import StateSnapshot
+
+from tierflow.governance.budget import ThreadSpend
+from tierflow.models.price import TokenUsage
+from tierflow.nodes.state import AgentState, GuardRecord, ModelCall, PlanStep
+from tierflow.routing.router import RouteDecision
+
+
+@dataclass
+class RunReport:
+    """What a run produced, read from its latest checkpoint — but the answer of a run
+    that produced one here is the one it produced in memory: a governed agent's
+    checkpoints are masked, its caller is not."""
+
+    thread: str
+    status: str
+    answer: str | None
+    objective: str
+    route: RouteDecision | None
+    routes: list[RouteDecision]
+    plan: list[PlanStep]
+    steps: list[ModelCall]
+    verdicts: list[GuardRecord]
+    usage: TokenUsage
+    cost_usd: float
+    error: str | None = None
+    tiers: list[str] = field(default_factory=list)
+    # What an interrupted run waits for: each pending review's payload.
+    review: list[Any] = field(default_factory=list)
+    # Governed runs: what the ledger says (cost_usd is then the ledger's charge).
+    billed_model_calls: int = 0
+    rerun_model_calls: int = 0  # re-run after a crash: the provider billed them twice
+    abandoned_reservations: int = 0
+    abandoned_usd: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def report_from(thread: str, snapshot: StateSnapshot) -> RunReport:
+    # Read as the one state description: a key the state doesn't have is a type error.
+    values = cast(AgentState, snapshot.values)
+    calls: list[ModelCall] = list(values.get("calls", []))
+    usage = TokenUsage(
+        input_tokens=sum(c["usage"]["input_tokens"] for c in calls),
+        cached_tokens=sum(c["usage"]["cached_tokens"] for c in calls),
+        output_tokens=sum(c["usage"]["output_tokens"] for c in calls),
+        reasoning_tokens=sum(c["usage"]["reasoning_tokens"] for c in calls),
+    )
+    status = str(values.get("status", "running"))
+    if snapshot.interrupts:
+        status = "interrupted"
+    return RunReport(
+        thread=thread,
+        status=status,
+        answer=values.get("answer"),
+        objective=str(values.get("objective", "")),
+        route=values.get("route"),
+        routes=list(values.get("routes", [])),
+        plan=list(values.get("plan", [])),
+        steps=calls,
+        verdicts=list(values.get("verdicts", [])),
+        usage=usage,
+        cost_usd=sum(c["cost_usd"] for c in calls),
+        error=values.get("error"),
+        tiers=sorted({c["tier"] for c in calls}),
+        review=[item.value for item in snapshot.interrupts],
+    )
+
+
+def charge_from_ledger(report: RunReport, spend: ThreadSpend) -> None:
+    """The report's cost is what the ledger charged: model calls re-run after a crash
+    (billed twice by the provider) and reservations a crash abandoned included."""
+    report.cost_usd = spend.usd
+    report.billed_model_calls = spend.settled_calls
+    report.rerun_model_calls = max(0, spend.settled_calls - len(report.steps))
+    report.abandoned_reservations = spend.abandoned_calls
+    report.abandoned_usd = spend.abandoned_usd
