@@ -186,7 +186,15 @@ def test_demo_runs_every_scenario_and_prints_the_cost_table(
     assert "guard:facts fail: 1 claim not backed by the sources: amount $359.00" in text
     assert "Blocked before running: the 'sql' check rejected argument 'query'" in text
     assert "run_sql: [[14]]" in text  # the guard's fix added a LIMIT and it ran
-    assert "cost per tier" in text and "all on reasoning" in text
+    assert "cost per tier" in text and "routed vs one tier for everything" in text
+    assert "vs reasoning" in text and "on reasoning" in text
+    assert "One tier for everything" in text
+    # The README quotes these: routed 30 % below all-reasoning, 16 % of the input cached,
+    # 193 reasoning tokens per call observed on the reasoning tier.
+    cells = " ".join(text.replace("│", " ").split())
+    assert "total 0.06791 0.04350 0.09656 −30%" in cells
+    assert "total 20 21,302 3,456 (16%)" in cells
+    assert "add the 193 reasoning tokens per call" in text
     runs = json.loads(cli("runs", "--db", db, "--json").out)
     assert [r["status"] for r in runs] == ["done"] * 7
     audited = json.loads(cli("audit", "--db", db, "--json").out)

@@ -24,7 +24,7 @@ from langchain_core.messages import AIMessageChunk, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from rich.console import Console
 
-from tierflow.cli.console import cost_table
+from tierflow.cli.costs import tier_table
 from tierflow.models import Price
 from tierflow.runs.load import load_agent
 from tierflow.store import open_sqlite
@@ -156,15 +156,15 @@ def test_runs_end_to_end_without_streaming(server: OpenAIServer, cli: Cli, tmp_p
 
     # The cost table shows the same numbers.
     console = Console(record=True, width=200, file=io.StringIO())
-    console.print(cost_table(steps, {"fast": FAST, "reasoning": REASONING}, baseline="reasoning"))
+    console.print(tier_table(steps, {"fast": FAST, "reasoning": REASONING}))
     rows = {
         cells[0]: cells[1:]
         for line in console.export_text().splitlines()
         if len(cells := [c.strip() for c in line.split("│") if c.strip()]) == 7
     }
-    assert rows["fast"] == ["2", "3,250", "1,024", "140", "0", "0.00608"]
-    assert rows["reasoning"] == ["3", "5,250", "2,048", "1,070", "830", "0.02094"]
-    assert rows["total"] == ["5", "8,500", "3,072", "1,210", "830", "0.02703"]
+    assert rows["fast"] == ["2", "3,250", "1,024 (32%)", "140", "0", "0.00608"]
+    assert rows["reasoning"] == ["3", "5,250", "2,048 (39%)", "1,070", "830", "0.02094"]
+    assert rows["total"] == ["5", "8,500", "3,072 (36%)", "1,210", "830", "0.02703"]
 
     # The runs table agrees, and the key is nowhere in the database.
     listed = {r["thread"]: r for r in json.loads(cli("runs", "--db", db, "--json").out)}

@@ -16,7 +16,6 @@ from tierflow.graphs.names import ACT, GUARD_PREFIX, MODEL_PREFIX, ROUTE, displa
 from tierflow.nodes.remind import STATUS_MARK
 
 if TYPE_CHECKING:
-    from tierflow.models.price import Price
     from tierflow.nodes.state import ModelCall
     from tierflow.runs.report import RunReport
     from tierflow.store.runs import RunRow
@@ -193,53 +192,3 @@ def runs_table(rows: Sequence[RunRow]) -> Table:
             short(row["request"], 48),
         )
     return table
-
-
-def cost_table(calls: Sequence[ModelCall], prices: Mapping[str, Price], baseline: str) -> Table:
-    """Cost per tier, and what the same token counts would have cost on `baseline`."""
-    table = Table(title="cost per tier")
-    for column in ("tier", "calls", "input", "cached", "output", "reasoning", "cost $"):
-        table.add_column(column, justify="left" if column == "tier" else "right")
-    totals = {"calls": 0, "input": 0, "cached": 0, "output": 0, "reasoning": 0, "cost": 0.0}
-    for tier in prices:
-        mine = [c for c in calls if c["tier"] == tier]
-        row = {
-            "calls": len(mine),
-            "input": sum(c["usage"]["input_tokens"] for c in mine),
-            "cached": sum(c["usage"]["cached_tokens"] for c in mine),
-            "output": sum(c["usage"]["output_tokens"] for c in mine),
-            "reasoning": sum(c["usage"]["reasoning_tokens"] for c in mine),
-            "cost": sum(c["cost_usd"] for c in mine),
-        }
-        for key, value in row.items():
-            totals[key] += value
-        table.add_row(tier, *_cells(row))
-    table.add_row("[bold]total[/]", *_cells(totals), end_section=True)
-    # Priced on the baseline tier with the same tokens, and — since a reasoning model
-    # also reasons on easy requests — with its observed reasoning tokens per call added.
-    same_tokens = sum(prices[baseline].cost(c["usage"]) for c in calls)
-    on_baseline = [c for c in calls if c["tier"] == baseline]
-    per_call = sum(c["usage"]["reasoning_tokens"] for c in on_baseline) / max(1, len(on_baseline))
-    extra = sum(per_call for c in calls if c["tier"] != baseline) * prices[baseline].output / 1e6
-    table.add_row(f"all on {baseline}", "", "", "", "", "", f"{same_tokens:.5f}")
-    table.add_row(
-        f"  + {per_call:,.0f} reasoning/call",
-        "",
-        "",
-        "",
-        "",
-        "",
-        f"{same_tokens + extra:.5f}",
-    )
-    return table
-
-
-def _cells(row: Mapping[str, float]) -> list[str]:
-    return [
-        f"{int(row['calls'])}",
-        f"{int(row['input']):,}",
-        f"{int(row['cached']):,}",
-        f"{int(row['output']):,}",
-        f"{int(row['reasoning']):,}",
-        f"{row['cost']:.5f}",
-    ]

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 import tierflow
 from tierflow.cli.exits import RunCancelled, error_line, exit_code, status_of
@@ -29,6 +30,7 @@ from tierflow.store.targets import is_postgres
 # A command imports what it runs (LangGraph, the stores, the printers) when it runs:
 # `tierflow --help` and a usage error stay fast.
 if TYPE_CHECKING:
+    from tierflow.models.price import Price
     from tierflow.nodes.state import ModelCall
     from tierflow.runs.report import RunReport
 
@@ -245,7 +247,7 @@ def review_decision(approve: bool, reject: str | None, edit: Path | None) -> dic
 
 def demo(db: DbOption = DEFAULT_DB) -> None:
     """Run the support_desk example's scenarios offline and print what they cost."""
-    from tierflow.cli.console import StepPrinter, cost_table, print_report, print_review
+    from tierflow.cli.console import StepPrinter, print_report, print_review
     from tierflow.governance.limits import Capacity
     from tierflow.runs.runner import Runner
 
@@ -260,7 +262,7 @@ def demo(db: DbOption = DEFAULT_DB) -> None:
     principals: dict[str, Any] = getattr(module, "DEMO_PRINCIPALS", {})
     batch = uuid.uuid4().hex[:6]
     capacity = Capacity(agent.policy.limits) if agent.policy is not None else None
-    calls: list[ModelCall] = []
+    ran: list[tuple[str, list[ModelCall]]] = []
     for number, (title, request) in enumerate(requests, start=1):
         out.rule(f"[bold]{number}. {title}")
         principal = principals.get(title)
@@ -282,15 +284,33 @@ def demo(db: DbOption = DEFAULT_DB) -> None:
             out.print("  [bold]reviewer:[/] approve")
             report = runner.resume(thread, {"action": "approve"})
         print_report(out, report)
-        calls += report.steps
+        ran.append((title, list(report.steps)))
     out.rule()
-    prices = {tier.name: tier.price for tier in agent.tiers}
-    out.print(cost_table(calls, prices, baseline=agent.tiers[-1].name))
-    sources = sorted({c["usage_source"] for c in calls})
+    print_demo_costs(ran, {tier.name: tier.price for tier in agent.tiers})
+    sources = sorted({c["usage_source"] for _, calls in ran for c in calls})
     out.print(
         f"[dim]Offline replay: token counts are {', '.join(sources)} by the scripted model, "
         f"priced at the tiers' real prices. Runs are in {db} (`tierflow runs`).[/]"
     )
+
+
+def print_demo_costs(ran: list[tuple[str, list[ModelCall]]], prices: dict[str, Price]) -> None:
+    """Cost per tier, then each request routed vs one tier for everything."""
+    from tierflow.cli.costs import (
+        assumptions,
+        comparison_table,
+        costlier,
+        request_costs,
+        tier_table,
+    )
+
+    calls = [call for _, mine in ran for call in mine]
+    fast, strong = next(iter(prices)), list(prices)[-1]
+    costs = request_costs(ran, prices)
+    out.print(tier_table(calls, prices))
+    out.print(comparison_table(costs, fast, strong))
+    for line in [*costlier(costs, strong, prices), *assumptions(calls, prices)]:
+        out.print(f"[dim]{escape(line)}[/]")
 
 
 def _module_of(agent: Any) -> str:

@@ -25,18 +25,49 @@ out = Console(highlight=False)
 ThreadArgument = Annotated[str, typer.Argument(help="The thread.")]
 
 
-def runs(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
-    """List the runs recorded in the database."""
+def _by(value: str | None) -> str | None:
+    if value not in (None, "tier"):
+        raise typer.BadParameter(f"{value!r}: the runs can be summed --by tier")
+    return value
+
+
+ByOption = Annotated[
+    str | None,
+    typer.Option(
+        "--by",
+        metavar="tier",
+        help="Sum the runs' model calls per tier: tokens, cached share, cost.",
+        callback=_by,
+    ),
+]
+
+
+def runs(db: DbOption = DEFAULT_DB, as_json: JsonOption = False, by: ByOption = None) -> None:
+    """List the runs recorded in the database (`--by tier`: their calls per tier)."""
     from tierflow.cli.console import runs_table
     from tierflow.store import RunsTable
 
     if not is_postgres(db) and not Path(db).exists():
         raise CheckpointError(f"no database at {db}")
     rows = RunsTable(db).all()
-    if as_json:
+    if by == "tier":
+        _runs_by_tier(db, [row["thread"] for row in rows], as_json)
+    elif as_json:
         sys.stdout.write(json.dumps(rows, ensure_ascii=False) + "\n")
     else:
         out.print(runs_table(rows))
+
+
+def _runs_by_tier(db: str, threads: list[str], as_json: bool) -> None:
+    from tierflow import store as run_store
+    from tierflow.cli.by_tier import by_tier, by_tier_table, thread_calls
+
+    with run_store.open(db, create=False) as store:
+        summary = by_tier(thread_calls(store, threads))
+    if as_json:
+        sys.stdout.write(json.dumps({"runs": len(threads), **summary}) + "\n")
+    else:
+        out.print(by_tier_table(summary, len(threads)))
 
 
 def history_command(

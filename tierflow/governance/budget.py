@@ -283,6 +283,30 @@ class Budgets:
         row says `released`, so it never counts as a billed call)."""
         return self._close(reservation, Spend(), "released")
 
+    def over_limit(self, keys: str | Sequence[str]) -> BudgetExceeded | None:
+        """The first of `keys` whose spent and held total is past its limit — which only
+        a call that cost more than its reservation can cause (a provider that reported
+        more than the cap it was sent). The run charged to it must stop there."""
+        names = (keys,) if isinstance(keys, str) else tuple(dict.fromkeys(keys))
+        with self.tables.transaction(write=False) as conn:
+            for key in names:
+                limit = conn.execute(
+                    "SELECT limit_usd_nano, limit_tokens FROM budgets WHERE key = ?", (key,)
+                ).fetchone()
+                if limit is None:
+                    continue
+                used_usd, used_tokens = self._used(conn, key)
+                limit_usd, limit_tokens = limit
+                if limit_usd is not None and used_usd > limit_usd:
+                    return BudgetExceeded(
+                        key, f"budget {key} exceeded: {_usd(used_usd)} of {_usd(limit_usd)}"
+                    )
+                if limit_tokens is not None and used_tokens > limit_tokens:
+                    return BudgetExceeded(
+                        key, f"budget {key} exceeded: {used_tokens} of {limit_tokens} tokens"
+                    )
+        return None
+
     def thread_spend(self, thread: str) -> ThreadSpend:
         """What the ledger charged `thread`'s run budget: settled calls (a call re-run
         after a crash is in twice: the provider billed it twice) and reservations a

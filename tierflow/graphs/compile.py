@@ -11,6 +11,7 @@ from langgraph.graph import END, START, StateGraph
 from tierflow.graphs.lint import lint
 from tierflow.graphs.names import ACT, OBSERVE, ROUTE, guard_node, model_node
 from tierflow.graphs.shape import IO, NOTES, shape_of
+from tierflow.models.resolve import prompt_cache_key
 from tierflow.nodes.act import make_act_node
 from tierflow.nodes.context import Governing, RunContext
 from tierflow.nodes.guard import guard_outcome, make_guard_node
@@ -108,7 +109,13 @@ def add_tiers(
         node = model_node(tier.name)
         model = ModelNode(
             tier.name,
-            model=TierModel(tier.name, tier.model, tools),
+            model=TierModel(
+                tier.name,
+                tier.model,
+                tools,
+                tier.max_output_tokens,
+                cache_key=prompt_cache_key(agent.name, tier.name),
+            ),
             price=tier.price,
             instructions=agent.instructions,
             max_steps=agent.limits.max_steps,

@@ -8,13 +8,20 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from langchain_core.language_models import BaseChatModel
-from pydantic import BaseModel, Field, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    PositiveInt,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 
-from tierflow.errors import SpecError
+from tierflow.errors import ModelError, SpecError
 from tierflow.foundation.spec import SpecModel
 from tierflow.governance.policy import Policy
 from tierflow.guardrails.base import Guardrail
-from tierflow.models.openai import OpenAIModel
+from tierflow.models.openai import OpenAIModel, ReasoningEffort
 from tierflow.models.price import Price
 from tierflow.models.resolve import ModelReference, parse_reference
 from tierflow.nodes.tools import UPDATE_PLAN, Tool
@@ -28,13 +35,44 @@ if TYPE_CHECKING:
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
+def _filled_before() -> Price:
+    raise AssertionError("Tier._table_price fills in a missing price before validation")
+
+
 class Tier(SpecModel):
     """A model tier: a name, a model (a `provider:model` reference, an `OpenAIModel`,
-    or a LangChain chat model), a price."""
+    or a LangChain chat model), a price.
+
+    Without a price, a known model (`openai:gpt-4.1`, or an `OpenAIModel` on OpenAI's
+    own endpoint) is priced from genai-prices' bundled table (`Price.of`), and the
+    price records it (`price.source`); a declared price wins."""
 
     name: str
     model: str | OpenAIModel | BaseChatModel
-    price: Price
+    price: Price = Field(default_factory=_filled_before)
+    # Caps each call's output (reasoning included): one cap, or one per reasoning effort
+    # of the route decision (an effort not named falls back to the model's own cap, then
+    # the policy's). Sent to the provider; a governed call's reservation is sized at it.
+    max_output_tokens: PositiveInt | dict[ReasoningEffort, PositiveInt] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _table_price(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("price") is not None:
+            return data
+        reference = _table_reference(data.get("model"))
+        if reference == "":  # not a reference at all: the `model` field says so
+            return data
+        if reference is None:
+            raise SpecError(
+                "tier.price",
+                "declare it: only 'provider:model' references and OpenAI's own endpoint "
+                "are priced from the table",
+            )
+        try:
+            return {**data, "price": Price.of(reference)}
+        except ModelError as error:
+            raise SpecError("tier.price", str(error)) from None
 
     @field_validator("name")
     @classmethod
@@ -62,7 +100,10 @@ class Tier(SpecModel):
                 "model_name": getattr(self.model, "model_name", None),
             }
         price = self.price.model_dump(exclude_none=True)
-        return {"name": self.name, "model": model, "price": price}
+        spec: dict[str, Any] = {"name": self.name, "model": model, "price": price}
+        if self.max_output_tokens is not None:  # left out unset: fingerprints stay
+            spec["max_output_tokens"] = self.max_output_tokens
+        return spec
 
 
 class Limits(SpecModel):
@@ -162,7 +203,13 @@ class Agent(SpecModel):
         if unknown:
             raise SpecError("tiers", f"with_models: unknown tier(s) {sorted(unknown)}")
         tiers = tuple(
-            Tier(name=t.name, model=models.get(t.name, t.model), price=t.price) for t in self.tiers
+            Tier(
+                name=t.name,
+                model=models.get(t.name, t.model),
+                price=t.price,
+                max_output_tokens=t.max_output_tokens,
+            )
+            for t in self.tiers
         )
         return self.model_copy(update={"tiers": tiers})
 
@@ -197,6 +244,20 @@ class Agent(SpecModel):
             cached: CompiledStateGraph[Any, Any, Any, Any] = self._compiled[1]
             return cached
         return None
+
+
+def _table_reference(model: Any) -> str | None:
+    """The `provider:model` the price table knows `model` by, if any ("" for a string
+    that isn't a reference)."""
+    if isinstance(model, str):
+        try:
+            parse_reference(model)
+        except ValueError:
+            return ""
+        return model
+    if isinstance(model, OpenAIModel) and model.base_url is None:
+        return f"openai:{model.model}"
+    return None
 
 
 def policy_spec(policy: Policy) -> dict[str, Any]:

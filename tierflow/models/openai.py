@@ -37,6 +37,10 @@ class OpenAIModel(SpecModel):
     variable named by `api_key_env`; a server with a base URL may need none.
     `reasoning_effort` is sent only when set (only reasoning models accept it).
     `headers` are extra, non-secret HTTP headers (e.g. a gateway's routing header).
+    `prompt_cache_key` is sent with every request so that the provider routes prompts
+    with the same prefix to the same cache: this key if set, otherwise the one tierflow
+    derives per agent and tier; `send_prompt_cache_key=False` for a compatible server
+    that rejects the parameter.
     """
 
     spec_prefix = "model"
@@ -50,6 +54,8 @@ class OpenAIModel(SpecModel):
     reasoning_effort: ReasoningEffort | None = None
     service_tier: ServiceTier | None = None
     headers: dict[str, str] = Field(default_factory=dict)
+    prompt_cache_key: str | None = Field(default=None, min_length=1)
+    send_prompt_cache_key: bool = True
 
     @field_validator("base_url")
     @classmethod
@@ -95,9 +101,10 @@ class OpenAIModel(SpecModel):
     def retry_policy(self) -> RetryPolicy:
         return provider_retry_policy(self.max_retries, self.backoff_s)
 
-    def chat_model(self) -> BaseChatModel:
+    def chat_model(self, cache_key: str | None = None) -> BaseChatModel:
         """A `ChatOpenAI` for this model. It never retries by itself (`max_retries=0`):
-        tierflow retries, see `tierflow.models.retry`."""
+        tierflow retries, see `tierflow.models.retry`. `cache_key`: the
+        `prompt_cache_key` to send when the spec sets none."""
         base_url = self.resolved_base_url()
         key = os.environ.get(self.api_key_env)
         if not key:
@@ -109,6 +116,11 @@ class OpenAIModel(SpecModel):
                 )
             key = NO_KEY
         from langchain_openai import ChatOpenAI
+
+        cache_key = self.prompt_cache_key or cache_key
+        # A request parameter of OpenAI's own, not a field of ChatOpenAI: `model_kwargs`
+        # puts it at the top level of the body, where OpenAI reads it.
+        sent = {"prompt_cache_key": cache_key} if cache_key and self.send_prompt_cache_key else {}
 
         return ChatOpenAI(
             model=self.model,
@@ -124,4 +136,5 @@ class OpenAIModel(SpecModel):
             reasoning_effort=self.reasoning_effort,
             service_tier=self.service_tier,
             default_headers=dict(self.headers) or None,
+            model_kwargs=sent,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from pydantic import Field, model_validator
@@ -40,6 +41,10 @@ class Price(SpecModel):
     output: float = Field(ge=0)
     priority: Price | None = None
     flex: Price | None = None
+    # Where the numbers come from: None when declared by hand, `"genai-prices 0.2.3"`
+    # when read from the maintained table (`Price.of`). Declared prices leave it unset,
+    # so an agent's JSON (and fingerprint) doesn't change when nothing about it did.
+    source: str | None = None
 
     @model_validator(mode="after")
     def _flat(self) -> Price:
@@ -48,6 +53,23 @@ class Price(SpecModel):
             if nested is not None and (nested.priority or nested.flex):
                 raise ValueError(f"the {name} price can't have service-tier prices of its own")
         return self
+
+    @classmethod
+    def of(cls, reference: str, *, at: datetime | None = None) -> Price:
+        """The price of a known model (`"openai:gpt-4.1"`) from genai-prices' bundled
+        table, in force at `at` (default: now); offline. Raises `ModelError` for a model
+        the table doesn't price per token."""
+        from tierflow.models.prices import table_price
+
+        provider, _, model = reference.partition(":")
+        if not provider or not model:
+            raise ValueError(f"{reference!r}: expected 'provider:model', e.g. 'openai:gpt-4.1'")
+        return table_price(provider, model, at=at)
+
+    @property
+    def origin(self) -> str:
+        """`"declared"`, or the table the price was read from."""
+        return self.source or "declared"
 
     def for_service_tier(self, service_tier: str | None) -> Price:
         """The price that applies to a call served on `service_tier`."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from langchain_core.language_models import BaseChatModel
@@ -11,6 +12,7 @@ from tierflow.foundation.retry import NO_RETRY, RetryPolicy
 from tierflow.models.openai import OpenAIModel
 
 MODEL_REFERENCE = re.compile(r"^(?P<provider>[a-z][a-z0-9_-]*):(?P<model>\S+)$")
+PROMPT_CACHE_KEY_CHARS = 64  # a routing hint, kept short; long names get a digest
 
 ModelReference = str | BaseChatModel | OpenAIModel
 
@@ -41,17 +43,28 @@ def openai_model(reference: ModelReference) -> OpenAIModel | None:
     return None
 
 
-def resolve_model(reference: ModelReference) -> BaseChatModel:
+def prompt_cache_key(agent: str, tier: str) -> str:
+    """The `prompt_cache_key` of an agent's tier: `agent/tier` (long names shortened with
+    a digest). Stable across runs and processes."""
+    key = f"{agent}/{tier}"
+    if len(key) <= PROMPT_CACHE_KEY_CHARS:
+        return key
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return f"{key[: PROMPT_CACHE_KEY_CHARS - 17]}~{digest}"
+
+
+def resolve_model(reference: ModelReference, *, cache_key: str | None = None) -> BaseChatModel:
     """A chat model for `reference`.
 
     `openai:` references and `OpenAIModel`s use langchain-openai's `ChatOpenAI` (key
     from `OPENAI_API_KEY` or the configured variable; `OPENAI_BASE_URL` for any
-    OpenAI-compatible server). For any other provider, declare the tier with a
-    LangChain chat model object.
+    OpenAI-compatible server), sending `cache_key` (see `prompt_cache_key`) as the
+    `prompt_cache_key` unless the model sets its own. For any other provider, declare
+    the tier with a LangChain chat model object.
     """
     config = openai_model(reference)
     if config is not None:
-        return config.chat_model()
+        return config.chat_model(cache_key)
     assert isinstance(reference, BaseChatModel)
     return reference
 

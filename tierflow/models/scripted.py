@@ -10,6 +10,13 @@ Usage is *declared* when a turn gives it, otherwise *estimated* (four characters
 token); `response_metadata["usage_source"]` says which, and so does every cost record.
 The estimate measures each message once, not once per call, so a run of n turns costs
 O(n) measurements although every call re-sends the whole history.
+
+Cached input is *modelled* as the provider bills it (`tierflow.models.cache`, OpenAI's
+rule by default): an estimated call's `cache_read` is the prefix it shares with the
+model's earlier calls under the same `prompt_cache_key` (a call's keyword, e.g. from
+`bind`), and `response_metadata["cache_source"]` is `"modelled"`. A declared usage
+keeps its declared cached tokens. `prompt_cache=None` turns the model off (nothing
+cached, as before).
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from pydantic import Field, PrivateAttr
 
 from tierflow.errors import ScriptExhausted
 from tierflow.foundation.spec import SpecModel
+from tierflow.models.cache import OPENAI_CACHE, CachePolicy, PromptCache, Segment, segment
 from tierflow.models.messages import last_request_index, text_of
 from tierflow.models.price import TokenUsage
 
@@ -56,7 +64,8 @@ class Scenario(SpecModel):
 
 
 class MessageSizes:
-    """The prompt characters of each message measured so far, by message object.
+    """The prompt characters (and the cache segment) of each message measured so far,
+    by message object.
 
     A run re-sends its whole history on every call, and the graph passes the same
     message objects each time, so each is measured once. An entry lives as long as its
@@ -65,9 +74,14 @@ class MessageSizes:
     tierflow replace messages, they don't edit them.)"""
 
     def __init__(self) -> None:
-        self._sizes: dict[int, tuple[weakref.ref[BaseMessage], object, object, int]] = {}
+        self._sizes: dict[int, tuple[weakref.ref[BaseMessage], object, object, Segment]] = {}
 
     def chars(self, message: BaseMessage) -> int:
+        return self.segment(message).chars
+
+    def segment(self, message: BaseMessage) -> Segment:
+        """`message` as a provider's prompt cache sees it: its canonical text's digest and
+        the characters it bills."""
         key = id(message)
         calls = message.tool_calls if isinstance(message, AIMessage) else None
         entry = self._sizes.get(key)
@@ -78,9 +92,9 @@ class MessageSizes:
             and entry[2] is calls
         ):
             return entry[3]
-        size = message_chars(message)
-        self._sizes[key] = (weakref.ref(message, self._forget(key)), message.content, calls, size)
-        return size
+        part = segment(canonical_text(message), message_chars(message))
+        self._sizes[key] = (weakref.ref(message, self._forget(key)), message.content, calls, part)
+        return part
 
     def __len__(self) -> int:
         return len(self._sizes)
@@ -103,17 +117,26 @@ def message_chars(message: BaseMessage) -> int:
     return len(text_of(message)) + len(json.dumps(_calls_of(message)))
 
 
+def canonical_text(message: BaseMessage) -> str:
+    """`message` as a prompt cache compares it: its role, its text, its tool calls."""
+    return json.dumps([message.type, text_of(message), _calls_of(message)])
+
+
 class ScriptedChatModel(BaseChatModel):
     """Replays `scenarios`; raises `ScriptExhausted` when nothing is declared.
 
     `latency_s`: how long an async call (`ainvoke`) waits before it answers, as a
     provider's round trip would — for benchmarks of concurrent runs. Sync calls answer
-    at once."""
+    at once.
+
+    `prompt_cache`: how cached input is counted (see the module); None: never cached."""
 
     scenarios: tuple[Scenario, ...]
     model_name: str = "scripted"
     latency_s: float = Field(default=0.0, ge=0.0)
+    prompt_cache: CachePolicy | None = OPENAI_CACHE
     _measured: MessageSizes = PrivateAttr(default_factory=MessageSizes)
+    _cache: PromptCache = PrivateAttr(default_factory=PromptCache)
 
     @property
     def _llm_type(self) -> str:
@@ -141,12 +164,12 @@ class ScriptedChatModel(BaseChatModel):
             ToolCall(name=name, args=dict(args), id=f"call_{turn_key}_{position}")
             for position, (name, args) in enumerate(turn.calls)
         ]
-        usage, source = self._usage(messages, turn, kwargs.get("tools", []))
+        usage, source = self._usage(messages, turn, kwargs)
+        metadata = {"model_name": self.model_name, "usage_source": source}
+        if source == "estimated" and self.prompt_cache is not None:
+            metadata["cache_source"] = "modelled"
         message = AIMessage(
-            content=turn.text,
-            tool_calls=calls,
-            usage_metadata=usage,
-            response_metadata={"model_name": self.model_name, "usage_source": source},
+            content=turn.text, tool_calls=calls, usage_metadata=usage, response_metadata=metadata
         )
         return ChatResult(generations=[ChatGeneration(message=message)])
 
@@ -186,18 +209,27 @@ class ScriptedChatModel(BaseChatModel):
         return scenario.turns[played], f"{digest}_{played}"
 
     def _usage(
-        self, messages: Sequence[BaseMessage], turn: Turn, tools: Sequence[Mapping[str, Any]]
+        self, messages: Sequence[BaseMessage], turn: Turn, kwargs: Mapping[str, Any]
     ) -> tuple[UsageMetadata, str]:
+        # The prompt a provider bills, in the order it hashes it: the tool schemas, then
+        # every message with its tool calls.
+        tools: Sequence[Mapping[str, Any]] = kwargs.get("tools", [])
+        measured = self._measured  # a pydantic private attribute: slow to look up
+        parts = [segment(json.dumps(list(tools))), *(measured.segment(m) for m in messages)]
+        prompt_tokens = max(1, sum(p.chars for p in parts) // CHARS_PER_TOKEN)
+        cached = 0
+        if self.prompt_cache is not None:
+            key = str(kwargs.get("prompt_cache_key") or "")
+            cached = self._cache.cached_tokens(
+                self.prompt_cache, key, parts, prompt_tokens, CHARS_PER_TOKEN
+            )
         if turn.usage is not None:
             counts, source = turn.usage, "declared"
         else:
-            # The prompt a provider bills: every message, its tool calls, the tool schemas.
-            measured = self._measured  # a pydantic private attribute: slow to look up
-            prompt_chars = len(json.dumps(list(tools))) + sum(measured.chars(m) for m in messages)
             answer_chars = len(turn.text) + len(json.dumps([list(c) for c in turn.calls]))
             counts = TokenUsage(
-                input_tokens=max(1, prompt_chars // CHARS_PER_TOKEN),
-                cached_tokens=0,
+                input_tokens=prompt_tokens,
+                cached_tokens=cached,
                 output_tokens=max(1, answer_chars // CHARS_PER_TOKEN) + turn.reasoning_tokens,
                 reasoning_tokens=turn.reasoning_tokens,
             )

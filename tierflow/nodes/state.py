@@ -38,6 +38,18 @@ class ModelCall(TypedDict):
     tool_calls: list[str]
     # "priority" or "flex" when the provider served the call on that service tier.
     service_tier: NotRequired[str]
+    # The reasoning effort sent with the call (the route decision's, for its tier).
+    effort: NotRequired[str]
+    # The output-token cap sent to the provider: the bound its reservation was sized at.
+    output_cap: NotRequired[int]
+    # Set when the provider reported more output tokens than the cap it was sent: what
+    # it reported was settled (it was spent), as the provider's overspend.
+    provider_violation: NotRequired[str]
+    # "modelled" when the cached input count is the scripted model's or the test server's
+    # model of the provider's prompt cache, not a provider's report.
+    cache_source: NotRequired[str]
+    # Where the tier's price came from: "declared" or the maintained table's version.
+    price_source: NotRequired[str]
 
 
 class ToolResult(TypedDict):
@@ -164,7 +176,9 @@ def node_io(update: type[Any], *, reads: tuple[str, ...]) -> NodeIO:
 ROUTE_IO = node_io(
     RouteUpdate, reads=("messages", "request_id", "objective", "route", "escalation", "principal")
 )
-MODEL_IO = node_io(ModelUpdate, reads=("messages", "objective", "plan", "steps", "principal"))
+MODEL_IO = node_io(
+    ModelUpdate, reads=("messages", "objective", "plan", "steps", "route", "principal")
+)
 ACT_IO = node_io(ActUpdate, reads=("messages", "steps", "principal"))
 OBSERVE_IO = node_io(ObserveUpdate, reads=("feedback",))
 GUARD_IO = node_io(GuardUpdate, reads=("candidate", "steps", "reasks", "route", "messages"))

@@ -5,6 +5,7 @@ failure (an HTTP error, a dropped connection, a stalled response). The functions
 turn a reply into a Chat Completions body or into the SSE chunks of a streamed one,
 shaped like OpenAI's: tool-call fragments keyed by `index`, and a last chunk with only
 `usage` when the request asked for it with `stream_options.include_usage`.
+`check_conversation` rejects what OpenAI rejects before answering.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any, Literal
 Arguments = Mapping[str, Any] | str
 CHARS_PER_TOKEN = 4
 ARGUMENT_FRAGMENT = 12  # characters of a tool call's arguments per streamed chunk
+ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 
 
 @dataclass(frozen=True)
@@ -213,3 +215,43 @@ def stream_chunks(
     yield chunk({}, _finish_reason(reply))
     if usage is not None:
         yield {**base, "choices": [], "usage": usage.to_openai()}
+
+
+class RequestRejected(Exception):
+    """A request the server answers with an HTTP error instead of a completion."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def check_conversation(messages: Any) -> None:
+    """Raise `RequestRejected` (400) where OpenAI would reject the conversation."""
+    if not isinstance(messages, list) or not messages:
+        raise RequestRejected(400, "'messages' must be a non-empty array")
+    pending: list[str] = []
+    for index, message in enumerate(messages):
+        role = message.get("role") if isinstance(message, dict) else None
+        if role not in ROLES:
+            raise RequestRejected(400, f"messages[{index}]: invalid role {role!r}")
+        if role == "tool":
+            call_id = message.get("tool_call_id")
+            if call_id not in pending:
+                raise RequestRejected(
+                    400,
+                    f"messages[{index}]: messages with role 'tool' must be a response to a "
+                    f"preceding message with 'tool_calls' (unknown tool_call_id {call_id!r})",
+                )
+            pending.remove(call_id)
+            continue
+        if pending:
+            raise RequestRejected(
+                400,
+                "An assistant message with 'tool_calls' must be followed by tool messages "
+                f"responding to each 'tool_call_id'; missing: {', '.join(pending)}",
+            )
+        if role == "assistant":
+            pending = [str(call["id"]) for call in message.get("tool_calls") or []]
+    if pending:
+        raise RequestRejected(400, f"tool calls without a tool message: {', '.join(pending)}")

@@ -17,11 +17,18 @@ What it answers, per request, in this order:
 Like OpenAI, it rejects (400) a conversation whose tool messages don't answer the
 preceding assistant message's tool calls, and (401) a wrong key when built with
 `api_key`. Every request is recorded, with the answer and the usage it reported.
+
+A reply without declared usage gets an estimate (four characters a token) whose cached
+input is modelled as the provider bills it (`prompt_cache`, OpenAI's rule by default:
+the prefix shared with an earlier request for the same model and `prompt_cache_key`,
+≥ 1,024 tokens, in 128-token steps; see `tierflow.models.cache`). `prompt_cache=None`:
+nothing is ever cached.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import socket
 import threading
@@ -32,10 +39,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
+from tierflow.models.cache import OPENAI_CACHE, CachePolicy, PromptCache, request_segments
 from tierflow.testing.replies import (
+    CHARS_PER_TOKEN,
     Fault,
     Reply,
+    RequestRejected,
     Usage,
+    check_conversation,
     completion_body,
     error_body,
     estimate_usage,
@@ -43,7 +54,6 @@ from tierflow.testing.replies import (
 )
 
 COMPLETIONS_PATH = "/v1/chat/completions"
-ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 # The text streamed before a `Fault.drop()` cuts a streamed response.
 CUT_OFF = "This answer is cut off before"
 
@@ -68,6 +78,11 @@ class RecordedRequest:
         return str(self.body.get("model", ""))
 
     @property
+    def prompt_cache_key(self) -> str | None:
+        key = self.body.get("prompt_cache_key")
+        return None if key is None else str(key)
+
+    @property
     def stream(self) -> bool:
         return bool(self.body.get("stream"))
 
@@ -89,46 +104,6 @@ class RecordedRequest:
         }
 
 
-class RequestRejected(Exception):
-    """A request the server answers with an HTTP error instead of a completion."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-def check_conversation(messages: Any) -> None:
-    """Raise `RequestRejected` (400) where OpenAI would reject the conversation."""
-    if not isinstance(messages, list) or not messages:
-        raise RequestRejected(400, "'messages' must be a non-empty array")
-    pending: list[str] = []
-    for index, message in enumerate(messages):
-        role = message.get("role") if isinstance(message, dict) else None
-        if role not in ROLES:
-            raise RequestRejected(400, f"messages[{index}]: invalid role {role!r}")
-        if role == "tool":
-            call_id = message.get("tool_call_id")
-            if call_id not in pending:
-                raise RequestRejected(
-                    400,
-                    f"messages[{index}]: messages with role 'tool' must be a response to a "
-                    f"preceding message with 'tool_calls' (unknown tool_call_id {call_id!r})",
-                )
-            pending.remove(call_id)
-            continue
-        if pending:
-            raise RequestRejected(
-                400,
-                "An assistant message with 'tool_calls' must be followed by tool messages "
-                f"responding to each 'tool_call_id'; missing: {', '.join(pending)}",
-            )
-        if role == "assistant":
-            pending = [str(call["id"]) for call in message.get("tool_calls") or []]
-    if pending:
-        raise RequestRejected(400, f"tool calls without a tool message: {', '.join(pending)}")
-
-
 def _text(message: Mapping[str, Any]) -> str:
     content = message.get("content")
     if isinstance(content, list):
@@ -139,8 +114,12 @@ def _text(message: Mapping[str, Any]) -> str:
 class OpenAIServer:
     """The server; use it as a context manager (`with OpenAIServer() as server:`)."""
 
-    def __init__(self, *, api_key: str | None = None) -> None:
+    def __init__(
+        self, *, api_key: str | None = None, prompt_cache: CachePolicy | None = OPENAI_CACHE
+    ) -> None:
         self.api_key = api_key
+        self.prompt_cache = prompt_cache
+        self._cache = PromptCache()
         self._lock = threading.Lock()
         self._queue: list[Reply | Fault] = []
         self._scripts: list[tuple[str, tuple[Reply, ...]]] = []
@@ -232,6 +211,19 @@ class OpenAIServer:
                     return replies[turn] if turn < len(replies) else None
         return None
 
+    def usage(self, body: Mapping[str, Any], reply: Reply) -> Usage:
+        """What a reply reports: its declared usage, or an estimate with the cached input
+        modelled. Either way the prompt is remembered by the cache model."""
+        estimate = estimate_usage(body, reply)
+        if self.prompt_cache is None:
+            return reply.usage or estimate
+        key = f"{body['model']}\n{body.get('prompt_cache_key') or ''}"
+        segments = request_segments(body["messages"], body.get("tools") or [])
+        cached = self._cache.cached_tokens(
+            self.prompt_cache, key, segments, estimate.prompt_tokens, CHARS_PER_TOKEN
+        )
+        return reply.usage or dataclasses.replace(estimate, cached_tokens=cached)
+
     def record(self, request: RecordedRequest) -> int:
         """Keep `request`; return a number unique to it (for ids)."""
         with self._lock:
@@ -271,14 +263,13 @@ class _Handler(BaseHTTPRequestHandler):
             app.record(RecordedRequest(self.path, headers, parsed, arrived, None, None))
             self._reply_json(rejected.status, error_body(rejected.message, rejected.status))
             return
-        usage = None
-        if isinstance(answer, Reply):
-            usage = answer.usage or estimate_usage(body, answer)
+        usage = app.usage(body, answer) if isinstance(answer, Reply) else None
         number = app.record(RecordedRequest(self.path, headers, body, arrived, answer, usage))
         if isinstance(answer, Fault):
             self._fault(answer, body, number)
         else:
-            self._complete(answer, body, number, usage or estimate_usage(body, answer))
+            assert usage is not None
+            self._complete(answer, body, number, usage)
 
     def _parse(self, raw: bytes, headers: Mapping[str, str]) -> dict[str, Any]:
         if self.path != COMPLETIONS_PATH:
