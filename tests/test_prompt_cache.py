@@ -377,6 +377,8 @@ def test_a_run_records_the_cached_tokens_the_server_reported_and_prices_them(
     calls = state["calls"]
     assert [c["usage"]["cached_tokens"] for c in calls] == [u.cached_tokens for u in reported if u]
     assert calls[0]["usage"]["cached_tokens"] == 0 < calls[1]["usage"]["cached_tokens"]
+    # The compiled agent sends its own key (agent/tier) on every call of the tier.
+    assert {r.prompt_cache_key for r in server.completions()} == {"orders/fast"}
     for call in calls:
         usage = call["usage"]
         by_hand = (

@@ -53,8 +53,9 @@ class Policy(SpecModel):
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     run_budget_usd: float | None = Field(default=None, ge=0)
     run_budget_tokens: int | None = Field(default=None, ge=0)
-    # The output tokens a model call is reserved at when its model declares no
-    # `max_tokens`: the reservation is a true bound only if no answer is longer.
+    # The output cap of a governed model call when neither its tier
+    # (`Tier.max_output_tokens`) nor its model (`max_tokens`) declares one: sent to the
+    # provider as the call's cap and reserved at, so the reservation is a bound.
     max_output_tokens: int = Field(default=4096, gt=0)
 
     @field_validator("untrusted_tools")
