@@ -114,7 +114,7 @@ def test_prune_keeps_the_latest_and_the_thread_resumable(cli: Cli, target: str) 
 
 def test_inspect_tells_what_each_step_did(cli: Cli, target: str) -> None:
     run(cli, target, "t1")
-    moments = json.loads(cli("inspect", "t1", "--db", target, "--json").out)
+    moments = json.loads(cli("inspect", "t1", "--db", target, "--json").out)["moments"]
     kinds = [(m["node"], e["kind"]) for m in moments for e in m["events"]]
     assert ("route", "route") in kinds and ("model:fast", "model") in kinds
     assert ("model:fast", "tool call") in kinds and ("act", "tool result") in kinds

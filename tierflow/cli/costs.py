@@ -7,6 +7,9 @@ reasons gets that tier's reasoning tokens per call *as observed in the same runs
 reasoning model thinks on easy requests too), and a call moved onto a tier that doesn't
 reason loses its reasoning tokens. When no call ran on the tier, its reasoning is
 unknown: counted as none, and the table says so.
+
+Calls on a tier that isn't priced here — the LLM router's own `"router"` calls — count
+in the routed cost only: a one-tier setup routes nothing, so makes no such call.
 """
 
 from __future__ import annotations
@@ -14,10 +17,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from rich.markup import escape
 from rich.table import Table
 
 from tierflow.models.price import Price, TokenUsage
 from tierflow.nodes.state import ModelCall
+from tierflow.runs.report import TierTotals, tier_summary
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,8 @@ class RequestCost:
     cached_tokens: int
     routed: float
     on_tier: Mapping[str, float]
+    # What the calls on no priced tier (the router's own) cost: in `routed` only.
+    overhead: float = 0.0
 
     @property
     def cached_share(self) -> float:
@@ -75,8 +82,9 @@ def request_costs(
     reasoning = {tier: observed_reasoning(every, tier) for tier in prices}
     costs = []
     for title, calls in requests:
+        priced = [c for c in calls if c["tier"] in prices]
         on_tier = {
-            tier: sum(repriced(c, tier, price, reasoning[tier]) for c in calls)
+            tier: sum(repriced(c, tier, price, reasoning[tier]) for c in priced)
             for tier, price in prices.items()
         }
         costs.append(
@@ -88,6 +96,7 @@ def request_costs(
                 cached_tokens=sum(c["usage"]["cached_tokens"] for c in calls),
                 routed=sum(c["cost_usd"] for c in calls),
                 on_tier=on_tier,
+                overhead=sum(c["cost_usd"] for c in calls if c["tier"] not in prices),
             )
         )
     return costs
@@ -107,7 +116,9 @@ def why_it_costs_more(cost: RequestCost, strong: str, prices: Mapping[str, Price
     """Why routing cost more than `strong` would have for this request, or None."""
     if cost.tiers == (strong,) or cost.routed <= cost.on_tier[strong]:
         return None
-    dearer_input = [t for t in cost.tiers if prices[t].input > prices[strong].input]
+    if cost.routed - cost.overhead <= cost.on_tier[strong]:
+        return f"the router's own calls cost ${cost.overhead:.5f}"
+    dearer_input = [t for t in cost.tiers if t in prices and prices[t].input > prices[strong].input]
     if dearer_input:
         return (
             f"{strong} reads input cheaper (${prices[strong].input:.2f} vs "
@@ -117,27 +128,27 @@ def why_it_costs_more(cost: RequestCost, strong: str, prices: Mapping[str, Price
 
 
 def tier_table(calls: Sequence[ModelCall], prices: Mapping[str, Price]) -> Table:
-    """Calls, tokens (with the cached share of the input) and cost per tier."""
+    """Calls, tokens (with the cached share of the input) and cost per tier: the priced
+    tiers, then any other tier the calls ran on (the router's own calls)."""
     table = Table(title="cost per tier")
     for column in ("tier", "calls", "input", "cached", "output", "reasoning", "cost $"):
         table.add_column(column, justify="left" if column == "tier" else "right")
-    for tier in prices:
-        table.add_row(tier, *_tier_cells([c for c in calls if c["tier"] == tier]))
-    table.add_row("[bold]total[/]", *_tier_cells(list(calls)), end_section=True)
+    summary = tier_summary(calls, list(prices))
+    for row in summary["tiers"]:
+        table.add_row(escape(row["tier"]), *_tier_cells(row))
+    table.add_row("[bold]total[/]", *_tier_cells(summary["total"]), end_section=True)
     return table
 
 
-def _tier_cells(calls: Sequence[ModelCall]) -> list[str]:
-    input_tokens = sum(c["usage"]["input_tokens"] for c in calls)
-    cached = sum(c["usage"]["cached_tokens"] for c in calls)
-    share = f" ({cached / input_tokens:.0%})" if input_tokens else ""
+def _tier_cells(row: TierTotals) -> list[str]:
+    share = f" ({row['cached_share']:.0%})" if row["input_tokens"] else ""
     return [
-        f"{len(calls)}",
-        f"{input_tokens:,}",
-        f"{cached:,}{share}",
-        f"{sum(c['usage']['output_tokens'] for c in calls):,}",
-        f"{sum(c['usage']['reasoning_tokens'] for c in calls):,}",
-        f"{sum(c['cost_usd'] for c in calls):.5f}",
+        f"{row['calls']}",
+        f"{row['input_tokens']:,}",
+        f"{row['cached_tokens']:,}{share}",
+        f"{row['output_tokens']:,}",
+        f"{row['reasoning_tokens']:,}",
+        f"{row['cost_usd']:.5f}",
     ]
 
 
@@ -157,6 +168,7 @@ def comparison_table(costs: Sequence[RequestCost], fast: str, strong: str) -> Ta
         cached_tokens=sum(c.cached_tokens for c in costs),
         routed=sum(c.routed for c in costs),
         on_tier={t: sum(c.on_tier[t] for c in costs) for t in costs[0].on_tier} if costs else {},
+        overhead=sum(c.overhead for c in costs),
     )
     if costs:
         table.add_row("[bold]total[/]", *_comparison_cells(total, fast, strong), end_section=True)
@@ -197,4 +209,11 @@ def assumptions(calls: Sequence[ModelCall], prices: Mapping[str, Price]) -> list
             )
         elif seen.calls == 0:
             lines.append(f"No call ran on {tier}: its reasoning tokens are unknown, counted 0.")
+    others = [c for c in calls if c["tier"] not in prices]
+    if others:
+        names = ", ".join(dict.fromkeys(c["tier"] for c in others))
+        lines.append(
+            f"The {len(others)} calls on {names} (${sum(c['cost_usd'] for c in others):.5f}) "
+            "count in the routed cost only: one tier for everything routes nothing."
+        )
     return lines

@@ -60,10 +60,11 @@ def runs(db: DbOption = DEFAULT_DB, as_json: JsonOption = False, by: ByOption = 
 
 def _runs_by_tier(db: str, threads: list[str], as_json: bool) -> None:
     from tierflow import store as run_store
-    from tierflow.cli.by_tier import by_tier, by_tier_table, thread_calls
+    from tierflow.cli.by_tier import by_tier_table, thread_calls
+    from tierflow.runs.report import tier_summary
 
     with run_store.open(db, create=False) as store:
-        summary = by_tier(thread_calls(store, threads))
+        summary = tier_summary(thread_calls(store, threads))
     if as_json:
         sys.stdout.write(json.dumps({"runs": len(threads), **summary}) + "\n")
     else:
@@ -128,16 +129,19 @@ def fork_command(
 def inspect_command(
     thread: ThreadArgument, db: DbOption = DEFAULT_DB, as_json: JsonOption = False
 ) -> None:
-    """Show what each step of a thread did: routes, model calls, tools, guards, reminders."""
+    """Show what each step of a thread did: routes, model calls, tools, guards, reminders;
+    then its calls per tier (tokens, cached share, cost). `--json`: `{"thread", "moments",
+    "by_tier"}`."""
     from tierflow import store as run_store
     from tierflow.cli import timeline
 
     with run_store.open(db, create=False) as store:
         moments = timeline.inspect(store, thread)
+        tiers = timeline.thread_tiers(store, thread)
     if as_json:
-        sys.stdout.write(timeline.to_json(moments) + "\n")
+        sys.stdout.write(timeline.inspect_json(thread, moments, tiers) + "\n")
     else:
-        timeline.print_timeline(out, thread, moments)
+        timeline.print_timeline(out, thread, moments, tiers)
 
 
 def _days(value: float | None) -> float | None:

@@ -2,9 +2,9 @@
 
 `history` lists the checkpoints themselves (step, node, time, size); `inspect` diffs
 each checkpoint's agent state against its parent's and tells what happened at that
-step: the route decided, the model call (tier, tokens, cost), the tool calls and their
-results, the guard verdicts, and the reminder — objective, plan, progress — as the
-model saw it.
+step: the route decided, the model call (tier, tokens with the cached input, cost), the
+tool calls and their results, the guard verdicts, and the reminder — objective, plan,
+progress — as the model saw it; then the thread's calls summed per tier.
 """
 
 from __future__ import annotations
@@ -21,10 +21,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from tierflow.cli.by_tier import summary_table
 from tierflow.cli.console import short
 from tierflow.graphs.names import display
 from tierflow.nodes.remind import STATUS_MARK, build_reminder
 from tierflow.nodes.state import AgentState
+from tierflow.runs.report import TierSummary, run_tiers
 from tierflow.store.history import Entry, history
 
 if TYPE_CHECKING:
@@ -82,8 +84,9 @@ def _events(before: Mapping[str, Any], checkpointed: Mapping[str, Any]) -> list[
         events.append(
             Event(
                 "model",
-                f"{call['tier']} · {call['model']} · {usage['input_tokens']:,} in / "
-                f"{usage['output_tokens']:,} out tokens · ${call['cost_usd']:.5f}",
+                f"{call['tier']} · {call['model']} · {usage['input_tokens']:,} in "
+                f"({usage['cached_tokens']:,} cached) / {usage['output_tokens']:,} out "
+                f"tokens · ${call['cost_usd']:.5f}",
             )
         )
     for message in new("messages"):
@@ -110,6 +113,13 @@ def _events(before: Mapping[str, Any], checkpointed: Mapping[str, Any]) -> list[
             Event("status", f"{values['status']}" + (f": {short(answer)}" if answer else ""))
         )
     return events
+
+
+def thread_tiers(store: Store, thread: str) -> TierSummary:
+    """The thread's model calls (latest checkpoint) summed per tier, cached share included."""
+    found = store.get_tuple({"configurable": {"thread_id": thread, "checkpoint_ns": ""}})
+    values = found.checkpoint["channel_values"] if found is not None else {}
+    return run_tiers(cast(AgentState, values))
 
 
 def inspect(store: Store, thread: str) -> list[Moment]:
@@ -165,7 +175,10 @@ def history_table(thread: str, entries: Sequence[Entry]) -> Table:
     return table
 
 
-def print_timeline(console: Console, thread: str, moments: Sequence[Moment]) -> None:
+def print_timeline(
+    console: Console, thread: str, moments: Sequence[Moment], tiers: TierSummary
+) -> None:
+    """The thread's steps, each with what it did, then its calls summed per tier."""
     console.print(f"[bold]thread {thread}[/] · {len(moments)} checkpoints")
     for moment in moments:
         if not moment.events:
@@ -179,7 +192,14 @@ def print_timeline(console: Console, thread: str, moments: Sequence[Moment]) -> 
             console.print(f"      [cyan]{event.kind}[/] {escape(lines[0])}")
             for line in lines[1:]:
                 console.print(f"        {escape(line)}")
+    console.print(summary_table(tiers, f"thread {thread}: cost per tier"))
 
 
 def to_json(value: Sequence[Entry] | Sequence[Moment]) -> str:
     return json.dumps([asdict(item) for item in value], ensure_ascii=False)
+
+
+def inspect_json(thread: str, moments: Sequence[Moment], tiers: TierSummary) -> str:
+    """`inspect --json`: the thread, its steps and its calls summed per tier."""
+    document = {"thread": thread, "moments": [asdict(m) for m in moments], "by_tier": tiers}
+    return json.dumps(document, ensure_ascii=False)

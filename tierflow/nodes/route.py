@@ -9,11 +9,14 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 
+from tierflow.errors import BudgetExceeded
+from tierflow.governance.budget import Spend
+from tierflow.governance.governor import Governor
 from tierflow.nodes.context import Governing, principal_of, run_context
 from tierflow.nodes.remind import new_request
-from tierflow.nodes.state import AgentState, RouteUpdate
+from tierflow.nodes.state import AgentState, ModelCall, RouteUpdate
 from tierflow.routing.ladder import next_stronger
-from tierflow.routing.router import RouteDecision, Router
+from tierflow.routing.router import RouteDecision, Router, RouterCall, router_calls
 
 
 def make_route_node(router: Router, tiers: Sequence[str], governing: Governing) -> Any:
@@ -61,7 +64,12 @@ def make_route_node(router: Router, tiers: Sequence[str], governing: Governing) 
         if current is not None:
             return update
         objective = update.get("objective", state.get("objective", ""))
-        decision = router.route(objective, {**state, **update})
+        with router_calls() as made:
+            decision = router.route(objective, {**state, **update})
+        if made:
+            step = update.get("steps", state.get("steps", 0))
+            update["calls"] = [router_call(call, step) for call in made]
+            settle_router_calls(governing.governor(config, state.get("principal")), update)
         if decision["tier"] not in tiers:
             raise ValueError(
                 f"router {router.name!r} chose tier {decision['tier']!r}, "
@@ -70,3 +78,32 @@ def make_route_node(router: Router, tiers: Sequence[str], governing: Governing) 
         return update | RouteUpdate(route=decision, routes=[decision])
 
     return route
+
+
+def settle_router_calls(governor: Governor | None, update: RouteUpdate) -> None:
+    """Put the router's calls on the run's ledger: each is already spent, so it is held
+    at what it cost and settled at once (audited as a model call). A hold refused
+    because no budget is left is audited as denied; the tier's own call is then refused
+    too and ends the run `budget_exceeded`. Ungoverned (no governor): nothing to do."""
+    if governor is None:
+        return
+    for call in update.get("calls", []):
+        usage = call["usage"]
+        spent = Spend(usd=call["cost_usd"], tokens=usage["input_tokens"] + usage["output_tokens"])
+        held = governor.reserve_model(estimate=spent, step=call["step"], model=call["model"])
+        if not isinstance(held, BudgetExceeded):
+            governor.settle_model(held, actual=spent, step=call["step"])
+
+
+def router_call(call: RouterCall, step: int) -> ModelCall:
+    """A router's classification call as a model call of the run, `tier="router"`."""
+    return ModelCall(
+        step=step,
+        tier="router",
+        model=call["model"],
+        usage=call["usage"],
+        usage_source=call["usage_source"],
+        cost_usd=call["cost_usd"],
+        tool_calls=[],
+        price_source=call["price_source"],
+    )

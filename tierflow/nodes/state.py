@@ -115,6 +115,8 @@ class RouteUpdate(TypedDict, total=False):
     steps: int
     route: RouteDecision | None
     routes: list[RouteDecision]
+    # The router's own model calls (the LLM router's classification), `tier="router"`.
+    calls: list[ModelCall]
     reasks: dict[str, int]
     candidate: str | None
     feedback: str | None

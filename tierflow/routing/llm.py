@@ -16,10 +16,12 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import BaseModel, Field, PrivateAttr, computed_field, model_validator
 
+from tierflow.errors import ModelError, SpecError
 from tierflow.foundation.spec import SpecModel
+from tierflow.models.price import Price, usage_from_metadata
 from tierflow.models.resolve import resolve_model
 from tierflow.routing.decision import Effort, TierCost, complete
-from tierflow.routing.router import RouteDecision
+from tierflow.routing.router import RouteDecision, RouterCall, record_router_call
 
 
 class RouteChoice(BaseModel):
@@ -48,6 +50,11 @@ class LLMRouter(SpecModel):
 
     `model` is a LangChain chat model or a `provider:model` reference — usually the
     fast tier's model. `effort_tiers` may also be given a reasoning effort.
+
+    The classification is a model call of the run's (`tier="router"`), priced at
+    `price`: declared, or for a reference the maintained table's (a reference the table
+    doesn't price must declare one). A chat model object without a price is recorded
+    at cost 0, `price_source="unpriced"` — its tokens still count.
     """
 
     model: str | BaseChatModel = Field(exclude=True, repr=False)
@@ -56,7 +63,23 @@ class LLMRouter(SpecModel):
     name: str = "llm"
     effort_tiers: tuple[str, ...] = ()
     costs: Mapping[str, TierCost] = Field(default_factory=dict)
+    price: Price | None = None
     _chat: BaseChatModel | None = PrivateAttr(default=None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _table_price(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("price") is not None:
+            return data
+        reference = data.get("model")
+        if not isinstance(reference, str):
+            return data
+        try:
+            return {**data, "price": Price.of(reference)}
+        except (ModelError, ValueError) as error:
+            raise SpecError(
+                "router.price", f"declare it: the classifier {reference!r} is unpriced ({error})"
+            ) from None
 
     @model_validator(mode="after")
     def _known_tiers(self) -> LLMRouter:
@@ -90,6 +113,7 @@ class LLMRouter(SpecModel):
     def route(self, request: str, state: Mapping[str, Any]) -> RouteDecision:
         classifier = self._chat_model().with_structured_output(RouteChoice, include_raw=True)
         reply = classifier.invoke([SystemMessage(self.prompt()), HumanMessage(request)])
+        self._record(reply)
         choice = reply.get("parsed") if isinstance(reply, dict) else None
         if not isinstance(choice, RouteChoice):
             problem = reply.get("parsing_error") if isinstance(reply, dict) else reply
@@ -110,6 +134,23 @@ class LLMRouter(SpecModel):
             tier=self.fallback, router=self.name, reason=f"{why}: fallback", confidence=0.0
         )
         return complete(decision, request, state, self.costs)
+
+    def _record(self, reply: object) -> None:
+        """Report the classification call's usage and cost (`router_calls`)."""
+        raw = reply.get("raw") if isinstance(reply, dict) else None
+        metadata = getattr(raw, "usage_metadata", None)
+        response = getattr(raw, "response_metadata", None) or {}
+        usage = usage_from_metadata(metadata)
+        record_router_call(
+            RouterCall(
+                router=self.name,
+                model=self.model_name,
+                usage=usage,
+                usage_source=str(response.get("usage_source", "provider")),
+                cost_usd=self.price.cost(usage) if self.price is not None else 0.0,
+                price_source=self.price.origin if self.price is not None else "unpriced",
+            )
+        )
 
     def _chat_model(self) -> BaseChatModel:
         if self._chat is None:

@@ -3,8 +3,9 @@ governed run, charged from the budget ledger."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, cast
+from typing import Any, TypedDict, cast
 
 from langgraph.types import StateSnapshot
 
@@ -12,6 +13,61 @@ from tierflow.governance.budget import ThreadSpend
 from tierflow.models.price import TokenUsage
 from tierflow.nodes.state import AgentState, GuardRecord, ModelCall, PlanStep
 from tierflow.routing.router import RouteDecision
+
+
+class TierTotals(TypedDict):
+    """One tier's calls summed: tokens as the provider reported them (`input_tokens`
+    includes `cached_tokens`, `output_tokens` includes `reasoning_tokens`), the share
+    of input read from the prompt cache (0 to 1), and the calls' cost as priced."""
+
+    tier: str
+    calls: int
+    input_tokens: int
+    cached_tokens: int
+    cached_share: float
+    output_tokens: int
+    reasoning_tokens: int
+    cost_usd: float
+
+
+class TierSummary(TypedDict):
+    """Model calls summed per tier, and in total (`tier="total"`)."""
+
+    tiers: list[TierTotals]
+    total: TierTotals
+
+
+def tier_totals(tier: str, calls: Sequence[ModelCall]) -> TierTotals:
+    input_tokens = sum(c["usage"]["input_tokens"] for c in calls)
+    cached = sum(c["usage"]["cached_tokens"] for c in calls)
+    return TierTotals(
+        tier=tier,
+        calls=len(calls),
+        input_tokens=input_tokens,
+        cached_tokens=cached,
+        cached_share=cached / input_tokens if input_tokens else 0.0,
+        output_tokens=sum(c["usage"]["output_tokens"] for c in calls),
+        reasoning_tokens=sum(c["usage"]["reasoning_tokens"] for c in calls),
+        cost_usd=sum(c["cost_usd"] for c in calls),
+    )
+
+
+def tier_summary(calls: Sequence[ModelCall], declared: Sequence[str] = ()) -> TierSummary:
+    """`calls` summed per tier: the `declared` tiers first (a row each, called or not),
+    then every other tier found in the calls (the LLM router's own `"router"` calls, a
+    tier that is gone from the agent) in the order they first ran."""
+    tiers = list(dict.fromkeys([*declared, *(c["tier"] for c in calls)]))
+    return TierSummary(
+        tiers=[tier_totals(t, [c for c in calls if c["tier"] == t]) for t in tiers],
+        total=tier_totals("total", calls),
+    )
+
+
+def run_tiers(values: AgentState) -> TierSummary:
+    """A thread's calls summed per tier: the tiers it was routed to first, then any
+    other its calls ran on (the LLM router's own)."""
+    routed = [route["tier"] for route in values.get("routes", [])]
+    return tier_summary(list(values.get("calls", [])), routed)
 
 
 @dataclass
@@ -40,6 +96,8 @@ class RunReport:
     rerun_model_calls: int = 0  # re-run after a crash: the provider billed them twice
     abandoned_reservations: int = 0
     abandoned_usd: float = 0.0
+    # The calls summed per tier, priced as each call was (not the ledger's charge).
+    by_tier: TierSummary = field(default_factory=lambda: tier_summary([]))
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -73,6 +131,7 @@ def report_from(thread: str, snapshot: StateSnapshot) -> RunReport:
         error=values.get("error"),
         tiers=sorted({c["tier"] for c in calls}),
         review=[item.value for item in snapshot.interrupts],
+        by_tier=run_tiers(values),
     )
 
 
