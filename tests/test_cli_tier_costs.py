@@ -12,8 +12,8 @@ import pytest
 from conftest import Cli
 from rich.console import Console
 from test_cli_by_tier import AGENT
+from test_demo_costs import PRICES, call
 
-from tierflow import Price
 from tierflow.cli.costs import (
     assumptions,
     comparison_table,
@@ -21,28 +21,7 @@ from tierflow.cli.costs import (
     request_costs,
     tier_table,
 )
-from tierflow.models.price import TokenUsage
-from tierflow.nodes.state import ModelCall
 from tierflow.runs.report import tier_summary
-
-FAST = Price(input=2.00, cached_input=0.50, output=8.00)
-REASONING = Price(input=1.75, cached_input=0.175, output=14.00)
-PRICES = {"fast": FAST, "reasoning": REASONING}
-
-
-def call(tier: str, inputs: int, cached: int, output: int, reasoning: int = 0) -> ModelCall:
-    usage = TokenUsage(
-        input_tokens=inputs, cached_tokens=cached, output_tokens=output, reasoning_tokens=reasoning
-    )
-    return ModelCall(
-        step=1,
-        tier=tier,
-        model="scripted",
-        usage=usage,
-        usage_source="estimated",
-        cost_usd=PRICES.get(tier, FAST).cost(usage),  # the router's model: fast's price
-        tool_calls=[],
-    )
 
 
 def table_rows(text: str) -> list[list[str]]:

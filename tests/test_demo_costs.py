@@ -34,7 +34,7 @@ def call(tier: str, inputs: int, cached: int, output: int, reasoning: int = 0) -
         model="scripted",
         usage=usage,
         usage_source="estimated",
-        cost_usd=PRICES[tier].cost(usage),
+        cost_usd=PRICES.get(tier, FAST).cost(usage),  # the router's model: fast's price
         tool_calls=[],
     )
 
