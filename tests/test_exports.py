@@ -127,11 +127,8 @@ EXPORTS: dict[str, list[str]] = {
         "PlanStep",
         "RunContext",
         "Status",
-        "Tool",
-        "ToolContext",
         "ToolResult",
         "UPDATE_PLAN",
-        "tool",
         "update_plan_tool",
     ],
     "tierflow.routing": [
@@ -162,6 +159,7 @@ EXPORTS: dict[str, list[str]] = {
     ],
     "tierflow.runs": ["Runner", "load_agent"],
     "tierflow.store": ["RunRow", "RunsTable", "SqliteStore", "open", "open_sqlite"],
+    "tierflow.tools": ["Tool", "ToolContext", "tool"],
     "tierflow.testing": ["Fault", "OpenAIServer", "RecordedRequest", "Reply", "Usage"],
 }
 # Packages that export nothing: what every room imports, not what a user does.

@@ -1,7 +1,7 @@
 """The package's file list is its architecture, and these tests keep it so.
 
 Rooms are the top-level packages of `tierflow/` (docs/decisions.md, "The layout"); imports
-point one way (cli → runs → graphs → nodes → routing, governance, models, guardrails →
+point one way (cli → runs → graphs → nodes → routing, governance, models, tools, guardrails →
 store → foundation, errors); modules stay a few hundred lines and functions a screen,
 unless a comment says why.
 """
@@ -28,6 +28,7 @@ ROOMS = {
     "runs",
     "store",
     "testing",
+    "tools",
 }
 TOP_MODULES = {"__init__.py", "__main__.py", "errors.py"}
 
@@ -43,8 +44,10 @@ MAY_IMPORT: dict[str, set[str]] = {
     # Redaction reuses the PII guard's detectors: one definition of what a card number is.
     "governance": BELOW_ALL | {"store", "guardrails", "testing"},
     # Nodes read the run store the graph checkpoints to (`nodes/context.py::db_of`).
-    "nodes": BELOW_ALL | {"governance", "guardrails", "models", "routing", "store"},
-    "graphs": BELOW_ALL | {"governance", "guardrails", "models", "nodes", "routing"},
+    # Tools are declared beside the guardrails that check their arguments and results.
+    "tools": BELOW_ALL | {"guardrails"},
+    "nodes": BELOW_ALL | {"governance", "guardrails", "models", "routing", "store", "tools"},
+    "graphs": BELOW_ALL | {"governance", "guardrails", "models", "nodes", "routing", "tools"},
     "runs": ROOMS - {"cli", "runs"} | {"errors"},
     "cli": ROOMS - {"cli"} | {"errors"},
     "testing": BELOW_ALL | {"models"},

@@ -34,9 +34,9 @@ if TYPE_CHECKING:
     from tierflow.models.price import Price
     from tierflow.models.scripted import Scenario, ScriptedChatModel, Turn
     from tierflow.nodes.context import RunContext
-    from tierflow.nodes.tools import Tool, ToolContext, tool
     from tierflow.routing.router import RouteDecision
     from tierflow.routing.rules import Rule, RulesRouter
+    from tierflow.tools.declare import Tool, ToolContext, tool
 
 __all__ = [
     "Agent",
@@ -82,7 +82,7 @@ __getattr__, __dir__ = lazy_names(
         "tierflow.models.price": ("Price",),
         "tierflow.models.scripted": ("Scenario", "ScriptedChatModel", "Turn"),
         "tierflow.nodes.context": ("RunContext",),
-        "tierflow.nodes.tools": ("Tool", "ToolContext", "tool"),
+        "tierflow.tools.declare": ("Tool", "ToolContext", "tool"),
         "tierflow.routing.router": ("RouteDecision",),
         "tierflow.routing.rules": ("Rule", "RulesRouter"),
     },

@@ -27,7 +27,7 @@ from tierflow.nodes.state import (
     AgentInput,
     AgentState,
 )
-from tierflow.nodes.tools import Tool
+from tierflow.tools.declare import Tool
 
 if TYPE_CHECKING:
     from langgraph.checkpoint.base import BaseCheckpointSaver

@@ -24,9 +24,10 @@ from tierflow.guardrails.base import Guardrail
 from tierflow.models.openai import OpenAIModel, ReasoningEffort
 from tierflow.models.price import Price
 from tierflow.models.resolve import ModelReference, parse_reference
-from tierflow.nodes.tools import UPDATE_PLAN, Tool
+from tierflow.nodes.plan_tool import UPDATE_PLAN
 from tierflow.routing.router import Router
 from tierflow.routing.rules import RulesRouter
+from tierflow.tools.declare import Tool
 
 if TYPE_CHECKING:
     from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -215,7 +216,7 @@ class Agent(SpecModel):
 
     def all_tools(self) -> tuple[Tool, ...]:
         """The declared tools plus the built-in `update_plan` when enabled."""
-        from tierflow.nodes.tools import update_plan_tool
+        from tierflow.nodes.plan_tool import update_plan_tool
 
         return (*self.tools, update_plan_tool()) if self.plan_tool else self.tools
 

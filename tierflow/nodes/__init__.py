@@ -1,5 +1,5 @@
 """Node functions of the compiled agent graph (route, model, act, observe, guard), the
-state they share (typed once), the run context, tools.
+state they share (typed once), the run context, the plan tool.
 
 The names load on first use (`tierflow.foundation.lazy`)."""
 
@@ -9,6 +9,7 @@ from tierflow.foundation.lazy import lazy_names
 
 if TYPE_CHECKING:
     from tierflow.nodes.context import RunContext
+    from tierflow.nodes.plan_tool import UPDATE_PLAN, update_plan_tool
     from tierflow.nodes.state import (
         AgentInput,
         AgentState,
@@ -18,7 +19,6 @@ if TYPE_CHECKING:
         Status,
         ToolResult,
     )
-    from tierflow.nodes.tools import UPDATE_PLAN, Tool, ToolContext, tool, update_plan_tool
 
 __all__ = [
     "UPDATE_PLAN",
@@ -29,10 +29,7 @@ __all__ = [
     "PlanStep",
     "RunContext",
     "Status",
-    "Tool",
-    "ToolContext",
     "ToolResult",
-    "tool",
     "update_plan_tool",
 ]
 
@@ -50,6 +47,6 @@ __getattr__, __dir__ = lazy_names(
             "Status",
             "ToolResult",
         ),
-        "tierflow.nodes.tools": ("UPDATE_PLAN", "Tool", "ToolContext", "tool", "update_plan_tool"),
+        "tierflow.nodes.plan_tool": ("UPDATE_PLAN", "update_plan_tool"),
     },
 )

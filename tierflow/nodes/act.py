@@ -38,9 +38,10 @@ from tierflow.nodes.context import Governing, thread_of
 from tierflow.nodes.dual import dual_node
 from tierflow.nodes.executor import acall_in_time, call_in_time, run_all
 from tierflow.nodes.output_guards import answered_from_record, guard_results
+from tierflow.nodes.plan_tool import UPDATE_PLAN
 from tierflow.nodes.state import AgentState, GuardRecord, PlanStep, ToolResult
 from tierflow.nodes.tool_guards import Cleared, Prepared, checked
-from tierflow.nodes.tools import UPDATE_PLAN, Tool, ToolContext
+from tierflow.tools.declare import Tool, ToolContext
 
 T = TypeVar("T")
 

@@ -42,8 +42,8 @@ from tierflow.nodes.governed import (
 )
 from tierflow.nodes.remind import reminder_of
 from tierflow.nodes.state import AgentState, ModelCall, ModelUpdate
-from tierflow.nodes.tools import Tool
 from tierflow.routing.router import RouteDecision
+from tierflow.tools.declare import Tool
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ from tierflow.governance.ungoverned import ToolGovernor
 from tierflow.guardrails.base import Guardrail, Verdict
 from tierflow.nodes.state import AgentState, GuardRecord, ToolResult
 from tierflow.nodes.tool_guards import Prepared
-from tierflow.nodes.tools import ALL_ARGUMENTS, Tool
+from tierflow.tools.declare import ALL_ARGUMENTS, Tool
 
 # A held result's review entry: `<call id>:result`, so its recorded decision is its own
 # and never the one given on the call's arguments before it ran.

@@ -23,7 +23,7 @@ from tierflow.governance.calls import GovernedCall, ToolVerdict
 from tierflow.governance.reviews import HeldCall, rejection_reason, review_held, review_outcome
 from tierflow.governance.ungoverned import ToolGovernor
 from tierflow.nodes.state import AgentState, GuardRecord, ToolResult
-from tierflow.nodes.tools import ALL_ARGUMENTS, Tool, ToolContext
+from tierflow.tools.declare import ALL_ARGUMENTS, Tool, ToolContext
 
 
 @dataclass(frozen=True)

@@ -27,9 +27,7 @@ from typing_extensions import is_typeddict
 from tierflow.errors import SpecError
 from tierflow.foundation.spec import SpecModel
 from tierflow.guardrails.base import Guardrail
-from tierflow.nodes.state import PlanStep
 
-UPDATE_PLAN = "update_plan"
 ALL_ARGUMENTS = "*"
 
 
@@ -225,15 +223,3 @@ def _result_fields(function: Callable[..., Any]) -> frozenset[str] | None:
     except (NameError, TypeError):
         return None
     return frozenset(get_type_hints(returned)) if is_typeddict(returned) else None
-
-
-def _update_plan(steps: list[PlanStep]) -> list[PlanStep]:
-    """Set or revise your plan for this request: the full list of steps, each with a
-    status (pending, in_progress, done). The plan is shown back to you at every step.
-    Update it as you complete steps."""
-    return steps
-
-
-def update_plan_tool() -> Tool:
-    """The built-in tool through which a model sets the plan kept in state."""
-    return tool(name=UPDATE_PLAN)(_update_plan)
