@@ -37,6 +37,7 @@ EXPORTS: dict[str, list[str]] = {
         "OutputSchema",
         "PermissionDenied",
         "Price",
+        "RendererMissing",
         "RouteDecision",
         "RoutingDataError",
         "Rule",
@@ -83,6 +84,8 @@ EXPORTS: dict[str, list[str]] = {
         "Agent",
         "Edge",
         "Limits",
+        "NodeStats",
+        "Overlay",
         "Shape",
         "Tier",
         "ascii_art",
@@ -161,6 +164,7 @@ EXPORTS: dict[str, list[str]] = {
     "tierflow.store": ["RunRow", "RunsTable", "SqliteStore", "open", "open_sqlite"],
     "tierflow.tools": ["Tool", "ToolContext", "tool"],
     "tierflow.testing": ["Fault", "OpenAIServer", "RecordedRequest", "Reply", "Usage"],
+    "tierflow.views": ["RunData", "build_report", "make_server", "read_run", "report_html"],
 }
 # Packages that export nothing: what every room imports, not what a user does.
 UNEXPORTED = {"tierflow.foundation"}

@@ -275,10 +275,12 @@ def run_the_governed_step(db: Path, serde: JsonPlusSerializer) -> tuple[str, dic
     result = f"logged in; session key {RESULT_SECRET}"
     call = GovernedCall("login", "accounts:write", arguments, 1, "c1", idempotency_key="tf-1")
     assert gov.authorize_tool(call).allowed
-    assert gov.execute_tool(call, lambda: RecordedResult(True, result)) is not None
+    assert gov.execute_tool(call, lambda _attempt: RecordedResult(True, result)) is not None
     assert gov.side_effects.recorded("tf-1") is not None
     failing = GovernedCall("login", "accounts:write", arguments, 1, "c2")
-    failed = gov.execute_tool(failing, lambda: RecordedResult(False, f"rejected: {result}"))
+    failed = gov.execute_tool(
+        failing, lambda _attempt: RecordedResult(False, f"rejected: {result}")
+    )
     assert failed is not None
     assert len(audit(db, "t1")) == 2  # the failure's text is the second row's reason
 

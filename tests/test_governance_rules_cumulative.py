@@ -68,7 +68,7 @@ def ran(gov: Governor, *calls: GovernedCall, outcome: str = "ok") -> None:
     """Run `calls` through the governor: their audit rows say `outcome`."""
     result = None if outcome == "timeout" else RecordedResult(outcome == "ok", outcome)
     for call in calls:
-        gov.execute_tool(call, lambda: result)
+        gov.execute_tool(call, lambda _attempt: result)
 
 
 def verdicts(gov: Governor, *turn: GovernedCall) -> Verdicts:
@@ -192,7 +192,7 @@ def test_a_value_that_cannot_be_added_up_holds_the_call(target: str) -> None:
         "which can't be added up"
     )
     approved = refund(math.inf, "c3")
-    gov.execute_tool(approved, lambda: RecordedResult(True, "done"), decision="approved")
+    gov.execute_tool(approved, lambda _attempt: RecordedResult(True, "done"), decision="approved")
     assert held_reason(gov, refund(10, "c4", step=3)) == (
         "refunds:write needs approval: amount_usd of a call that ran in this thread is inf, "
         "which can't be added up"

@@ -62,7 +62,7 @@ def send_money(iban: Any, step: int, call_id: str = "s1") -> GovernedCall:
 
 def answered(gov: Governor, call: GovernedCall, ok: bool | None = True) -> None:
     """`call` ran; None: it timed out (nothing reached the model)."""
-    gov.execute_tool(call, lambda: None if ok is None else RecordedResult(ok, "mail"))
+    gov.execute_tool(call, lambda _attempt: None if ok is None else RecordedResult(ok, "mail"))
 
 
 def test_before_untrusted_content_sensitive_calls_run(target: str) -> None:

@@ -1,9 +1,9 @@
 """The package's file list is its architecture, and these tests keep it so.
 
 Rooms are the top-level packages of `tierflow/` (docs/decisions.md, "The layout"); imports
-point one way (cli → runs → graphs → nodes → routing, governance, models, tools, guardrails →
-store → foundation, errors); modules stay a few hundred lines and functions a screen,
-unless a comment says why.
+point one way (cli → views → runs → graphs → nodes → routing, governance, models, tools,
+guardrails → store → foundation, errors); modules stay a few hundred lines and functions a
+screen, unless a comment says why.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ ROOMS = {
     "store",
     "testing",
     "tools",
+    "views",
 }
 TOP_MODULES = {"__init__.py", "__main__.py", "errors.py"}
 
@@ -46,9 +47,12 @@ MAY_IMPORT: dict[str, set[str]] = {
     # Nodes read the run store the graph checkpoints to (`nodes/context.py::db_of`).
     # Tools are declared beside the guardrails that check their arguments and results.
     "tools": BELOW_ALL | {"guardrails"},
-    "nodes": BELOW_ALL | {"governance", "guardrails", "models", "routing", "store", "tools"},
+    "nodes": BELOW_ALL
+    | {"governance", "guardrails", "models", "routing", "store", "testing", "tools"},
     "graphs": BELOW_ALL | {"governance", "guardrails", "models", "nodes", "routing", "tools"},
-    "runs": ROOMS - {"cli", "runs"} | {"errors"},
+    "runs": ROOMS - {"cli", "runs", "views"} | {"errors"},
+    # Views (the HTML report, the run viewer) read what runs left; the CLI serves them.
+    "views": ROOMS - {"cli", "views"} | {"errors"},
     "cli": ROOMS - {"cli"} | {"errors"},
     "testing": BELOW_ALL | {"models"},
 }

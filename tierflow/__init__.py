@@ -17,6 +17,7 @@ from tierflow.errors import (
     LoadError,
     ModelError,
     PermissionDenied,
+    RendererMissing,
     RoutingDataError,
     RunFailed,
     ScriptExhausted,
@@ -36,7 +37,8 @@ if TYPE_CHECKING:
     from tierflow.nodes.context import RunContext
     from tierflow.routing.router import RouteDecision
     from tierflow.routing.rules import Rule, RulesRouter
-    from tierflow.tools.declare import Tool, ToolContext, tool
+    from tierflow.tools.arguments import ToolContext
+    from tierflow.tools.declare import Tool, tool
 
 __all__ = [
     "Agent",
@@ -51,6 +53,7 @@ __all__ = [
     "OutputSchema",
     "PermissionDenied",
     "Price",
+    "RendererMissing",
     "RouteDecision",
     "RoutingDataError",
     "Rule",
@@ -82,7 +85,8 @@ __getattr__, __dir__ = lazy_names(
         "tierflow.models.price": ("Price",),
         "tierflow.models.scripted": ("Scenario", "ScriptedChatModel", "Turn"),
         "tierflow.nodes.context": ("RunContext",),
-        "tierflow.tools.declare": ("Tool", "ToolContext", "tool"),
+        "tierflow.tools.arguments": ("ToolContext",),
+        "tierflow.tools.declare": ("Tool", "tool"),
         "tierflow.routing.router": ("RouteDecision",),
         "tierflow.routing.rules": ("Rule", "RulesRouter"),
     },

@@ -108,6 +108,13 @@ class TransientError(Exception):
         self.retry_after_s = retry_after_s
 
 
+# --- drawing ------------------------------------------------------------------------
+
+
+class RendererMissing(TierflowError):
+    """Drawing an image needs Graphviz's `dot` program, and it is not installed."""
+
+
 # --- training a router ----------------------------------------------------------------
 
 

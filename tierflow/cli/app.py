@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import typer
 import typer.main
 
-from tierflow.cli import governance, graph, router, run, threads
+from tierflow.cli import governance, graph, report, router, run, threads
 from tierflow.cli.exits import EXIT_CODES, error_line, exit_code, status_of
 from tierflow.errors import TierflowError
 
@@ -40,6 +40,8 @@ app.command("history")(threads.history_command)
 app.command("fork")(threads.fork_command)
 app.command("inspect")(threads.inspect_command)
 app.command("prune")(threads.prune_command)
+app.command()(report.report)
+app.command()(report.view)
 app.add_typer(governance.budget_app, name="budget")
 app.add_typer(router.router_app, name="router")
 

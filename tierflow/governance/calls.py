@@ -11,9 +11,11 @@ from tierflow.governance.side_effects import RecordedResult
 
 # Whether a tool call may run: a guardrail's `Verdict` is another thing.
 Access = Literal["allowed", "denied", "needs_approval"]
-# Runs the tool (with its retries and its timeout): its outcome, or None for a timeout.
-RunTool = Callable[[], RecordedResult | None]
-RunToolAsync = Callable[[], Awaitable[RecordedResult | None]]
+# Runs the tool (with its retries and its timeout), given the attempt it starts at (1, or
+# more when an earlier attempt of a side-effecting call left no outcome): its outcome,
+# or None for a timeout.
+RunTool = Callable[[int], RecordedResult | None]
+RunToolAsync = Callable[[int], Awaitable[RecordedResult | None]]
 
 
 @dataclass(frozen=True)

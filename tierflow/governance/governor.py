@@ -50,7 +50,7 @@ from tierflow.governance.permissions import check, denial_message
 from tierflow.governance.policy import Policy, Principal
 from tierflow.governance.redact import RedactingSerializer
 from tierflow.governance.reviews import Reviews, review_outcome
-from tierflow.governance.side_effects import CallSite, RecordedResult, SideEffects
+from tierflow.governance.side_effects import Attempt, CallSite, RecordedResult, SideEffects
 from tierflow.governance.tables import utc_now
 from tierflow.testing.faults import crash_point
 
@@ -225,10 +225,10 @@ class Governor:
         started = self.timer()
         with self.capacity.tool_call(call.tool, on_wait=waits):
             if call.idempotency_key is None:
-                result = run()
+                result = run(1)
             else:
                 result = self.side_effects.once(
-                    call.idempotency_key, self._site(call), lambda _attempt: run()
+                    call.idempotency_key, self._site(call), lambda attempt: run(attempt.attempt)
                 )
         self._finished(call, result, decision, waits.waited, self.timer() - started)
         return result
@@ -248,11 +248,11 @@ class Governor:
         started = self.timer()
         async with self.capacity.atool_call(call.tool, on_wait=waits):
             if call.idempotency_key is None:
-                result = await run()
+                result = await run(1)
             else:
 
-                async def keyed(_attempt: object) -> RecordedResult | None:
-                    return await run()
+                async def keyed(attempt: Attempt) -> RecordedResult | None:
+                    return await run(attempt.attempt)
 
                 result = await self.side_effects.aonce(
                     call.idempotency_key, self._site(call), keyed

@@ -1,4 +1,5 @@
-"""The declarative spec, its compilation into LangGraph, lint and diagrams.
+"""The declarative spec, its compilation into LangGraph, lint, diagrams and the run overlay
+drawn on them (`tierflow.graphs.dot`, `.render`: DOT text and its images).
 
 The names load on first use (`tierflow.foundation.lazy`): declaring an agent doesn't import the
 compiler or the diagram renderers."""
@@ -10,6 +11,7 @@ from tierflow.foundation.lazy import lazy_names
 if TYPE_CHECKING:
     from tierflow.graphs.compile import build_graph
     from tierflow.graphs.draw import ascii_art, mermaid
+    from tierflow.graphs.overlay import NodeStats, Overlay
     from tierflow.graphs.shape import Edge, Shape, shape_of
     from tierflow.graphs.spec import Agent, Limits, Tier
 
@@ -17,6 +19,8 @@ __all__ = [
     "Agent",
     "Edge",
     "Limits",
+    "NodeStats",
+    "Overlay",
     "Shape",
     "Tier",
     "ascii_art",
@@ -31,6 +35,7 @@ __getattr__, __dir__ = lazy_names(
     {
         "tierflow.graphs.compile": ("build_graph",),
         "tierflow.graphs.draw": ("ascii_art", "mermaid"),
+        "tierflow.graphs.overlay": ("NodeStats", "Overlay"),
         "tierflow.graphs.shape": ("Edge", "Shape", "shape_of"),
         "tierflow.graphs.spec": ("Agent", "Limits", "Tier"),
     },

@@ -80,7 +80,7 @@ def build_graph(agent: Agent) -> StateGraph[Any, Any, Any, Any]:
     )
     builder.add_node(
         ACT,
-        make_act_node(tools, agent.limits.max_tool_calls_per_turn, governing),
+        make_act_node(tools, agent.limits.max_tool_calls_per_turn, governing, agent.resources),
         metadata={NOTES: tool_guard_notes(tools), IO: ACT_IO},
     )
     if guards:  # the way back from a failed guard

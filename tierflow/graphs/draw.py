@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+import shutil
 
 from tierflow.graphs.names import GUARD_PREFIX, MODEL_PREFIX, display
+from tierflow.graphs.overlay import Overlay
 from tierflow.graphs.shape import Shape
 
 
@@ -15,7 +17,11 @@ def _mermaid_id(node: str) -> str:
 def _mermaid_node(node: str, notes: tuple[str, ...] = ()) -> str:
     label = display(node)
     if notes:  # act: the guards it applies to tool arguments (⟵) and results (⟶)
-        lines = "<br/>".join([label, *notes])
+        lines = "<br/>".join([label, *(_mermaid_text(note) for note in notes)])
+        if node in ("__start__", "__end__"):
+            return f'{_mermaid_id(node)}(["{lines}"])'
+        if node.startswith(GUARD_PREFIX):
+            return f'{_mermaid_id(node)}{{{{"{lines}"}}}}'
         return f'{_mermaid_id(node)}["{lines}"]'
     if node in ("__start__", "__end__"):
         return f"{_mermaid_id(node)}([{label}])"
@@ -26,17 +32,64 @@ def _mermaid_node(node: str, notes: tuple[str, ...] = ()) -> str:
     return f"{_mermaid_id(node)}[{label}]"
 
 
-def mermaid(shape: Shape) -> str:
-    """Mermaid flowchart; conditional edges are dotted and labelled with their outcomes."""
+def _mermaid_text(text: str) -> str:
+    """Text inside a quoted Mermaid label: its quotes and angle brackets as entities."""
+    return text.replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
+
+
+def mermaid(shape: Shape, overlay: Overlay | None = None) -> str:
+    """Mermaid flowchart; conditional edges are dotted and labelled with their outcomes.
+    With `overlay`, a run drawn on it: each node that ran with its visits, time, tokens
+    and cost; the edges it took thick, with their counts; failed guards and denied calls
+    in the `failed` class."""
     lines = ["flowchart TD"]
-    lines += [f"    {_mermaid_node(node, shape.notes_of(node))}" for node in shape.nodes]
-    for edge in shape.edges:
-        source, target = _mermaid_id(edge.source), _mermaid_id(edge.target)
-        if edge.label is None:
-            lines.append(f"    {source} --> {target}")
+    for node in shape.nodes:
+        notes = shape.notes_of(node) + (overlay.lines(node) if overlay else ())
+        lines.append(f"    {_mermaid_node(node, notes)}")
+    taken: list[int] = []
+    for index, (source, target, label) in enumerate(_mermaid_edges(shape, overlay)):
+        count = overlay.taken(source, target) if overlay else 0
+        ids = f"{_mermaid_id(source)} %s {_mermaid_id(target)}"
+        if count:
+            taken.append(index)
+            counted = f"{label or ''} ×{count}".strip()
+            lines.append("    " + ids % f'== "{counted}" ==>')
+        elif label is None:
+            lines.append("    " + ids % "-->")
         else:
-            lines.append(f'    {source} -. "{edge.label}" .-> {target}')
+            lines.append("    " + ids % f'-. "{label}" .->')
+    if overlay is not None:
+        lines += _mermaid_styles(shape, overlay, taken)
     return "\n".join(lines) + "\n"
+
+
+def _mermaid_edges(shape: Shape, overlay: Overlay | None) -> list[tuple[str, str, str | None]]:
+    """The shape's edges, then any the run took that the shape lacks (none for a run of
+    this agent: drawn so that nothing taken is hidden)."""
+    edges = [(edge.source, edge.target, edge.label) for edge in shape.edges]
+    if overlay is not None:
+        known = {(source, target) for source, target, _ in edges}
+        edges += [
+            (source, target, None)
+            for (source, target), count in sorted(overlay.edges.items())
+            if count and (source, target) not in known
+        ]
+    return edges
+
+
+def _mermaid_styles(shape: Shape, overlay: Overlay, taken: list[int]) -> list[str]:
+    failed = [n for n in shape.nodes if n in overlay.failed]
+    ran = [n for n in shape.nodes if overlay.ran(n) and n not in overlay.failed]
+    lines = [
+        "    classDef visited stroke:#2563eb,stroke-width:2px",
+        "    classDef failed fill:#fee2e2,stroke:#dc2626,stroke-width:3px",
+    ]
+    for name, nodes in (("visited", ran), ("failed", failed)):
+        if nodes:
+            lines.append(f"    class {','.join(_mermaid_id(n) for n in nodes)} {name}")
+    if taken:
+        lines.append(f"    linkStyle {','.join(map(str, taken))} stroke:#2563eb")
+    return lines
 
 
 def io_table(shape: Shape) -> str:
@@ -47,12 +100,39 @@ def io_table(shape: Shape) -> str:
     return "\n".join(lines) + "\n"
 
 
-def ascii_art(shape: Shape) -> str:
-    """Box drawing (grandalf layout) with the design's node labels."""
+def ascii_art(shape: Shape, width: int | None = None) -> str:
+    """Box drawing (grandalf layout) with the design's node labels, then its edges as a
+    list with their labels (the drawing has none). When the drawing is wider than
+    `width` columns (default: the terminal's), the list alone."""
     # LangChain's renderer imports grandalf, which imports numpy: only for this picture.
     from langchain_core.runnables.graph import Edge as AsciiEdge
     from langchain_core.runnables.graph_ascii import draw_ascii
 
+    columns = width if width is not None else shutil.get_terminal_size().columns
     vertices = {node: display(node) for node in shape.nodes}
     edges = [AsciiEdge(e.source, e.target, e.label, conditional=e.conditional) for e in shape.edges]
-    return draw_ascii(vertices, edges) + "\n"
+    drawing = draw_ascii(vertices, edges)
+    wide = max(len(line.rstrip()) for line in drawing.splitlines())
+    if wide > columns:
+        return (
+            f"(the drawing is {wide} columns wide, wider than {columns}: its edges as a list)\n"
+            + edge_list(shape)
+        )
+    return "\n".join(line.rstrip() for line in drawing.splitlines()) + "\n\n" + edge_list(shape)
+
+
+def edge_list(shape: Shape) -> str:
+    """The graph as lines `source → target [outcomes]`, grouped by source in node
+    order; then what `act` checks (the notes)."""
+    width = max((len(display(e.source)) for e in shape.edges), default=0)
+    targets = max((len(display(e.target)) for e in shape.edges), default=0)
+    lines: list[str] = []
+    previous = None
+    for edge in shape.edges:
+        source = display(edge.source) if edge.source != previous else ""
+        previous = edge.source
+        label = f" [{edge.label}]" if edge.label else ""
+        lines.append(f"{source:<{width}} → {display(edge.target):<{targets}}{label}".rstrip())
+    for node, notes in shape.notes:
+        lines += [f"{display(node)}: {note}" for note in notes]
+    return "\n".join(lines) + "\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from langchain_core.language_models import BaseChatModel
@@ -130,6 +131,10 @@ class Agent(SpecModel):
     # Governance (docs/governance.md): grants, approval rules, budgets, caps, redaction.
     # None: the tools and models run ungoverned.
     policy: Policy | None = None
+    # Run resources (docs/tools.md): name → a factory called once per run (the `Runner`
+    # closes what has a `close()` when the run ends). Tools ask for one with
+    # `Annotated[T, Needs(name)]`; a resume builds them again from these factories.
+    resources: dict[str, Callable[[], Any]] = Field(default_factory=dict)
     # (id of the agent it was built for, the compiled graph): see `compiled_cache`.
     _compiled: tuple[int, Any] | None = PrivateAttr(default=None)
 
@@ -163,6 +168,14 @@ class Agent(SpecModel):
                     "and spec()",
                 )
         _no_duplicates("guardrails", [g.name for g in self.guardrails])
+        for declared in self.tools:
+            for parameter, resource in declared.needs.items():
+                if resource not in self.resources:
+                    raise SpecError(
+                        f"tools.{declared.name}.{parameter}",
+                        f"needs the run resource {resource!r}, which the agent doesn't "
+                        f"declare (resources: {sorted(self.resources)})",
+                    )
         untrusted = self.policy.untrusted_tools if self.policy else frozenset()
         if untrusted - set(tool_names):  # a typo would silently declare nothing untrusted
             raise SpecError(
@@ -195,6 +208,8 @@ class Agent(SpecModel):
             "limits": self.limits.model_dump(),
             "plan_tool": self.plan_tool,
             "policy": None if self.policy is None else policy_spec(self.policy),
+            # only when declared, so the fingerprint of other agents is unchanged
+            **({"resources": sorted(self.resources)} if self.resources else {}),
         }
         return json.dumps(document, indent=2, sort_keys=True)
 

@@ -18,40 +18,45 @@ does, and nothing leaves the loop but a sync tool.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
+from functools import cached_property, partial
+from pathlib import Path
 from typing import Any, TypeVar
 
 from langchain_core.messages import AIMessage, InvalidToolCall, ToolCall, ToolMessage
 from langchain_core.runnables import Runnable, RunnableConfig
-from pydantic import ValidationError
 
-from tierflow.foundation.retry import RetryPolicy
 from tierflow.governance.gate import OnWait
+from tierflow.governance.governor import Governor
 from tierflow.governance.idempotency import idempotency_key
-from tierflow.governance.retry import acall_tool_with_retries, call_tool_with_retries
+from tierflow.governance.redact import Redactor
 from tierflow.governance.side_effects import RecordedResult
 from tierflow.governance.ungoverned import ToolGovernor
-from tierflow.nodes.context import Governing, thread_of
+from tierflow.nodes.attempts import CallPlan, aattempts, attempts
+from tierflow.nodes.context import Governing, run_context, thread_of
 from tierflow.nodes.dual import dual_node
-from tierflow.nodes.executor import acall_in_time, call_in_time, run_all
+from tierflow.nodes.executor import run_all
 from tierflow.nodes.output_guards import answered_from_record, guard_results
 from tierflow.nodes.plan_tool import UPDATE_PLAN
+from tierflow.nodes.resources import TurnResources
 from tierflow.nodes.state import AgentState, GuardRecord, PlanStep, ToolResult
 from tierflow.nodes.tool_guards import Cleared, Prepared, checked
-from tierflow.tools.declare import Tool, ToolContext
+from tierflow.tools.arguments import ArgumentsInvalid, ToolContext
+from tierflow.tools.declare import Tool
 
 T = TypeVar("T")
 
 
 def make_act_node(
-    tools: Sequence[Tool], max_calls_per_turn: int, governing: Governing
+    tools: Sequence[Tool],
+    max_calls_per_turn: int,
+    governing: Governing,
+    resources: Mapping[str, Callable[[], Any]] | None = None,
 ) -> Runnable[Any, Any]:
     """The `act` node of an agent with `tools` (`governing`: how it reaches the run's
-    governor)."""
-    act = Act(tools, max_calls_per_turn, governing)
+    governor; `resources`: the agent's run resource factories)."""
+    act = Act(tools, max_calls_per_turn, governing, resources or {})
     return dual_node("act", act.run, act.arun)
 
 
@@ -65,33 +70,43 @@ class Turn:
     records: list[GuardRecord]  # the argument guards' verdicts
     governor: ToolGovernor
     answered_first: bool  # see `output_guards.answered_from_record`
+    store: str | Path  # the run store (a `SameTransaction` tool's default database)
 
 
 class Act:
     """The `act` node of one compiled agent: `run` under `invoke`, `arun` under
     `ainvoke`; everything run-specific comes from the run's config and context."""
 
-    def __init__(self, tools: Sequence[Tool], max_calls_per_turn: int, governing: Governing):
+    def __init__(
+        self,
+        tools: Sequence[Tool],
+        max_calls_per_turn: int,
+        governing: Governing,
+        resources: Mapping[str, Callable[[], Any]],
+    ):
         self.tools = {t.name: t for t in tools}
+        self.factories = dict(resources)
         self.scopes = {t.name: t.scope for t in tools}  # what ran of a cumulative rule's scope
         self.max_calls = max_calls_per_turn
         self.governing = governing
         self.holds_results = any(t.holds_results for t in tools)
-        # A governed call is retried by its policy; without one, a call runs once.
+        # A call is retried by its tool's policy, else the agent's; without either, once.
         self.retry = None if governing.policy is None else governing.policy.retry
 
     def run(self, state: AgentState, config: RunnableConfig) -> dict[str, Any]:
-        turn = self.screen(state, config)
-        on_wait = self.governing.wait_reporter(config)
-        jobs = [partial(self.execute, turn.governor, item, on_wait) for item in _cleared(turn)]
-        return self.finish(state, turn, run_all(jobs))
+        with self.resources() as resources:
+            turn = self.screen(state, config, resources)
+            on_wait = self.governing.wait_reporter(config)
+            jobs = [partial(self.execute, turn, item, on_wait) for item in _cleared(turn)]
+            return self.finish(state, turn, run_all(jobs))
 
     async def arun(self, state: AgentState, config: RunnableConfig) -> dict[str, Any]:
-        turn = await self._off_loop(self.screen, state, config)
-        on_wait = self.governing.wait_reporter(config)
-        runs = [self.aexecute(turn.governor, item, on_wait) for item in _cleared(turn)]
-        done = list(await asyncio.gather(*runs))
-        return await self._off_loop(self.finish, state, turn, done)
+        with self.resources() as resources:
+            turn = await self._off_loop(self.screen, state, config, resources)
+            on_wait = self.governing.wait_reporter(config)
+            runs = [self.aexecute(turn, item, on_wait) for item in _cleared(turn)]
+            done = list(await asyncio.gather(*runs))
+            return await self._off_loop(self.finish, state, turn, done)
 
     async def _off_loop(self, fn: Callable[..., T], *args: Any) -> T:
         """`fn(*args)` — in a worker thread when governed: the run store blocks."""
@@ -101,16 +116,21 @@ class Act:
 
     # -- before: the turn's calls, prepared and checked ---------------------------------
 
-    def screen(self, state: AgentState, config: RunnableConfig) -> Turn:
+    def resources(self) -> TurnResources:
+        """The turn's run resources: the run's, else built from the declared factories."""
+        return TurnResources(run_context().resources, self.factories)
+
+    def screen(self, state: AgentState, config: RunnableConfig, resources: TurnResources) -> Turn:
         """The turn's calls after their guards, authorisation and review pause."""
-        calls, work, skipped = self.plan(state, config)
+        calls, work, skipped = self.plan(state, config, resources)
         governor = self.governing.tool_governor(config, state.get("principal"))
         answered = self.holds_results and answered_from_record(governor, work)
         cleared, records = checked(state, work, governor, self.scopes)
-        return Turn(calls, cleared, skipped, records, governor, answered)
+        store = self.governing.store_of(config)
+        return Turn(calls, cleared, skipped, records, governor, answered, store)
 
     def plan(
-        self, state: AgentState, config: RunnableConfig
+        self, state: AgentState, config: RunnableConfig, resources: TurnResources
     ) -> tuple[list[ToolCall], list[Prepared | ToolResult], list[ToolResult]]:
         """The turn's calls within its limit, each prepared (or already an error), and
         the results of those that won't run (over the limit, unparseable)."""
@@ -135,34 +155,44 @@ class Act:
                 call_id=call_id,
                 idempotency_key=idempotency_key(thread_id, step, call_id),
             )
-            work.append(prepare(tool, call["args"], context))
+            work.append(prepare(tool, call["args"], context, resources))
         skipped = [_over_limit(call, self.max_calls) for call in refused]
         skipped += [_invalid(call) for call in last.invalid_tool_calls]
         return runnable, work, skipped
 
     # -- running: one call through the governor ------------------------------------------
 
-    def execute(self, governor: ToolGovernor, item: Cleared, on_wait: OnWait | None) -> ToolResult:
+    def execute(self, turn: Turn, item: Cleared, on_wait: OnWait | None) -> ToolResult:
         prepared = item.prepared
-        outcome = governor.execute_tool(
+        outcome = turn.governor.execute_tool(
             prepared.call,
-            partial(attempts, prepared, self.retry),
+            partial(attempts, prepared, self.call_plan(turn, prepared.tool)),
             decision=item.decision,
             on_wait=on_wait,
         )
         return as_result(prepared, outcome)
 
-    async def aexecute(
-        self, governor: ToolGovernor, item: Cleared, on_wait: OnWait | None
-    ) -> ToolResult:
+    async def aexecute(self, turn: Turn, item: Cleared, on_wait: OnWait | None) -> ToolResult:
         prepared = item.prepared
-        outcome = await governor.aexecute_tool(
+        outcome = await turn.governor.aexecute_tool(
             prepared.call,
-            partial(aattempts, prepared, self.retry),
+            partial(aattempts, prepared, self.call_plan(turn, prepared.tool)),
             decision=item.decision,
             on_wait=on_wait,
         )
         return as_result(prepared, outcome)
+
+    def call_plan(self, turn: Turn, tool: Tool) -> CallPlan:
+        governor = turn.governor
+        # the redaction of the run's side-effect records (the default one without a policy)
+        redactor = governor.redactor if isinstance(governor, Governor) else self.redactor
+        return CallPlan(
+            retry=tool.retry or self.retry, store=turn.store, redact=redactor.redact_text
+        )
+
+    @cached_property
+    def redactor(self) -> Redactor:
+        return Redactor()
 
     # -- after: the results, checked and written ------------------------------------------
 
@@ -191,56 +221,25 @@ def _cleared(turn: Turn) -> list[Cleared]:
 # --- one call -----------------------------------------------------------------------
 
 
-def prepare(tool: Tool, args: Mapping[str, Any], context: ToolContext) -> Prepared | ToolResult:
-    """Validated keyword arguments for the call, or the error result if they don't fit."""
+def prepare(
+    tool: Tool, args: Mapping[str, Any], context: ToolContext, resources: TurnResources
+) -> Prepared | ToolResult:
+    """Keyword arguments for the call — the model's, checked against the tool's schema,
+    and what tierflow fills — or the error result if the model's don't fit."""
     try:
-        parsed = tool.args_schema.model_validate(dict(args))
-    except ValidationError as error:
+        kwargs = tool.bind(args)
+    except ArgumentsInvalid as error:
         return _failed(
             tool.name,
             context.call_id,
-            f"Invalid arguments for {tool.name}: {describe_validation_error(error)}. "
-            "Fix the arguments and call the tool again.",
+            f"Invalid arguments for {tool.name}: {error}. Fix the arguments and call the "
+            "tool again.",
         )
-    kwargs = {name: getattr(parsed, name) for name in type(parsed).model_fields}
     if tool.context_param is not None:
         kwargs[tool.context_param] = context
+    for parameter, resource in tool.needs.items():
+        kwargs[parameter] = resources.get(resource)
     return Prepared.of(tool, kwargs, context)
-
-
-def attempts(prepared: Prepared, retry: RetryPolicy | None) -> RecordedResult | None:
-    """One call, each attempt within the tool's timeout, retried on transient errors by
-    `retry` (None: a single attempt): its outcome, or None when its last attempt
-    timed out."""
-    tool, kwargs = prepared.tool, prepared.kwargs
-
-    def attempt() -> Any:
-        return call_in_time(tool.fn, kwargs, tool.timeout_s)
-
-    try:
-        value = attempt() if retry is None else call_tool_with_retries(attempt, retry)
-    except TimeoutError:  # concurrent.futures.TimeoutError is the builtin
-        return None
-    except Exception as error:  # noqa: BLE001 — any tool failure is an observation
-        return RecordedResult(False, _failure_text(tool, error))
-    return RecordedResult(True, render(value))
-
-
-async def aattempts(prepared: Prepared, retry: RetryPolicy | None) -> RecordedResult | None:
-    """The async twin of `attempts`: async tools on the running loop, sync ones in a
-    worker thread."""
-    tool, kwargs = prepared.tool, prepared.kwargs
-
-    async def attempt() -> Any:
-        return await acall_in_time(tool.fn, kwargs, tool.timeout_s)
-
-    try:
-        value = await (attempt() if retry is None else acall_tool_with_retries(attempt, retry))
-    except TimeoutError:
-        return None
-    except Exception as error:  # noqa: BLE001 — any tool failure is an observation
-        return RecordedResult(False, _failure_text(tool, error))
-    return RecordedResult(True, render(value))
 
 
 def as_result(prepared: Prepared, outcome: RecordedResult | None) -> ToolResult:
@@ -251,28 +250,6 @@ def as_result(prepared: Prepared, outcome: RecordedResult | None) -> ToolResult:
             "narrower request."
         )
     return prepared.result(outcome.content, ok=outcome.ok)
-
-
-def _failure_text(tool: Tool, error: BaseException) -> str:
-    notes = "; ".join(getattr(error, "__notes__", []))
-    text = f"{tool.name} failed: {type(error).__name__}: {error}"
-    return f"{text} ({notes})" if notes else text
-
-
-def describe_validation_error(error: ValidationError) -> str:
-    """One line per failing argument, e.g. `order_id: Input should be a valid integer`."""
-    parts = []
-    for item in error.errors():
-        where = ".".join(str(p) for p in item["loc"]) or "(arguments)"
-        parts.append(f"{where}: {item['msg']}")
-    return "; ".join(parts)
-
-
-def render(value: Any) -> str:
-    """A tool's return value as the text the model reads."""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, default=str, ensure_ascii=False)
 
 
 # --- results tierflow writes --------------------------------------------------------------

@@ -174,11 +174,19 @@ class Governing:
     def tool_governor(
         self, config: RunnableConfig, recorded_principal: Mapping[str, Any] | None
     ) -> ToolGovernor:
-        """The governor the run's tool calls go through: the run's `Governor`, or the
-        no-op `UNGOVERNED` for an agent without a policy (one path in `act`)."""
-        from tierflow.governance.ungoverned import UNGOVERNED
+        """The governor the run's tool calls go through: the run's `Governor`, or an
+        `Ungoverned` for an agent without a policy (one path in `act`), which still
+        records side-effecting calls in the run store."""
+        from tierflow.governance.ungoverned import Ungoverned
 
-        return self.governor(config, recorded_principal) or UNGOVERNED
+        governor = self.governor(config, recorded_principal)
+        return governor or Ungoverned(self.store_of(config), thread_of(config))
+
+    def store_of(self, config: RunnableConfig) -> str | Path:
+        """The run store of the run `config` serves: the context's governance, else the
+        store its checkpoints go to."""
+        governance = run_context().governance
+        return governance.db if governance is not None else db_of(config)
 
     def wait_reporter(self, config: RunnableConfig) -> Callable[[WaitEvent], None] | None:
         governance = run_context().governance

@@ -16,14 +16,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from pydantic import ValidationError
-
 from tierflow.governance.audit import AuditDecision
 from tierflow.governance.calls import GovernedCall, ToolVerdict
 from tierflow.governance.reviews import HeldCall, rejection_reason, review_held, review_outcome
 from tierflow.governance.ungoverned import ToolGovernor
 from tierflow.nodes.state import AgentState, GuardRecord, ToolResult
-from tierflow.tools.declare import ALL_ARGUMENTS, Tool, ToolContext
+from tierflow.tools.arguments import ArgumentsInvalid, ToolContext
+from tierflow.tools.declare import ALL_ARGUMENTS, Tool
 
 
 @dataclass(frozen=True)
@@ -39,7 +38,7 @@ class Prepared:
 
     @classmethod
     def of(cls, tool: Tool, kwargs: dict[str, Any], context: ToolContext) -> Prepared:
-        arguments = {k: v for k, v in kwargs.items() if k != tool.context_param}
+        arguments = tool.arguments_of(kwargs)
         call = GovernedCall(
             tool=tool.name,
             scope=tool.scope,
@@ -244,10 +243,9 @@ def _with_fix(prepared: Prepared, argument: str, fixed: str) -> Prepared | None:
             arguments = replaced
         else:
             arguments[argument] = fixed
-        parsed = tool.args_schema.model_validate(arguments)
-    except (ValidationError, json.JSONDecodeError):
+        repaired = tool.bind(arguments)
+    except (ArgumentsInvalid, json.JSONDecodeError):
         return None
-    repaired = {name: getattr(parsed, name) for name in type(parsed).model_fields}
-    if tool.context_param is not None:
-        repaired[tool.context_param] = prepared.kwargs[tool.context_param]
+    filled = tool.injected.names()
+    repaired |= {name: value for name, value in prepared.kwargs.items() if name in filled}
     return prepared.with_kwargs(repaired)

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 from tierflow.foundation.lazy import lazy_names
 
 if TYPE_CHECKING:
-    from tierflow.tools.declare import Tool, ToolContext, tool
+    from tierflow.tools.arguments import ToolContext
+    from tierflow.tools.declare import Tool, tool
 
 __all__ = [
     "Tool",
@@ -22,6 +23,7 @@ __getattr__, __dir__ = lazy_names(
     __name__,
     __all__,
     {
-        "tierflow.tools.declare": ("Tool", "ToolContext", "tool"),
+        "tierflow.tools.arguments": ("ToolContext",),
+        "tierflow.tools.declare": ("Tool", "tool"),
     },
 )

@@ -1,0 +1,307 @@
+"""A run read back from the store as plain data: what the report shows.
+
+One thread: its runs row, each checkpoint's step (the route it decided, the model call,
+the tool calls asked for and their results, the guard verdicts, the plan, the status),
+its audit rows (allowed, denied, approved, rejected), its calls summed per tier and —
+when its agent loads — priced on one tier for everything. Everything is read as stored:
+a governed run's checkpoints and audit rows are redacted already, and stay so.
+
+Read-only: nothing here writes to the store; a database that isn't there is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypedDict, cast
+
+from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+
+from tierflow.errors import CheckpointError, TierflowError
+from tierflow.governance.audit import AuditEntry, audit
+from tierflow.graphs.names import display
+from tierflow.models.messages import text_of
+from tierflow.nodes.state import AgentState, GuardRecord, ModelCall, PlanStep
+from tierflow.routing.router import RouteDecision
+from tierflow.runs.report import TierSummary, run_tiers, tier_summary
+from tierflow.store.history import history
+from tierflow.store.runs import RunRow, RunsTable
+from tierflow.store.targets import is_postgres
+
+if TYPE_CHECKING:
+    from tierflow.models.price import Price
+    from tierflow.store.history import Store
+
+GROWING = ("routes", "calls", "verdicts", "messages")  # state keys that only grow
+
+
+class Comparison(TypedDict):
+    """The run's calls priced as routed and as if every call had run on each tier
+    (`one_tier`, cheapest tier first), and the assumptions behind it, in words."""
+
+    routed: float
+    one_tier: dict[str, float]
+    notes: list[str]
+
+
+# Prices the calls on one tier for everything: (calls, tier prices, title) → Comparison.
+Compare = Callable[[Sequence[ModelCall], Mapping[str, "Price"], str], Comparison]
+
+
+@dataclass
+class ToolUse:
+    """A tool call the model asked for, and its result once `act` ran it."""
+
+    call_id: str
+    name: str
+    arguments: dict[str, Any]
+    step: int | None
+    result: str | None = None
+    ok: bool | None = None
+    result_step: int | None = None
+
+
+@dataclass
+class Step:
+    """One checkpoint of the thread and what the step that produced it did."""
+
+    step: int | None
+    node: str
+    checkpoint_id: str
+    ts: str
+    seconds: float | None
+    request: str | None = None
+    routes: list[RouteDecision] = field(default_factory=list)
+    calls: list[ModelCall] = field(default_factory=list)
+    said: list[str] = field(default_factory=list)  # what the model answered (no tool call)
+    asked: list[ToolUse] = field(default_factory=list)
+    results: list[ToolUse] = field(default_factory=list)
+    verdicts: list[GuardRecord] = field(default_factory=list)
+    plan: list[PlanStep] | None = None
+    escalation: str | None = None
+    feedback: str | None = None  # what a guard told the model to fix (a reask)
+    status: str | None = None
+    answer: str | None = None
+    error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return any(not v["ok"] for v in self.verdicts) or any(r.ok is False for r in self.results)
+
+    @property
+    def empty(self) -> bool:
+        parts = (self.routes, self.calls, self.said, self.asked, self.results, self.verdicts)
+        once = (self.request, self.plan, self.escalation, self.feedback, self.status)
+        return not any(parts) and not any(once)
+
+
+@dataclass
+class RunData:
+    """Everything the report shows about one thread, as plain data."""
+
+    thread: str
+    db: str
+    row: RunRow | None
+    status: str
+    objective: str
+    answer: str | None
+    error: str | None
+    principal: str | None
+    steps: list[Step]
+    tools: list[ToolUse]
+    routes: list[RouteDecision]
+    calls: list[ModelCall]
+    verdicts: list[GuardRecord]
+    plans: list[tuple[int | None, list[PlanStep]]]
+    audit: list[AuditEntry]
+    pending: list[Any]
+    tiers: TierSummary
+    comparison: Comparison | None = None
+    notes: list[str] = field(default_factory=list)
+    svg: str | None = None  # the graph with the run's path, cleaned inline SVG
+
+
+def require_db(db: str) -> None:
+    """One clear line when `db` is not there: nothing here creates a database."""
+    if not is_postgres(db) and not Path(db).is_file():
+        raise CheckpointError(f"no database at {db}")
+
+
+def read_run(db: str, thread: str, *, compare: Compare | None = None) -> RunData:
+    """Thread `thread` of the run store `db` as plain data (no graph: `graph.run_svg`)."""
+    require_db(db)
+    from tierflow import store as run_store
+
+    row = RunsTable(db).get(thread)
+    with run_store.open(db, create=False) as store:
+        steps, values, pending = read_steps(store, thread)
+    state = cast(AgentState, values)
+    calls = list(state.get("calls") or [])
+    data = RunData(
+        thread=thread,
+        db=db,
+        row=row,
+        status=row["status"] if row else str(state.get("status", "running")),
+        objective=str(state.get("objective") or (row["request"] if row else "")),
+        answer=state.get("answer"),
+        error=state.get("error") or (row["error"] if row else None),
+        principal=principal_name(row["principal"] if row else state.get("principal")),
+        steps=steps,
+        tools=paired_tools(steps),
+        routes=list(state.get("routes") or []),
+        calls=calls,
+        verdicts=list(state.get("verdicts") or []),
+        plans=[(s.step, s.plan) for s in steps if s.plan is not None],
+        audit=audit(db, thread),
+        pending=pending,
+        tiers=run_tiers(state),
+    )
+    prices = tier_prices(row, data.notes)
+    if prices:
+        data.tiers = tier_summary(calls, list(prices))
+        if compare is not None and calls:
+            data.comparison = compare(calls, prices, data.objective)
+    return data
+
+
+def principal_name(principal: Mapping[str, Any] | None) -> str | None:
+    if not principal:
+        return None
+    return str(principal.get("id") or principal)
+
+
+def tier_prices(row: RunRow | None, notes: list[str]) -> dict[str, Price]:
+    """The agent's tier prices, cheapest tier first, from the file the run was started
+    from; none (and a note saying why) when it no longer loads."""
+    if row is None or not row["source"]:
+        notes.append("The run's agent is not recorded: no one-tier comparison.")
+        return {}
+    from tierflow.runs.load import load_agent
+
+    try:
+        agent, _ = load_agent(row["source"])
+    except TierflowError as error:
+        notes.append(f"The agent did not load ({error}): no one-tier comparison.")
+        return {}
+    return {tier.name: tier.price for tier in agent.tiers}
+
+
+def read_steps(store: Store, thread: str) -> tuple[list[Step], dict[str, Any], list[Any]]:
+    """The thread's steps (oldest first), its latest state, and what it waits for."""
+    entries = {e.checkpoint_id: e for e in history(store, thread)}
+    config = {"configurable": {"thread_id": thread, "checkpoint_ns": ""}}
+    tuples = list(store.list(config))  # type: ignore[arg-type]
+    seen: dict[str, dict[str, Any]] = {}
+    steps: list[Step] = []
+    for found in reversed(tuples):
+        checkpoint_id = found.config["configurable"]["checkpoint_id"]
+        parent = found.parent_config["configurable"]["checkpoint_id"] if found.parent_config else ""
+        values: dict[str, Any] = found.checkpoint["channel_values"]
+        entry = entries.get(checkpoint_id)
+        ts = entry.ts if entry else str(found.checkpoint.get("ts", ""))
+        step = Step(
+            step=entry.step if entry else None,
+            node=_node(entry.node) if entry else "?",
+            checkpoint_id=checkpoint_id,
+            ts=ts,
+            seconds=_between(seen.get(parent, {}).get("ts"), ts),
+        )
+        fill(step, seen.get(parent, {}), values)
+        steps.append(step)
+        seen[checkpoint_id] = {**_sizes(values), "ts": ts}
+    latest = tuples[0] if tuples else None
+    values = latest.checkpoint["channel_values"] if latest else {}
+    pending = [
+        getattr(value, "value", value)
+        for _, channel, value in (latest.pending_writes or [] if latest else [])
+        if channel == "__interrupt__"
+        for value in (value if isinstance(value, list) else [value])
+    ]
+    return steps, values, pending
+
+
+def _node(names: str) -> str:
+    """The node(s) that made a checkpoint, as diagrams name them (`model:fast`)."""
+    return ", ".join(display(name) for name in names.split(",") if name) or "-"
+
+
+def _sizes(values: Mapping[str, Any]) -> dict[str, Any]:
+    """What a child checkpoint is compared with: the lengths of the growing lists and
+    the values that are replaced."""
+    found: dict[str, Any] = {key: len(values.get(key) or []) for key in GROWING}
+    for key in ("objective", "plan", "status", "escalation", "feedback"):
+        found[key] = values.get(key)
+    return found
+
+
+def _between(earlier: str | None, later: str) -> float | None:
+    try:
+        return (
+            datetime.fromisoformat(later) - datetime.fromisoformat(earlier or "")
+        ).total_seconds()
+    except ValueError:
+        return None
+
+
+def fill(step: Step, before: Mapping[str, Any], values: Mapping[str, Any]) -> None:
+    """What changed from the parent checkpoint (`before`, its `_sizes`) to `values`."""
+
+    def new(key: str) -> list[Any]:
+        items: list[Any] = list(values.get(key) or [])
+        return items[before.get(key, 0) :] if before.get(key, 0) <= len(items) else items
+
+    if values.get("objective") and values.get("objective") != before.get("objective"):
+        step.request = str(values["objective"])
+    step.routes = new("routes")
+    step.calls = new("calls")
+    step.verdicts = new("verdicts")
+    _messages(step, new("messages"))
+    if values.get("plan") and values.get("plan") != before.get("plan"):
+        step.plan = list(values["plan"])
+    for key in ("escalation", "feedback"):
+        if values.get(key) and values.get(key) != before.get(key):
+            setattr(step, key, str(values[key]))
+    status = values.get("status")
+    if status != before.get("status") and status not in (None, "running"):
+        step.status = str(status)
+        step.answer = values.get("answer")
+        step.error = values.get("error")
+
+
+def _messages(step: Step, messages: Sequence[BaseMessage]) -> None:
+    for message in messages:
+        if isinstance(message, AIMessage):
+            for call in message.tool_calls:
+                step.asked.append(
+                    ToolUse(str(call.get("id") or ""), call["name"], dict(call["args"]), step.step)
+                )
+            if not message.tool_calls and text_of(message):
+                step.said.append(text_of(message))
+        elif isinstance(message, ToolMessage):
+            step.results.append(
+                ToolUse(
+                    call_id=message.tool_call_id,
+                    name=message.name or "?",
+                    arguments={},
+                    step=None,
+                    result=text_of(message),
+                    ok=message.status != "error",
+                    result_step=step.step,
+                )
+            )
+
+
+def paired_tools(steps: Sequence[Step]) -> list[ToolUse]:
+    """Every tool call with its result (matched by call id), in the order asked."""
+    results = {r.call_id: r for s in steps for r in s.results}
+    paired = []
+    for step in steps:
+        for asked in step.asked:
+            done = results.pop(asked.call_id, None)
+            if done is not None:
+                asked.result, asked.ok, asked.result_step = done.result, done.ok, done.result_step
+            paired.append(asked)
+    paired.extend(results.values())  # a result whose call is gone (pruned checkpoints)
+    return paired
