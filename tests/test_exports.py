@@ -162,7 +162,17 @@ EXPORTS: dict[str, list[str]] = {
     ],
     "tierflow.runs": ["Runner", "load_agent"],
     "tierflow.store": ["RunRow", "RunsTable", "SqliteStore", "open", "open_sqlite"],
-    "tierflow.tools": ["Tool", "ToolContext", "tool"],
+    "tierflow.tools": [
+        "KeyedResults",
+        "Needs",
+        "Reconcile",
+        "SameTransaction",
+        "Tool",
+        "ToolContext",
+        "Transaction",
+        "idempotency_headers",
+        "tool",
+    ],
     "tierflow.testing": ["Fault", "OpenAIServer", "RecordedRequest", "Reply", "Usage"],
     "tierflow.views": ["RunData", "build_report", "make_server", "read_run", "report_html"],
 }

@@ -10,12 +10,20 @@ from typing import TYPE_CHECKING
 from tierflow.foundation.lazy import lazy_names
 
 if TYPE_CHECKING:
-    from tierflow.tools.arguments import ToolContext
+    from tierflow.tools.arguments import Needs, ToolContext, Transaction
     from tierflow.tools.declare import Tool, tool
+    from tierflow.tools.keyed import KeyedResults
+    from tierflow.tools.once import Reconcile, SameTransaction, idempotency_headers
 
 __all__ = [
+    "KeyedResults",
+    "Needs",
+    "Reconcile",
+    "SameTransaction",
     "Tool",
     "ToolContext",
+    "Transaction",
+    "idempotency_headers",
     "tool",
 ]
 
@@ -23,7 +31,9 @@ __getattr__, __dir__ = lazy_names(
     __name__,
     __all__,
     {
-        "tierflow.tools.arguments": ("ToolContext",),
+        "tierflow.tools.arguments": ("Needs", "ToolContext", "Transaction"),
         "tierflow.tools.declare": ("Tool", "tool"),
+        "tierflow.tools.keyed": ("KeyedResults",),
+        "tierflow.tools.once": ("Reconcile", "SameTransaction", "idempotency_headers"),
     },
 )

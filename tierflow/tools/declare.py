@@ -122,8 +122,13 @@ class Tool(SpecModel):
         where = f"tools.{name}"
         if not description.strip():
             raise SpecError(where, "needs a description")
+        try:
+            positional = list(inspect.signature(function).parameters.values())
+        except (ValueError, TypeError):
+            raise SpecError(
+                where, "the function's signature can't be read; wrap it in a def"
+            ) from None
         hints = hints_of(function, where)
-        positional = list(inspect.signature(function).parameters.values())
         if not positional or positional[0].kind not in (
             inspect.Parameter.POSITIONAL_ONLY,
             inspect.Parameter.POSITIONAL_OR_KEYWORD,
