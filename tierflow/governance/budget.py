@@ -45,6 +45,11 @@ def run_key(thread: str) -> str:
     return f"run:{thread}"
 
 
+def step_key(thread: str, step: str) -> str:
+    """A workflow step's budget, within its run's."""
+    return f"step:{thread}:{step}"
+
+
 def principal_key(principal: str) -> str:
     return f"principal:{principal}"
 

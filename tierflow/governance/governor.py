@@ -80,8 +80,10 @@ class Governor:
         capacity: Capacity | None = None,
         clock: Callable[[], str] = utc_now,
         timer: Callable[[], float] = time.monotonic,
+        extra_budgets: tuple[str, ...] = (),
     ) -> None:
         self.policy = policy
+        self.extra_budgets = extra_budgets  # a workflow step's own, say
         self.agent = agent
         self.thread = thread
         self.principal = principal
@@ -122,7 +124,7 @@ class Governor:
             keys.append(principal_key(self.principal.id))
             if self.principal.tenant is not None:
                 keys.append(tenant_key(self.principal.tenant))
-        return tuple(keys)
+        return (*keys, *self.extra_budgets)
 
     def serializer(self) -> RedactingSerializer:
         """A checkpoint serializer that masks this policy's secrets."""

@@ -113,6 +113,18 @@ def db_of(config: RunnableConfig) -> str | Path:
     return MEMORY
 
 
+# A config key a workflow sets for an agent step with a budget: the ledger key its model
+# calls are charged to besides the run's (`governance.budget.step_key`).
+STEP_BUDGET = "tierflow_step_budget"
+
+
+def store_of(config: RunnableConfig) -> str | Path:
+    """The run store of the run `config` serves: the context's governance, else the
+    store its checkpoints go to."""
+    governance = run_context().governance
+    return governance.db if governance is not None else db_of(config)
+
+
 def principal_of(context: RunContext, recorded: Mapping[str, Any] | None) -> Principal | None:
     """Who the run acts for: the context's principal, else the one recorded with the
     thread. A run can't change who a thread acts for."""
@@ -169,6 +181,7 @@ class Governing:
             principal=principal_of(context, recorded_principal),
             capacity=(governance.capacity if governance is not None else None)
             or self.default_capacity(),
+            extra_budgets=_step_budget(config),
         )
 
     def tool_governor(
@@ -183,10 +196,7 @@ class Governing:
         return governor or Ungoverned(self.store_of(config), thread_of(config))
 
     def store_of(self, config: RunnableConfig) -> str | Path:
-        """The run store of the run `config` serves: the context's governance, else the
-        store its checkpoints go to."""
-        governance = run_context().governance
-        return governance.db if governance is not None else db_of(config)
+        return store_of(config)
 
     def wait_reporter(self, config: RunnableConfig) -> Callable[[WaitEvent], None] | None:
         governance = run_context().governance
@@ -199,3 +209,8 @@ class Governing:
             on_wait(thread, event)
 
         return report
+
+
+def _step_budget(config: RunnableConfig) -> tuple[str, ...]:
+    key = config.get("configurable", {}).get(STEP_BUDGET)
+    return (str(key),) if key else ()

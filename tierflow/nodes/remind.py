@@ -8,10 +8,20 @@ growth and is exactly as current after a resume as before a crash.
 
 from __future__ import annotations
 
+from langgraph.config import get_config
+
 from tierflow.models.messages import last_request_index, text_of
 from tierflow.nodes.state import AgentState, PlanStep, RouteUpdate
 
-STATUS_MARK = {"pending": "[ ]", "in_progress": "[~]", "done": "[x]"}
+STATUS_MARK = {
+    "pending": "[ ]",
+    "in_progress": "[~]",
+    "done": "[x]",
+    "skipped": "[-]",
+    "failed": "[!]",
+}
+# A config key a workflow sets for an agent step: its objective, steps and the step's goal.
+WORKFLOW_REMINDER = "tierflow_workflow"
 
 
 def build_reminder(objective: str, plan: list[PlanStep], steps: int, max_steps: int | None) -> str:
@@ -58,7 +68,29 @@ def new_request(state: AgentState) -> RouteUpdate | None:
 
 
 def reminder_of(state: AgentState, max_steps: int) -> str:
-    """The reminder the next model call ends with, from the state as it is now."""
-    return build_reminder(
+    """The reminder the next model call ends with, from the state as it is now — under
+    the workflow's, when the agent serves a workflow's step."""
+    own = build_reminder(
         state.get("objective", ""), state.get("plan", []), state.get("steps", 0), max_steps
     )
+    workflow = workflow_reminder()
+    return own if workflow is None else f"{workflow}\n\n{own}"
+
+
+def workflow_reminder() -> str | None:
+    """The workflow's part of the reminder, from the run's config (a workflow's step
+    node sets it on every run of the step, so it is as current after a resume)."""
+    try:
+        configurable = get_config().get("configurable", {})
+    except RuntimeError:  # called outside a run
+        return None
+    shown = configurable.get(WORKFLOW_REMINDER)
+    if not isinstance(shown, dict):
+        return None
+    lines = [f"Workflow {shown['workflow']}: {shown['objective']}", "Steps:"]
+    lines += [
+        f"  {n}. {STATUS_MARK.get(item['status'], '[ ]')} {item['step']}"
+        for n, item in enumerate(shown["steps"], start=1)
+    ]
+    lines.append(f"You are doing step {shown['current']!r}: {shown['goal']}")
+    return "\n".join(lines)

@@ -50,6 +50,8 @@ class ModelCall(TypedDict):
     cache_source: NotRequired[str]
     # Where the tier's price came from: "declared" or the maintained table's version.
     price_source: NotRequired[str]
+    # The workflow step whose agent made the call (a workflow's runs only).
+    workflow_step: NotRequired[str]
 
 
 class ToolResult(TypedDict):
