@@ -118,7 +118,7 @@ def _write(drawing: str | bytes, output: Path | None) -> None:
             output.write_bytes(data)
         except OSError as error:
             raise TierflowError(f"can't write {output}: {error.strerror}") from None
-        out.print(f"wrote {output} ({len(data):,} bytes)")
+        out.print(f"wrote {output} ({len(data):,} bytes)", soft_wrap=True)
     elif isinstance(drawing, str):
         sys.stdout.write(drawing)
     else:

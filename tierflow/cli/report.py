@@ -56,7 +56,7 @@ def report(
         output.write_text(html, encoding="utf-8")
     except OSError as error:
         raise TierflowError(f"--output: can't write {output}: {error.strerror}") from None
-    out.print(f"wrote {escape(str(output))} ({len(html.encode()):,} bytes)")
+    out.print(f"wrote {escape(str(output))} ({len(html.encode()):,} bytes)", soft_wrap=True)
 
 
 def view(

@@ -22,7 +22,7 @@ from rich.markup import escape
 import tierflow
 from tierflow.cli.exits import RunCancelled, error_line, exit_code, status_of
 from tierflow.cli.governance import principal_from
-from tierflow.cli.options import DEFAULT_DB, DbOption, JsonOption
+from tierflow.cli.options import DEFAULT_DB, ArgsOption, DbOption, JsonOption, factory_args
 from tierflow.errors import LoadError, TierflowError
 from tierflow.runs.load import load_agent
 from tierflow.store.targets import is_postgres
@@ -127,8 +127,14 @@ def _printers(header: str | None, as_json: bool, stream: bool) -> dict[str, Any]
 
 
 def run(
-    agent_ref: Annotated[str, typer.Argument(metavar="FILE[:ATTR]", help="Agent to run.")],
+    agent_ref: Annotated[
+        str,
+        typer.Argument(
+            metavar="FILE[:ATTR]", help="Agent to run: an Agent, or a function that returns one."
+        ),
+    ],
     text: Annotated[str, typer.Option("--input", "-i", help="The user's request.")],
+    args: ArgsOption = None,
     thread: Annotated[str | None, typer.Option(help="Thread id (new or existing).")] = None,
     db: DbOption = DEFAULT_DB,
     as_json: JsonOption = False,
@@ -147,7 +153,8 @@ def run(
     ] = None,
 ) -> None:
     """Run an agent on one request, checkpointing every step. Exits with the code of
-    the run's final status (the README's table: done 0, refused 3, interrupted 4, …)."""
+    the run's final status (the README's table: done 0, refused 3, interrupted 4, …).
+    A factory's `--arg`s are recorded: `resume` calls it again with them."""
     from tierflow.runs.runner import Runner
 
     thread_id = thread or uuid.uuid4().hex[:12]
@@ -156,7 +163,7 @@ def run(
             raise TierflowError("the request is empty: pass the user's words with --input")
         _printers(None, as_json, stream)  # a bad combination fails before anything runs
         acting_for = principal_from(principal, tenant, scopes)
-        agent, source = load_agent(agent_ref, provider)
+        agent, source = load_agent(agent_ref, provider, factory_args(args))
         header = f"[bold]{agent.name}[/] · thread [bold]{thread_id}[/] · db {db}"
         printers = _printers(header, as_json, stream)
         runner = Runner(agent, db=db, source=source, principal=acting_for, **printers)
@@ -203,7 +210,8 @@ def resume(
     ] = False,
 ) -> None:
     """Continue a thread from its last checkpoint (after a crash, Ctrl-C or a review
-    pause). Exits with the code of the run's final status, as `run` does."""
+    pause), its agent loaded as the run loaded it (a factory called again with the
+    recorded `--arg`s). Exits with the code of the run's final status, as `run` does."""
     from tierflow.runs.runner import resume_thread
 
     with _ending(thread, as_json):

@@ -5,7 +5,7 @@ Each node's shape says its kind: the router a diamond, the model tiers rounded b
 `act` (the tools) a component, `observe` a note, guards hexagons, START and END ovals.
 Conditional edges are labelled with their outcomes; those off the happy path (a failed
 guard's way back, a refusal, a limit, a budget) are dashed. The SVG Graphviz makes
-keeps each node's and edge's `class` (`node-guard failed`, `edge taken`, …) and `id`,
+keeps each node's and edge's `class` (`node node-guard failed`, `edge taken`, …) and `id`,
 so a page can style or find them."""
 
 from __future__ import annotations
@@ -134,7 +134,6 @@ def _edges(shape: Shape, overlay: Overlay | None) -> Iterator[tuple[Edge, dict[s
         if overlay is None:
             if label:
                 attributes["label"] = label
-            attributes["class"] = "edge"
             yield edge, attributes
             continue
         yield edge, attributes | _run_edge(label, overlay.taken(edge.source, edge.target))
@@ -152,11 +151,11 @@ def _run_edge(label: str, count: int) -> dict[str, str]:
         counted = f"{label} ×{count}".strip()
         return {
             "label": counted,
-            "class": "edge taken",
+            "class": "taken",
             "style": "bold",
             "color": TAKEN,
             "fontcolor": TAKEN,
             "penwidth": "2.2",
         }
-    faded = {"class": "edge untaken", "color": FADED[1], "fontcolor": FADED[0]}
+    faded = {"class": "untaken", "color": FADED[1], "fontcolor": FADED[0]}
     return faded | ({"label": label} if label else {})

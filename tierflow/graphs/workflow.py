@@ -226,10 +226,10 @@ class Workflow(StepBase):
     def _consistent(self) -> Workflow:
         if not self.steps:
             raise SpecError("steps", "a workflow needs at least one step")
-        names = [step.name for step in walk(self.steps)]
         for index, step in enumerate(self.steps):
             if not isinstance(step, (*STEP_TYPES, Workflow)):
                 raise SpecError(f"steps.{index}", f"is a {type(step).__name__}, not a step")
+        names = [step.name for step in walk(self.steps)]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise SpecError("steps", f"step names must be unique; repeated: {duplicates}")

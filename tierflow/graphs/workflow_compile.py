@@ -204,7 +204,8 @@ class Steps:
             subgraph=agent.compile(),
             input=step.input,
             as_json=step.as_json,
-            budget_usd=step.budget_usd,
+            # the escalated attempt is bounded by the workflow's budget, not the step's
+            budget_usd=None if escalated else step.budget_usd,
             label=f"{step.name}.escalated" if escalated else step.name,
             escalates=step.on_fail == "escalate" and not escalated,
         )

@@ -238,7 +238,13 @@ def guard_node(guardrail: Guardrail, answer_step: str) -> Callable[[Mapping[str,
 def finish_node(answer_step: str) -> Callable[[Mapping[str, Any]], Update]:
     def run(state: Mapping[str, Any]) -> Update:
         answer = _text(state.get("results", {}).get(answer_step, ""))
-        return {"status": "done", "answer": answer, "messages": [AIMessage(answer)]}
+        skipped = [s["step"] for s in state.get("plan", []) if s["status"] == "pending"]
+        return {
+            "status": "done",
+            "answer": answer,
+            "messages": [AIMessage(answer)],
+            "plan": [item for name in skipped for item in status_of(name, "skipped")],
+        }
 
     return run
 

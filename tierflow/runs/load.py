@@ -1,12 +1,21 @@
 """Load an `Agent` declared in a Python file: `path/to/file.py[:attribute]`, optionally
-with a provider file that says which model serves each tier."""
+with a provider file that says which model serves each tier.
+
+The attribute is an `Agent`, or a factory that returns one: a function called with the
+arguments given (`load_agent(reference, args={...})`, `tierflow run FILE:FACTORY --arg
+KEY=VALUE`), which the canonical source records so that a resume calls it again with
+the same ones: `/abs/file.py:make_agent args={"customer":"ana"} provider=/abs/p.toml`.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import inspect
+import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from tierflow.errors import LoadError, TierflowError
 
@@ -14,8 +23,39 @@ if TYPE_CHECKING:  # imported when an agent loads: the `tierflow` command starts
     from tierflow.graphs.spec import Agent
 
 DEFAULT_ATTRIBUTE = "agent"
+# How a source records the arguments of its factory (a JSON object, before any provider).
+ARGS_MARK = " args="
 # How a source records its provider file, so that a resumed run uses the same models.
 PROVIDER_MARK = " provider="
+# Canonical source → (agent name, fingerprint) of what it loaded last in this process:
+# a `Runner` given that source checks its agent without importing the file again.
+_LOADED: dict[str, tuple[str, str]] = {}
+
+
+class Source(NamedTuple):
+    """A source's parts: `FILE.py[:ATTR]`, its factory's arguments, its provider."""
+
+    reference: str
+    args: dict[str, Any] | None
+    provider: str | None
+
+
+def parse_source(source: str) -> Source:
+    """`FILE.py[:ATTR][ args=JSON][ provider=FILE]` → its parts."""
+    at_args, at_provider = source.find(ARGS_MARK), source.find(PROVIDER_MARK)
+    if at_args < 0 or 0 <= at_provider < at_args:  # no arguments recorded
+        if at_provider < 0:
+            return Source(source, None, None)
+        return Source(source[:at_provider], None, source[at_provider + len(PROVIDER_MARK) :])
+    tail = source[at_args + len(ARGS_MARK) :]
+    try:
+        args, end = json.JSONDecoder().raw_decode(tail)
+    except json.JSONDecodeError as error:
+        raise LoadError(f"{source!r}: args= is not JSON ({error.msg})") from None
+    rest = tail[end:]
+    if not isinstance(args, dict) or (rest and not rest.startswith(PROVIDER_MARK)):
+        raise LoadError(f"{source!r}: expected FILE.py:FACTORY args={{...}}[ provider=FILE]")
+    return Source(source[:at_args], args, rest[len(PROVIDER_MARK) :] if rest else None)
 
 
 def split_reference(reference: str) -> tuple[Path, str]:
@@ -28,27 +68,67 @@ def split_reference(reference: str) -> tuple[Path, str]:
     return Path(path), attribute
 
 
-def load_agent(reference: str, provider: str | None = None) -> tuple[Agent, str]:
-    """The agent and its canonical source (`/absolute/file.py:attr`, followed by
-    ` provider=/absolute/file.toml` when a provider serves its tiers) for the runs table.
+def load_agent(
+    reference: str, provider: str | None = None, args: dict[str, Any] | None = None
+) -> tuple[Agent, str]:
+    """The agent and its canonical source (`/absolute/file.py:attr`, then ` args={...}`
+    when a factory was called with arguments, then ` provider=/absolute/file.toml` when
+    a provider serves its tiers) for the runs table.
 
-    `provider` is a provider file or a name in `providers/` beside the agent file. A
-    source recorded with a provider loads with it again, unless `provider` overrides it."""
-    if PROVIDER_MARK in reference:
-        reference, recorded = reference.split(PROVIDER_MARK, 1)
-        provider = provider or recorded
-    agent, source = _load(reference)
-    if provider is None:
-        return agent, source
-    from tierflow.models.providers import find_provider
+    `provider` is a provider file or a name in `providers/` beside the agent file;
+    `args` the arguments of a factory attribute. A source that records either loads
+    with it again, unless the parameter overrides it."""
+    recorded = parse_source(reference)
+    provider = provider or recorded.provider
+    agent, source = load_made(recorded.reference, recorded.args if args is None else args)
+    if provider is not None:
+        from tierflow.models.providers import find_provider
 
-    provider_file = find_provider(provider, split_reference(reference)[0])
-    return with_provider(agent, provider_file), f"{source}{PROVIDER_MARK}{provider_file}"
+        provider_file = find_provider(provider, split_reference(recorded.reference)[0])
+        agent = with_provider(agent, provider_file)
+        source = f"{source}{PROVIDER_MARK}{provider_file}"
+    _LOADED[source] = (agent.name, fingerprint(agent))
+    return agent, source
+
+
+def checked_source(source: str, agent: Agent) -> str:
+    """`source`, canonical, once it is known to load to `agent` (the same fingerprint;
+    a source loaded in this process already is not imported again)."""
+    known = _LOADED.get(source)
+    if known is None:
+        try:
+            from_source, source = load_agent(source)
+        except LoadError as error:
+            raise LoadError(
+                f"Runner(source={source!r}): {error} (the source is where the agent comes "
+                "from, as load_agent returns it; give none for an agent built in Python)"
+            ) from error
+        known = from_source.name, fingerprint(from_source)
+    name, found = known
+    expected = fingerprint(agent)
+    if found != expected:
+        raise LoadError(
+            f"Runner(source={source!r}) loads agent {name!r} (fingerprint {found[:12]}), "
+            f"not the one given ({agent.name!r}, fingerprint {expected[:12]}): a resume "
+            "would run that one. Pass the source the agent was loaded from (load_agent "
+            "returns it), or none"
+        )
+    return source
 
 
 def provider_of_source(source: str) -> str:
     """The provider file a canonical source names ("" if none)."""
-    return source.split(PROVIDER_MARK, 1)[1] if PROVIDER_MARK in source else ""
+    return parse_source(source).provider or ""
+
+
+def fingerprint(agent: Agent) -> str:
+    """A hash of the agent's declaration without the models serving its tiers (a
+    resume may change provider, not the agent)."""
+    document = json.loads(agent.to_json())
+    for tier in document.get("tiers", []):
+        if isinstance(tier, dict):
+            tier.pop("model", None)
+    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
 
 
 def with_provider(agent: Agent, provider_file: Path) -> Agent:
@@ -65,13 +145,50 @@ def with_provider(agent: Agent, provider_file: Path) -> Agent:
     return agent.with_models(**models)
 
 
-def _load(reference: str) -> tuple[Agent, str]:
+def load_made(reference: str, args: dict[str, Any] | None = None) -> tuple[Agent, str]:
+    """The `Agent` at `reference`, or the one its factory returns when called with
+    `args` (none: called without any); and its source, arguments recorded."""
     from tierflow.graphs.spec import Agent
 
     value, source = load_object(reference)
-    if not isinstance(value, Agent):
-        raise LoadError(f"{source} is a {type(value).__name__}, not a tierflow Agent")
-    return value, source
+    if isinstance(value, Agent):
+        if args:
+            raise LoadError(f"{source} is an Agent, not a factory: it takes no arguments")
+        return value, source
+    if not callable(value):
+        raise LoadError(
+            f"{source} is a {type(value).__name__}, not a tierflow Agent "
+            "(or a function that returns one)"
+        )
+    given = dict(args or {})
+    try:
+        recorded = json.dumps(given, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise LoadError(f"{source}: the factory's arguments must be JSON ({error})") from None
+    call = f"{source}({', '.join(f'{k}={v!r}' for k, v in given.items())})"
+    try:
+        inspect.signature(value).bind(**given)
+    except TypeError as error:  # an unknown parameter, or a required one missing
+        raise LoadError(f"{call}: {error}") from None
+    except ValueError:  # no signature to check (a builtin): the call will tell
+        pass
+    made = _called(value, given, call)
+    if not isinstance(made, Agent):
+        raise LoadError(f"{call} returned a {type(made).__name__}, not a tierflow Agent")
+    return made, f"{source}{ARGS_MARK}{recorded}" if given else source
+
+
+def _called(factory: Any, args: dict[str, Any], call: str) -> object:
+    try:
+        return factory(**args)
+    except TierflowError as error:
+        raise LoadError(f"{call}: {_one_line(error)}") from error
+    except Exception as error:  # any failure of user code, in one line
+        raise LoadError(f"{call} raised {type(error).__name__}: {_one_line(error)}") from error
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())
 
 
 def load_object(reference: str) -> tuple[object, str]:

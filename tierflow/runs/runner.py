@@ -9,8 +9,6 @@ step starts, so a process killed mid-run loses at most the step in flight, and
 from __future__ import annotations
 
 import getpass
-import hashlib
-import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,7 +18,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command, StreamMode
 
 from tierflow import store as run_store
-from tierflow.errors import AgentChanged, CheckpointError, RunFailed, TierflowError
+from tierflow.errors import AgentChanged, CheckpointError, LoadError, RunFailed, TierflowError
 from tierflow.governance.audit import AuditLog, AuditRecord
 from tierflow.governance.budget import Budgets
 from tierflow.governance.gate import WaitEvent
@@ -32,8 +30,9 @@ from tierflow.graphs.compile import recursion_limit
 from tierflow.graphs.names import ROUTE
 from tierflow.graphs.spec import Agent
 from tierflow.nodes.context import Governance, RunContext
-from tierflow.runs.load import load_agent, provider_of_source
+from tierflow.runs.load import checked_source, fingerprint, load_agent, provider_of_source
 from tierflow.runs.report import RunReport, charge_from_ledger, report_from
+from tierflow.runs.resources import provided_resources, run_resources
 from tierflow.runs.review import recorded_review, review_command
 from tierflow.store import RunsTable, SqliteStore, leases
 from tierflow.store.runs import RunRow
@@ -59,6 +58,12 @@ class Runner:
     runner), `on_wait` hears when a call waits for a slot (the runs table shows such a
     run as `waiting` meanwhile).
 
+    `source` is where the agent comes from, as `load_agent` returns it (a factory's
+    arguments and the provider included): recorded for `tierflow resume`, and checked to
+    load to this agent when the first run or resume starts. Without one, only a `Runner`
+    resumes the thread. `resources`: run resources the caller provides (and closes); the
+    agent's others are built for each run or resume (`tierflow.runs.resources`).
+
     A run or resume holds the thread's lease while it executes (`ThreadBusy` if another
     process holds it). `allow_changed_agent` resumes a thread whose agent declaration
     changed since it started (refused otherwise; the override is audited)."""
@@ -68,7 +73,8 @@ class Runner:
         agent: Agent,
         *,
         db: str | Path,
-        source: str,
+        source: str | None = None,
+        resources: Mapping[str, Any] | None = None,
         on_update: OnUpdate | None = None,
         on_stream: OnStream | None = None,
         principal: Principal | None = None,
@@ -80,6 +86,8 @@ class Runner:
         self.agent = agent
         self.db = db if is_postgres(db) else Path(db)  # a SQLite file or a postgresql:// URL
         self.source = source
+        self.resources = provided_resources(agent, resources or {})
+        self.source_checked = source is None
         self.on_update = on_update
         self.on_stream = on_stream
         self.principal = principal
@@ -114,6 +122,7 @@ class Runner:
     def _drive(
         self, thread: str, request: str | None, decision: Mapping[str, Any] | None = None
     ) -> RunReport:
+        self._check_source()
         config: RunnableConfig = {
             "configurable": {"thread_id": thread},
             "recursion_limit": recursion_limit(self.agent),
@@ -125,43 +134,68 @@ class Runner:
             leases.held(saver.db, thread, ttl=self.lease_ttl),
         ):
             record = self.runs.get(thread)
+            if request is None and record is None:
+                raise CheckpointError(f"unknown thread {thread!r} in {describe(self.db)}")
             self._check_agent(thread, record)
             principal = self._principal(thread, record)
-            context = RunContext(principal=principal, governance=self._governance())
-            graph = self.agent.compile(checkpointer=saver)  # a copy of the one compiled graph
-            payload = self._payload(thread, request, record, principal, graph, config, decision)
-            governor = self._governor(thread, principal)
-            if governor is not None:
-                governor.start_run()
-            try:
-                final = self._stream(graph, payload, config, context)
-            except KeyboardInterrupt:
-                self.runs.update(thread, status="interrupted", error="stopped by Ctrl-C")
-                raise
-            except Exception as error:
-                reason = self._clean(f"{type(error).__name__}: {error}")
-                self.runs.update(thread, status="failed", error=reason)
-                raise RunFailed(
-                    f"thread {thread!r} failed: {reason} (the last checkpoint is kept; "
-                    f"`tierflow resume {thread}` continues from it)"
-                ) from error
-            report = report_from(thread, graph.get_state(config))
-            if final is not None and final.get("answer") is not None:
-                report.answer = final["answer"]  # the checkpoint's copy may be masked
-            if governor is not None:
-                charge_from_ledger(report, Budgets(self.db).thread_spend(thread))
-            self.runs.update(
-                thread,
-                status=report.status,
-                answer=None if report.answer is None else self._clean(report.answer),
-                error=None if report.error is None else self._clean(report.error),
-                tiers=report.tiers,
-                routes=self._masked(report.routes),
-                verdicts=self._masked(report.verdicts),
-                cost_usd=report.cost_usd,
-                **report.usage,
-            )
+            with run_resources(thread, self.agent.resources, self.resources) as resources:
+                context = RunContext(
+                    principal=principal, governance=self._governance(), resources=resources
+                )
+                graph = self.agent.compile(checkpointer=saver)  # a copy of the compiled graph
+                payload = self._payload(thread, request, record, principal, graph, config, decision)
+                report = self._execute(thread, graph, payload, config, context, principal)
         return report
+
+    def _execute(  # noqa: PLR0917
+        self,
+        thread: str,
+        graph: CompiledStateGraph[Any, Any, Any, Any],
+        payload: dict[str, Any] | Command[Any] | None,
+        config: RunnableConfig,
+        context: RunContext,
+        principal: Principal | None,
+    ) -> RunReport:
+        """Run the graph to where it stops and record how it ended in the runs table."""
+        governor = self._governor(thread, principal)
+        if governor is not None:
+            governor.start_run()
+        try:
+            final = self._stream(graph, payload, config, context)
+        except KeyboardInterrupt:
+            self.runs.update(thread, status="interrupted", error="stopped by Ctrl-C")
+            raise
+        except Exception as error:
+            reason = self._clean(f"{type(error).__name__}: {error}")
+            self.runs.update(thread, status="failed", error=reason)
+            raise RunFailed(
+                f"thread {thread!r} failed: {reason} (the last checkpoint is kept; "
+                f"`tierflow resume {thread}` continues from it)"
+            ) from error
+        report = report_from(thread, graph.get_state(config))
+        if final is not None and final.get("answer") is not None:
+            report.answer = final["answer"]  # the checkpoint's copy may be masked
+        if governor is not None:
+            charge_from_ledger(report, Budgets(self.db).thread_spend(thread))
+        self.runs.update(
+            thread,
+            status=report.status,
+            answer=None if report.answer is None else self._clean(report.answer),
+            error=None if report.error is None else self._clean(report.error),
+            tiers=report.tiers,
+            routes=self._masked(report.routes),
+            verdicts=self._masked(report.verdicts),
+            cost_usd=report.cost_usd,
+            **report.usage,
+        )
+        return report
+
+    def _check_source(self) -> None:
+        """The source must load to this agent: checked when the runner's first run or
+        resume starts, not when a resume would fail."""
+        if self.source is not None and not self.source_checked:
+            self.source = checked_source(self.source, self.agent)
+            self.source_checked = True
 
     def _payload(  # noqa: PLR0917
         self,
@@ -175,8 +209,6 @@ class Runner:
     ) -> dict[str, Any] | Command[Any] | None:
         """What to stream: a new request, the recorded request again (a run killed
         before its first checkpoint), or a resume."""
-        if request is None and record is None:
-            raise CheckpointError(f"unknown thread {thread!r} in {describe(self.db)}")
         snapshot = graph.get_state(config)
         if request is None and snapshot.created_at is not None:
             if snapshot.values.get("status") == "budget_exceeded" and decision is None:
@@ -197,11 +229,11 @@ class Runner:
             self.runs.start(
                 thread,
                 agent=self.agent.name,
-                source=self.source,
+                source=self.source or "",
                 request=self._clean(request),
                 principal=_principal_json(principal),
                 fingerprint=self.fingerprint,
-                provider=provider_of_source(self.source),
+                provider=provider_of_source(self.source or ""),
             )
             crash_point("runs.started")
         return {"messages": [HumanMessage(request)]}
@@ -313,16 +345,6 @@ class Runner:
             self.on_wait(thread, event)
 
 
-def fingerprint(agent: Agent) -> str:
-    """A hash of the agent's declaration without the models serving its tiers (a
-    resume may change provider, not the agent)."""
-    document = json.loads(agent.to_json())
-    for tier in document.get("tiers", []):
-        if isinstance(tier, dict):
-            tier.pop("model", None)
-    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
-
-
 def _principal_json(principal: Principal | None) -> dict[str, Any] | None:
     return None if principal is None else principal.model_dump(mode="json")
 
@@ -346,13 +368,19 @@ def resume_thread(
     allow_changed_agent: bool = False,
 ) -> RunReport:
     """Resume `thread`, loading its agent from the source recorded in the runs table
-    (with the provider recorded there, unless `provider` names another)."""
+    (a factory called again with the arguments recorded there; the provider recorded
+    there, unless `provider` names another)."""
     database = db if is_postgres(db) else Path(db)
     if isinstance(database, Path) and not database.exists():
         raise CheckpointError(f"no database at {database}")
     row = RunsTable(database).get(thread)
     if row is None:
         raise CheckpointError(f"unknown thread {thread!r} in {describe(database)}")
+    if not row["source"]:
+        raise LoadError(
+            f"thread {thread!r} records no source to load its agent from (its Runner was "
+            f"given none): resume it in Python, Runner(agent, db=...).resume({thread!r})"
+        )
     agent, source = load_agent(row["source"], provider)
     runner = Runner(
         agent,

@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from tierflow.tools.arguments import Needs, ToolContext, Transaction
     from tierflow.tools.declare import Tool, tool
     from tierflow.tools.keyed import KeyedResults
+    from tierflow.tools.langchain import from_langchain
+    from tierflow.tools.mcp import amcp_tools, mcp_tools
     from tierflow.tools.once import Reconcile, SameTransaction, idempotency_headers
 
 __all__ = [
@@ -23,7 +25,10 @@ __all__ = [
     "Tool",
     "ToolContext",
     "Transaction",
+    "amcp_tools",
+    "from_langchain",
     "idempotency_headers",
+    "mcp_tools",
     "tool",
 ]
 
@@ -34,6 +39,8 @@ __getattr__, __dir__ = lazy_names(
         "tierflow.tools.arguments": ("Needs", "ToolContext", "Transaction"),
         "tierflow.tools.declare": ("Tool", "tool"),
         "tierflow.tools.keyed": ("KeyedResults",),
+        "tierflow.tools.langchain": ("from_langchain",),
+        "tierflow.tools.mcp": ("amcp_tools", "mcp_tools"),
         "tierflow.tools.once": ("Reconcile", "SameTransaction", "idempotency_headers"),
     },
 )
