@@ -345,3 +345,42 @@ def test_declaration_errors_name_the_step() -> None:
                 AgentStep(name="s", agent=agent, goal="g", tier="fast", on_fail="escalate"),
             ),
         )
+
+
+# --- lint ----------------------------------------------------------------------------
+
+
+def test_lint_holds_a_workflow_to_the_agents_promises() -> None:
+    from langgraph.graph import END
+
+    from tierflow.graphs.lint import problems, shape_for
+    from tierflow.graphs.shape import shape_of
+    from tierflow.graphs.workflow_compile import build_workflow
+
+    @guardrail(on_fail="refuse")
+    def polite(candidate: str) -> bool:
+        """Polite."""
+        return "idiot" not in candidate
+
+    workflow = Workflow(
+        name="reply",
+        objective="Reply",
+        steps=(
+            Loop(
+                name="polish",
+                steps=(FunctionStep(name="draft", fn=constant("Hello")),),
+                until=lambda view: True,
+                max_iterations=2,
+            ),
+        ),
+        guardrails=(polite,),
+    )
+    assert problems(shape_for(workflow, "w.py:workflow")) == []
+    leaky = build_workflow(workflow)
+    leaky.add_edge("draft", END)  # an answer around the guard
+    assert any("without passing guard.polite" in p for p in problems(shape_of(leaky)))
+    unbounded = build_workflow(workflow)
+    unbounded.add_node("again", constant({}))
+    unbounded.add_edge("draft", "again")
+    unbounded.add_edge("again", "draft")
+    assert any("has no bounded exit" in p for p in problems(shape_of(unbounded)))

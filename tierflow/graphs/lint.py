@@ -3,7 +3,10 @@
 - every node is reachable from START, and END is reachable from every node;
 - every path from a model node to END that carries an answer passes every guard node;
 - every cycle has a bounded exit: a node on it can leave for END by `limit` or `refuse`
-  (a step budget or a retry budget), so no loop can run forever.
+  (a step budget or a retry budget), or is a workflow loop's counter (`loop.NAME`,
+  bounded by its `max_iterations`), so no loop can run forever.
+A workflow's answer leaves through `workflow.finish`: every path from START to it must
+pass every guard (a step that ends the run leaves by `halted`, with no answer).
 A violation is a `SpecError` whose message includes the diagram. networkx loads with
 the first lint (the first compile), not with `import tierflow`.
 """
@@ -14,7 +17,14 @@ from typing import TYPE_CHECKING
 
 from tierflow.errors import SpecError
 from tierflow.graphs.draw import mermaid
-from tierflow.graphs.names import GUARD_PREFIX, MODEL_PREFIX, NON_ANSWER_EXITS
+from tierflow.graphs.names import (
+    GUARD_PREFIX,
+    HALTED,
+    LOOP_PREFIX,
+    MODEL_PREFIX,
+    NON_ANSWER_EXITS,
+    WORKFLOW_FINISH,
+)
 from tierflow.graphs.shape import Shape
 
 if TYPE_CHECKING:
@@ -49,9 +59,14 @@ def problems(shape: Shape) -> list[str]:
     answers = nx.DiGraph()
     answers.add_nodes_from(digraph)
     answers.add_edges_from(
-        (u, v) for u, v, label in digraph.edges(data="label") if label not in NON_ANSWER_EXITS
+        (u, v)
+        for u, v, label in digraph.edges(data="label")
+        if label not in NON_ANSWER_EXITS and label != HALTED
     )
+    # where answers come from: an agent's model nodes; a workflow's, all of it
     models = [n for n in digraph if n.startswith(MODEL_PREFIX)]
+    if WORKFLOW_FINISH in digraph:
+        models = [START]
     for guard in (n for n in digraph if n.startswith(GUARD_PREFIX)):
         bypass = answers.copy()
         bypass.remove_node(guard)
@@ -59,6 +74,7 @@ def problems(shape: Shape) -> list[str]:
         if leaking:
             found.append(f"an answer from {leaking} can reach END without passing {guard}")
     bounded = {u for u, v, label in digraph.edges(data="label") if label in NON_ANSWER_EXITS}
+    bounded |= {n for n in digraph if n.startswith(LOOP_PREFIX)}
     for cycle in nx.simple_cycles(nx.DiGraph(digraph)):
         if not bounded.intersection(cycle):
             found.append(f"the cycle {' → '.join([*cycle, cycle[0]])} has no bounded exit")
@@ -95,11 +111,17 @@ def shape_for(value: object, source: str) -> Shape:
     from tierflow.graphs.compile import build_graph
     from tierflow.graphs.shape import shape_of
     from tierflow.graphs.spec import Agent
+    from tierflow.graphs.workflow import Workflow
+    from tierflow.graphs.workflow_compile import build_workflow
 
     if isinstance(value, Agent):
         return shape_of(build_graph(value))
+    if isinstance(value, Workflow):
+        return shape_of(build_workflow(value))
     if isinstance(value, CompiledStateGraph):
         return shape_of(value.builder)
     if isinstance(value, StateGraph):
         return shape_of(value)
-    raise SpecError(source, f"is a {type(value).__name__}: lint takes an Agent or a StateGraph")
+    raise SpecError(
+        source, f"is a {type(value).__name__}: lint takes an Agent, a Workflow or a StateGraph"
+    )

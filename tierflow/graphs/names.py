@@ -10,6 +10,14 @@ OBSERVE = "observe"
 MODEL_PREFIX = "model."
 GUARD_PREFIX = "guard."
 
+# A compiled workflow's own nodes (tierflow.graphs.workflow_compile).
+WORKFLOW_START = "workflow.start"
+WORKFLOW_FINISH = "workflow.finish"
+LOOP_PREFIX = "loop."  # a loop's counter: its cycle is bounded by `max_iterations`
+JOIN_PREFIX = "join."  # where a parallel step's branches meet
+ESCALATED_SUFFIX = ".escalated"  # an agent step's second attempt, on a stronger tier
+HALTED = "halted"  # the exit to END of a workflow that a step ended (failed, refused…)
+
 # Edge labels of exits that end a run without the model's answer: the guard invariant
 # (every answer passes every guard) does not apply to them.
 NON_ANSWER_EXITS = frozenset({"limit", "refuse", "budget_exceeded"})

@@ -19,6 +19,14 @@ from langgraph.types import Send
 
 from tierflow.errors import SpecError
 from tierflow.governance.policy import Policy
+from tierflow.graphs.names import (
+    ESCALATED_SUFFIX,
+    HALTED,
+    JOIN_PREFIX,
+    LOOP_PREFIX,
+    WORKFLOW_FINISH,
+    WORKFLOW_START,
+)
 from tierflow.graphs.names import guard_node as guard_node_name
 from tierflow.graphs.spec import Agent
 from tierflow.graphs.workflow import (
@@ -51,9 +59,9 @@ if TYPE_CHECKING:
     from langgraph.graph.state import CompiledStateGraph
 
 Builder = StateGraph[Any, Any, Any, Any]
-START_NODE = "workflow.start"
-FINISH_NODE = "workflow.finish"
-HALT = "halted"
+START_NODE = WORKFLOW_START
+FINISH_NODE = WORKFLOW_FINISH
+HALT = HALTED
 
 
 @dataclass(frozen=True)
@@ -206,12 +214,12 @@ class Steps:
             as_json=step.as_json,
             # the escalated attempt is bounded by the workflow's budget, not the step's
             budget_usd=None if escalated else step.budget_usd,
-            label=f"{step.name}.escalated" if escalated else step.name,
+            label=f"{step.name}{ESCALATED_SUFFIX}" if escalated else step.name,
             escalates=step.on_fail == "escalate" and not escalated,
         )
 
     def parallel(self, step: Parallel, after: Entry) -> Entry:
-        join = f"join.{step.name}"
+        join = f"{JOIN_PREFIX}{step.name}"
         add_node(self.builder, join, _joined(step.name))
         self.edge(join, after)
         for branch in step.steps:
@@ -235,7 +243,7 @@ class Steps:
         return Entry(route, {**after.targets, **{b.name: b.name for b in branches}})
 
     def loop(self, step: Loop, after: Entry) -> Entry:
-        counter = f"loop.{step.name}"
+        counter = f"{LOOP_PREFIX}{step.name}"
         body = self.sequence(step.steps, to(counter))
         add_node(self.builder, counter, _counted(step))
 
