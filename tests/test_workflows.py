@@ -384,3 +384,32 @@ def test_lint_holds_a_workflow_to_the_agents_promises() -> None:
     unbounded.add_edge("draft", "again")
     unbounded.add_edge("again", "draft")
     assert any("has no bounded exit" in p for p in problems(shape_of(unbounded)))
+
+
+def test_alternative_assignments_replace_each_agent_steps_intelligence() -> None:
+    from tierflow.graphs.assignments import ASSIGNMENTS, assigned
+
+    classify = step_agent("classify", "billing")
+    decide = step_agent("decide", "refund")
+    workflow = Workflow(
+        name="dispute",
+        objective="Resolve",
+        steps=(
+            AgentStep(name="classify", agent=classify.agent, goal="Classify", tier="fast"),
+            Parallel(
+                name="both",
+                steps=(
+                    AgentStep(name="decide", agent=decide.agent, goal="Decide", tier="reasoning"),
+                    FunctionStep(name="noop", fn=constant(None)),
+                ),
+            ),
+        ),
+    )
+    tiers = {}
+    for assignment in ASSIGNMENTS:
+        values = run(assigned(workflow, assignment))
+        tiers[assignment] = [(c["workflow_step"], c["tier"]) for c in values["calls"]]
+    assert tiers["declared"] == [("classify", "fast"), ("decide", "reasoning")]
+    assert tiers["all-fast"] == [("classify", "fast"), ("decide", "fast")]
+    assert tiers["all-reasoning"] == [("classify", "reasoning"), ("decide", "reasoning")]
+    assert tiers["routed"] == [("classify", "fast"), ("decide", "fast")]  # their routers' default

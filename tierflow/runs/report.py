@@ -63,6 +63,45 @@ def tier_summary(calls: Sequence[ModelCall], declared: Sequence[str] = ()) -> Ti
     )
 
 
+class StepTotals(TypedDict):
+    """One workflow step's model calls summed: the tiers and efforts they ran at (in the
+    order first used), tokens and cost as in `TierTotals`."""
+
+    step: str
+    tiers: list[str]
+    efforts: list[str]
+    calls: int
+    input_tokens: int
+    cached_tokens: int
+    output_tokens: int
+    reasoning_tokens: int
+    cost_usd: float
+
+
+def step_summary(calls: Sequence[ModelCall]) -> list[StepTotals]:
+    """A workflow's calls summed per step, in the order the steps first called a model
+    (an escalated attempt is its own row, `STEP.escalated`). Empty for an agent's run."""
+    steps = list(dict.fromkeys(c["workflow_step"] for c in calls if "workflow_step" in c))
+    rows: list[StepTotals] = []
+    for step in steps:
+        made = [c for c in calls if c.get("workflow_step") == step]
+        totals = tier_totals(step, made)
+        rows.append(
+            StepTotals(
+                step=step,
+                tiers=list(dict.fromkeys(c["tier"] for c in made)),
+                efforts=list(dict.fromkeys(c["effort"] for c in made if "effort" in c)),
+                calls=totals["calls"],
+                input_tokens=totals["input_tokens"],
+                cached_tokens=totals["cached_tokens"],
+                output_tokens=totals["output_tokens"],
+                reasoning_tokens=totals["reasoning_tokens"],
+                cost_usd=totals["cost_usd"],
+            )
+        )
+    return rows
+
+
 def run_tiers(values: AgentState) -> TierSummary:
     """A thread's calls summed per tier: the tiers it was routed to first, then any
     other its calls ran on (the LLM router's own)."""
@@ -98,6 +137,8 @@ class RunReport:
     abandoned_usd: float = 0.0
     # The calls summed per tier, priced as each call was (not the ledger's charge).
     by_tier: TierSummary = field(default_factory=lambda: tier_summary([]))
+    # A workflow's calls summed per step (empty for an agent).
+    by_step: list[StepTotals] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -132,6 +173,7 @@ def report_from(thread: str, snapshot: StateSnapshot) -> RunReport:
         tiers=sorted({c["tier"] for c in calls}),
         review=[item.value for item in snapshot.interrupts],
         by_tier=run_tiers(values),
+        by_step=step_summary(calls),
     )
 
 
