@@ -413,3 +413,33 @@ def test_alternative_assignments_replace_each_agent_steps_intelligence() -> None
     assert tiers["all-fast"] == [("classify", "fast"), ("decide", "fast")]
     assert tiers["all-reasoning"] == [("classify", "reasoning"), ("decide", "reasoning")]
     assert tiers["routed"] == [("classify", "fast"), ("decide", "fast")]  # their routers' default
+
+
+def test_the_diagram_shows_steps_and_agent_subgraphs(snapshot: Any) -> None:
+    from tierflow.graphs.workflow_draw import workflow_mermaid
+
+    def large(view: View) -> bool:
+        return True
+
+    classify, decide = step_agent("classify", "x"), step_agent("decide", "y")
+    workflow = Workflow(
+        name="dispute",
+        objective="Resolve",
+        steps=(
+            AgentStep(name="classify", agent=classify.agent, goal="g", tier="fast", effort="low"),
+            Parallel(
+                name="gather",
+                steps=(
+                    FunctionStep(name="order", fn=constant(1)),
+                    FunctionStep(name="payment", fn=constant(2)),
+                ),
+            ),
+            AgentStep(name="decide", agent=decide.agent, goal="g", tier="fast", on_fail="escalate"),
+            Approval(name="approve", message="ok?", when=large),
+        ),
+    )
+    drawn = workflow_mermaid(workflow)
+    assert 'subgraph classify["classify · agent classify · fast/low"]' in drawn
+    assert 'decide -. "escalate" .-> decide_escalated' in drawn
+    assert 'approve["approve<br/>when large"]' in drawn
+    assert drawn == snapshot

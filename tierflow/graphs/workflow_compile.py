@@ -116,7 +116,28 @@ def build_workflow(workflow: Workflow, *, nested: bool = False) -> Builder:
         add_node(builder, START_NODE, start_node(workflow.objective, names))
         builder.add_edge(START, START_NODE)
         steps.edge(START_NODE, entry)
+    _in_declared_order(builder, workflow)
     return builder
+
+
+def _in_declared_order(builder: Builder, workflow: Workflow) -> None:
+    """Nodes were added back to front; diagrams and lint list them in the order of the
+    declaration (LangGraph keeps `nodes` as a plain dict and reads no order from it)."""
+    first = [WORKFLOW_START] + [
+        node
+        for step in walk(workflow.steps)
+        for node in (
+            step.name,
+            f"{step.name}{ESCALATED_SUFFIX}",
+            f"{JOIN_PREFIX}{step.name}",
+            f"{LOOP_PREFIX}{step.name}",
+        )
+    ]
+    order = {name: index for index, name in enumerate(first)}
+    ranked = sorted(builder.nodes, key=lambda node: order.get(node, len(order)))
+    reordered = {node: builder.nodes[node] for node in ranked}
+    builder.nodes.clear()
+    builder.nodes.update(reordered)
 
 
 class Steps:

@@ -1,0 +1,83 @@
+"""A workflow as a Mermaid diagram: its steps and edges, and each agent step drawn as a
+subgraph holding its agent's own graph (route, tiers, act, guards). Pure text, offline."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from typing import Any
+
+from tierflow.graphs.compile import build_graph
+from tierflow.graphs.draw import mermaid
+from tierflow.graphs.names import ESCALATED_SUFFIX, display
+from tierflow.graphs.shape import Edge, Shape, shape_of
+from tierflow.graphs.workflow import AgentStep, Workflow, walk
+from tierflow.graphs.workflow_compile import build_workflow, step_agent
+
+
+def _id(node: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", node)
+
+
+def workflow_mermaid(workflow: Workflow) -> str:
+    """The workflow's flowchart with one subgraph per agent step (its escalated attempt
+    too), titled with the step's agent and declared intelligence."""
+    shape = readable(shape_of(build_workflow(workflow)), workflow)
+    agent_steps = {s.name: s for s in walk(workflow.steps) if isinstance(s, AgentStep)}
+    blocks: dict[str, list[str]] = {}
+    for node in shape.nodes:
+        name = node.removesuffix(ESCALATED_SUFFIX)
+        if name in agent_steps:
+            escalated = node != name
+            blocks[_id(node)] = _subgraph(node, agent_steps[name], escalated=escalated)
+    lines: list[str] = []
+    for line in mermaid(shape).splitlines():
+        node_id = line.strip().split("[", 1)[0].split("(", 1)[0]
+        if (
+            line.startswith("    ")
+            and node_id in blocks
+            and "-->" not in line
+            and ".->" not in line
+        ):
+            lines += blocks.pop(node_id)
+        else:
+            lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def readable(shape: Shape, workflow: Workflow) -> Shape:
+    """The edge to the next step unlabelled (its label is the target's name), and a
+    conditional step noted with its condition."""
+    edges = tuple(
+        Edge(e.source, e.target, None if e.label == e.target else e.label) for e in shape.edges
+    )
+    notes = tuple(
+        (step.name, (f"when {_function(step.when)}",))
+        for step in walk(workflow.steps)
+        if step.when is not None
+    )
+    return replace(shape, edges=edges, notes=shape.notes + notes)
+
+
+def _function(fn: Any) -> str:
+    name = str(getattr(fn, "__name__", "a condition"))
+    return "a condition" if name == "<lambda>" else name
+
+
+def _subgraph(node: str, step: AgentStep, *, escalated: bool) -> list[str]:
+    agent = step_agent(step, None, escalated=escalated)
+    intelligence = "escalated: strongest, high" if escalated else step.intelligence()
+    inner: Shape = shape_of(build_graph(agent))
+    prefix = _id(node)
+    title = f"{display(node)} · agent {agent.name} · {intelligence}"
+    lines = [f'    subgraph {prefix}["{title}"]', "        direction TB"]
+    for inner_node in inner.nodes:
+        lines.append(f'        {prefix}__{_id(inner_node)}["{display(inner_node)}"]')
+    for edge in inner.edges:
+        source, target = f"{prefix}__{_id(edge.source)}", f"{prefix}__{_id(edge.target)}"
+        if edge.label is None:
+            lines.append(f"        {source} --> {target}")
+        else:
+            lines.append(f'        {source} -. "{edge.label}" .-> {target}')
+    lines.append("    end")
+    return lines
