@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from tierflow.tools.declare import Tool, tool
     from tierflow.tools.keyed import KeyedResults
     from tierflow.tools.langchain import from_langchain
-    from tierflow.tools.mcp import amcp_tools, mcp_tools
+    from tierflow.tools.mcp import ToolDeclaration, amcp_tools, mcp_tools
     from tierflow.tools.once import Reconcile, SameTransaction, idempotency_headers
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "SameTransaction",
     "Tool",
     "ToolContext",
+    "ToolDeclaration",
     "Transaction",
     "amcp_tools",
     "from_langchain",
@@ -40,7 +41,7 @@ __getattr__, __dir__ = lazy_names(
         "tierflow.tools.declare": ("Tool", "tool"),
         "tierflow.tools.keyed": ("KeyedResults",),
         "tierflow.tools.langchain": ("from_langchain",),
-        "tierflow.tools.mcp": ("amcp_tools", "mcp_tools"),
+        "tierflow.tools.mcp": ("ToolDeclaration", "amcp_tools", "mcp_tools"),
         "tierflow.tools.once": ("Reconcile", "SameTransaction", "idempotency_headers"),
     },
 )

@@ -7,10 +7,8 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any, get_args, get_origin, get_type_hints
+from typing import TYPE_CHECKING, Annotated, Any, get_args, get_origin, get_type_hints
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -24,6 +22,9 @@ from pydantic.errors import PydanticInvalidForJsonSchema
 from pydantic.fields import FieldInfo
 
 from tierflow.errors import SpecError
+
+if TYPE_CHECKING:  # jsonschema loads with the first JSON-schema tool, not with every agent
+    from jsonschema import Draft202012Validator
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,9 @@ def signature_schema(
 
 def checked_json_schema(parameters: Mapping[str, Any], tool_name: str) -> Draft202012Validator:
     """A validator of the given JSON schema, which must describe an object."""
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
     where = f"tools.{tool_name}.parameters"
     try:
         Draft202012Validator.check_schema(dict(parameters))

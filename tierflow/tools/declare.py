@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping
-from typing import Any, get_type_hints, overload
+from typing import TYPE_CHECKING, Any, get_type_hints, overload
 
-from jsonschema import Draft202012Validator
 from pydantic import BaseModel, Field, PrivateAttr, model_validator
 from typing_extensions import is_typeddict
 
@@ -31,6 +30,9 @@ from tierflow.tools.arguments import (
     validated_model,
 )
 from tierflow.tools.once import Once, Reconcile, SameTransaction
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
 
 ALL_ARGUMENTS = "*"
 

@@ -161,7 +161,9 @@ def _without(parameters: Mapping[str, Any], argument: str, where: str) -> dict[s
     schema has no such argument."""
     properties = dict(parameters.get("properties", {}))
     if argument not in properties:
-        raise SpecError(where, f"the tool has no argument {argument!r} (arguments: {sorted(properties)})")
+        raise SpecError(
+            where, f"the tool has no argument {argument!r} (arguments: {sorted(properties)})"
+        )
     del properties[argument]
     hidden = {**parameters, "properties": properties}
     if "required" in parameters:

@@ -90,7 +90,9 @@ async def amcp_tools(
     (tool name → `ToolDeclaration` or a dict of its fields; none: ungoverned, no scope)."""
     declared = {name: _declaration(name, d) for name, d in (declarations or {}).items()}
     client = _client(connections, declared)
-    listed = await asyncio.gather(*(_listed(client, name) for name in connections))
+    listed = await asyncio.gather(
+        *(_listed(client, name, connection) for name, connection in connections.items())
+    )
     servers = dict(zip(connections, listed, strict=True))
     _check(servers, declared)
     return [
@@ -124,7 +126,9 @@ def _client(
     )
 
 
-async def _listed(client: MultiServerMCPClient, server: str) -> list[BaseTool]:
+async def _listed(
+    client: MultiServerMCPClient, server: str, connection: Mapping[str, Any]
+) -> list[BaseTool]:
     """The server's tools, or a `LoadError` saying which server could not list them."""
     from httpx import HTTPError
     from mcp.shared.exceptions import McpError
@@ -134,8 +138,17 @@ async def _listed(client: MultiServerMCPClient, server: str) -> list[BaseTool]:
     except (OSError, ValueError, HTTPError, McpError, ExceptionGroup) as error:
         reason = _leaf(error)
         raise LoadError(
-            f"MCP server {server!r} did not list its tools: {type(reason).__name__}: {reason}"
+            f"MCP server {server!r} ({_where(connection)}) did not list its tools: "
+            f"{type(reason).__name__}: {reason}"
         ) from error
+
+
+def _where(connection: Mapping[str, Any]) -> str:
+    """A connection in a few words: its URL, or the command that starts the server."""
+    if "url" in connection:
+        return str(connection["url"])
+    command = [str(connection.get("command", "")), *map(str, connection.get("args", []))]
+    return " ".join(command).strip() or "no url or command"
 
 
 def _leaf(error: BaseException) -> BaseException:
