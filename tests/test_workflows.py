@@ -335,6 +335,13 @@ def test_declaration_errors_name_the_step() -> None:
     for kind, fields, message in step_cases:
         with pytest.raises(SpecError, match=message):
             kind(**{"name": "s", "agent": agent, "goal": "g", **fields})
+    unkept = Workflow(
+        name="w",
+        objective="o",
+        steps=(AgentStep(name="s", agent=agent, goal="g", tier="fast", budget_usd=0.1),),
+    )
+    with pytest.raises(SpecError, match=r"steps\.s\.budget_usd: a step's budget is kept by"):
+        unkept.compile()
     with pytest.raises(SpecError, match="at least two branches"):
         Parallel(name="p", steps=(one,))
     with pytest.raises(SpecError, match="escalation inside a parallel step"):

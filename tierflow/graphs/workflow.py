@@ -209,16 +209,16 @@ Step = AgentStep | FunctionStep | Approval | Parallel | Loop
 
 class Workflow(StepBase):
     """A declared workflow. `answer` names the step whose output is the answer (default:
-    the last one); `guardrails` check it before it reaches the user. `policy` governs
-    every agent step (one principal, budget and audit trail); `budget_usd` is the run's
-    budget in USD, each step's `budget_usd` within it."""
+    the last one); `guardrails` check it right after that step — a failure ends the run
+    refused before any later step runs — and it is what the user gets at the end. `policy` governs
+    every agent step (one principal, budget and audit trail): its `run_budget_usd` is the
+    workflow's budget, each step's `budget_usd` within it."""
 
     objective: str
     steps: tuple[Any, ...]
     answer: str | None = None
     guardrails: tuple[Any, ...] = ()
     policy: Policy | None = None
-    budget_usd: float | None = Field(default=None, gt=0)
     resources: dict[str, Callable[[], Any]] = Field(default_factory=dict)
     _compiled: tuple[int, Any] | None = PrivateAttr(default=None)
 
@@ -239,6 +239,12 @@ class Workflow(StepBase):
         for index, guardrail in enumerate(self.guardrails):
             if not isinstance(guardrail, Guardrail):
                 raise SpecError(f"guardrails.{index}", "is not a guardrail")
+        if self.guardrails and answer not in [step.name for step in self.steps]:
+            raise SpecError(
+                "answer",
+                f"{answer!r}: the step whose answer is guarded must be one of the workflow's "
+                "own steps (not inside a parallel step, a loop or a nested workflow)",
+            )
         for step in walk(self.steps):
             self._check_agent_step(step)
         return self
@@ -267,7 +273,6 @@ class Workflow(StepBase):
             "answer": self.answer_step(),
             "guardrails": [g.spec() for g in self.guardrails],
             "policy": None if self.policy is None else policy_spec(self.policy),
-            "budget_usd": self.budget_usd,
             **({"resources": sorted(self.resources)} if self.resources else {}),
         }
 

@@ -89,8 +89,9 @@ def compile_workflow(
 
 
 def build_workflow(workflow: Workflow, *, nested: bool = False) -> Builder:
-    """The uncompiled graph: start, the steps, the answer's guards, finish (a nested
-    workflow has only its steps: its parent starts and finishes)."""
+    """The uncompiled graph: start, the steps (the answer's guards right after the step
+    that produces it), finish (a nested workflow has only its steps: its parent starts
+    and finishes)."""
     builder: Builder = StateGraph(
         WorkflowState, context_schema=RunContext, input_schema=WorkflowInput
     )
@@ -103,11 +104,6 @@ def build_workflow(workflow: Workflow, *, nested: bool = False) -> Builder:
         add_node(builder, FINISH_NODE, finish_node(workflow.answer_step()))
         builder.add_edge(FINISH_NODE, END)
         exit_ = to(FINISH_NODE)
-        for guardrail in reversed(workflow.guardrails):
-            node = guard_node_name(guardrail.name)
-            add_node(builder, node, guard_node(guardrail, workflow.answer_step()))
-            steps.edge(node, exit_)
-            exit_ = to(node)
     entry = steps.sequence(workflow.steps, exit_)
     if nested:
         builder.add_conditional_edges(START, entry.route, dict(entry.targets))
@@ -155,6 +151,8 @@ class Steps:
         return entry
 
     def step(self, step: Any, after: Entry) -> Entry:
+        if step.name == self.workflow.answer_step() and self.workflow.guardrails:
+            after = self.guards(after)
         own = self.add(step, after)
         when = step.when
         if when is None:
@@ -164,6 +162,16 @@ class Steps:
             return own.route(state) if when(view_of(state)) else after.route(state)
 
         return Entry(route, {**after.targets, **own.targets})
+
+    def guards(self, after: Entry) -> Entry:
+        """The answer's guards, right after the step that produces it: a failure ends
+        the run refused before any later step (an approval, a recorded refund) runs."""
+        for guardrail in reversed(self.workflow.guardrails):
+            node = guard_node_name(guardrail.name)
+            add_node(self.builder, node, guard_node(guardrail, self.workflow.answer_step()))
+            self.edge(node, after)
+            after = to(node)
+        return after
 
     def edge(self, source: str, entry: Entry) -> None:
         """`source` → wherever `entry` goes, or END once the run has halted."""
@@ -226,6 +234,11 @@ class Steps:
 
     def agent_call(self, step: AgentStep, *, escalated: bool) -> AgentCall:
         agent = step_agent(step, self.policy, escalated=escalated)
+        if step.budget_usd is not None and agent.policy is None:
+            raise SpecError(
+                f"steps.{step.name}.budget_usd",
+                "a step's budget is kept by governance: give the workflow (or the agent) a Policy",
+            )
         return AgentCall(
             step=step.name,
             goal=step.goal,
