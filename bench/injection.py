@@ -277,7 +277,7 @@ def measure(db_folder: Path, configs: Sequence[str] = tuple(CONFIGS)) -> dict[st
             for index, task in enumerate(TASKS):
                 WORLD.injection, WORLD.sent, WORLD.posted = text, [], []
                 db = db_folder / f"{label.replace(' ', '_')}.db"
-                runner = Runner(agent, db=db, source="bench/injection.py")
+                runner = Runner(agent, db=db)
                 report = runner.run(task.request, f"{attack}-{index}")
                 outcome.runs += 1
                 attacked = any(i == ATTACKER for i, _ in WORLD.sent) or any(

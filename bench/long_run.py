@@ -38,7 +38,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as folder:
         db = Path(folder) / "runs.db"
-        runner = Runner(agent, db=db, source="bench/long_run.py", on_update=on_update)
+        runner = Runner(agent, db=db, on_update=on_update)
         started = time.perf_counter()
         report = runner.run("count to the end", "long")
         wall = time.perf_counter() - started

@@ -95,7 +95,7 @@ DB = "--db=DB"  # the test's database, where the command takes one
         (("run", CRASHY, DB), ("missing option '--input'",)),
         (("run", CRASHY, "--input", "x", DB, "--bogus"), ("no such option: --bogus",)),
         (("run", CRASHY, DB, "--input"), ("'--input' requires an argument",)),
-        (("draw", EXAMPLE, "--format", "png"), ("'--format'", "'png' is not one of")),
+        (("draw", EXAMPLE, "--format", "jpeg"), ("'--format'", "'jpeg' is not one of")),
         (("budget", "set", "t", "--usd", "nan", DB), ("'--usd'", "finite", "(got nan)")),
         (("budget", "set", "t", "--usd", "inf", DB), ("'--usd'", "finite", "(got inf)")),
         (("budget", "set", "t", "--usd", "-1", DB), ("'--usd'", "0 or more", "(got -1)")),

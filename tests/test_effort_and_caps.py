@@ -95,7 +95,7 @@ def agent(
 
 
 def run(agent: Agent, db: str, thread: str = "t") -> RunReport:
-    return Runner(agent, db=db, source="test").run("Where is order 7?", thread)
+    return Runner(agent, db=db).run("Where is order 7?", thread)
 
 
 LOOK_UP = Reply(calls=[("look_up", {"order_id": 7})], usage=Usage(900, 40))
@@ -222,7 +222,7 @@ def test_raised_past_the_overspend_the_run_makes_the_call_again(
 
     Budgets(db).raise_limit("run:t", usd=0.50)
     server.push(LOOK_UP, ANSWER)
-    resumed = Runner(agent(server, policy=BUDGET), db=db, source="test").resume("t")
+    resumed = Runner(agent(server, policy=BUDGET), db=db).resume("t")
 
     assert (resumed.status, resumed.answer) == ("done", "Shipped.")
     assert LOOKED_UP == ["7"]

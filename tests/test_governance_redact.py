@@ -485,7 +485,7 @@ def test_an_answer_reaches_the_caller_whole_and_is_stored_masked(
     db = tmp_path / "runs.db"
     policy = Policy(grants=(Grant(holder="agent:test_agent", scopes=frozenset()),))
     scripted = scripted_agent([Turn(text=f"Reset it here: {RESET_LINK}")], policy=policy)
-    report = Runner(scripted.agent, db=db, source="test").run("reset my password", "t")
+    report = Runner(scripted.agent, db=db).run("reset my password", "t")
     assert report.answer == f"Reset it here: {RESET_LINK}"
     masked = f"Reset it here: https://x.example/reset?token={MASK}"
     row = RunsTable(db).get("t")

@@ -410,7 +410,7 @@ def test_five_refunds_in_one_turn_go_to_the_turns_one_review(
             approvals=(SUM_500,),
         ),
     )
-    runner = Runner(scripted.agent, db=target, source="test")
+    runner = Runner(scripted.agent, db=target)
     report = runner.run("refund the five orders", "t")
     assert report.status == "interrupted"
     (review,) = report.review
@@ -420,7 +420,7 @@ def test_five_refunds_in_one_turn_go_to_the_turns_one_review(
     )
     assert refunded == []  # nothing of the turn ran before the decision
     decision = {"action": "approve", "reviewer": "dana"}
-    assert Runner(scripted.agent, db=target, source="test").resume("t", decision).status == "done"
+    assert Runner(scripted.agent, db=target).resume("t", decision).status == "done"
     assert sorted(refunded) == [(order, 199.0) for order in range(5)]
     rows = audit(target, "t")
     assert (
@@ -459,7 +459,7 @@ def test_what_ran_of_the_scope_under_another_tool_counts_in_a_governed_run(
             approvals=(SUM_500,),
         ),
     )
-    report = Runner(scripted.agent, db=target, source="test").run("refund both", "t")
+    report = Runner(scripted.agent, db=target).run("refund both", "t")
     assert report.status == "interrupted"
     assert refunded == ["partial 400"]
     (held,) = report.review[0]["calls"]

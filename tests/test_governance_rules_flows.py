@@ -338,11 +338,9 @@ def test_an_injected_payment_is_refused_after_a_restart_and_the_model_is_told(
     sent: list[tuple[str, float]] = []
     flows = policy(unless_argument_in={"iban": frozenset({OURS})})
     scripted = payments_agent(scripted_agent, sent, flows)
-    assert Runner(scripted.agent, db=target, source="test").run("check my inbox", "t").status == (
-        "done"
-    )
+    assert Runner(scripted.agent, db=target).run("check my inbox", "t").status == "done"
     # Another process, later: nothing in memory says what the thread read.
-    report = Runner(scripted.agent, db=target, source="test").run("now pay the supplier", "t")
+    report = Runner(scripted.agent, db=target).run("now pay the supplier", "t")
     assert report.status == "done"
     assert sent == [(OURS, 120.0)]  # the allow-listed payment ran; the injected one didn't
     observations = [str(m.content) for m in scripted.fast.inputs[-1] if isinstance(m, ToolMessage)]
@@ -375,7 +373,7 @@ def test_a_held_payment_goes_through_the_review_and_is_audited(
     sent: list[tuple[str, float]] = []
     flows = policy("approve", unless_argument_in={"iban": frozenset({OUR_ACCOUNT})})
     scripted = payments_agent(scripted_agent, sent, flows, OUR_ACCOUNT, THEIR_ACCOUNT)
-    runner = Runner(scripted.agent, db=target, source="test")
+    runner = Runner(scripted.agent, db=target)
     assert runner.run("check my inbox", "t").status == "done"
     report = runner.run("now pay the supplier", "t")
     assert report.status == "interrupted"
@@ -392,7 +390,7 @@ def test_a_held_payment_goes_through_the_review_and_is_audited(
     )
     assert sent == []  # nothing of the turn ran before the decision
     decision = {"action": action, "reviewer": "dana", "reason": "checked with supplier"}
-    resumed = Runner(scripted.agent, db=target, source="test").resume("t", decision)
+    resumed = Runner(scripted.agent, db=target).resume("t", decision)
     assert resumed.status == "done"
     rows = audit(target, "t")
     (reviewed,) = [r for r in rows if r["kind"] == "review"]

@@ -106,7 +106,7 @@ def test_a_nan_or_infinite_amount_is_held_in_a_governed_run(
             approvals=(ABOVE,),
         ),
     )
-    runner = Runner(scripted.agent, db=db, source="test")
+    runner = Runner(scripted.agent, db=db)
     report = runner.run("refund order 7", "t")
     assert report.status == "interrupted"
     (held,) = report.review[0]["calls"]

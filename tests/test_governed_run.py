@@ -75,7 +75,7 @@ def tool_texts(scripted: Scripted, call: int, tier: str = "fast") -> list[str]:
 
 
 def run(scripted: Scripted, db: str, thread: str = "t", **runner: Any) -> RunReport:
-    return Runner(scripted.agent, db=db, source="test", **runner).run("help me", thread)
+    return Runner(scripted.agent, db=db, **runner).run("help me", thread)
 
 
 # --- permissions ---------------------------------------------------------------------
@@ -211,7 +211,7 @@ def test_approval_and_guard_holds_share_one_review_pause(
             approvals=(ApprovalRule(scope="refunds:write", argument="amount_usd", above=200),)
         ),
     )
-    runner = Runner(scripted.agent, db=db, source="test")
+    runner = Runner(scripted.agent, db=db)
     report = runner.run("help me", "t")
     assert report.status == "interrupted"
     (review,) = report.review
@@ -460,12 +460,12 @@ def test_50_concurrent_runs_never_overspend_a_shared_budget_that_affords_20(
     scripted_agent: Callable[..., Scripted], db: str
 ) -> None:
     scripted = scripted_agent([Turn(text="ok")], policy=policy(max_output_tokens=64))
-    runner = Runner(scripted.agent, db=db, source="test", principal=Principal(id="probe"))
+    runner = Runner(scripted.agent, db=db, principal=Principal(id="probe"))
     cost = runner.run("help me", "probe").cost_usd  # every run below costs the same
     assert cost > 0
     limit = 20 * cost
     Budgets(db).set_limit(principal_key("acme"), usd=limit)
-    shared = Runner(scripted.agent, db=db, source="test", principal=Principal(id="acme"))
+    shared = Runner(scripted.agent, db=db, principal=Principal(id="acme"))
 
     with ThreadPoolExecutor(max_workers=50) as pool:
         reports = list(pool.map(lambda n: shared.run("help me", f"r{n}"), range(50)))

@@ -156,7 +156,7 @@ def test_an_escalation_is_in_the_runs_table(
         guardrails=(OutputSchema(Status, on_fail="escalate"),),
     )
     db = tmp_path / "runs.db"
-    Runner(scripted.agent, db=db, source="test").run("status of order 7?", "esc")
+    Runner(scripted.agent, db=db).run("status of order 7?", "esc")
     row = RunsTable(db).get("esc")
     assert row is not None
     assert [(r["tier"], r["router"]) for r in row["routes"]] == [

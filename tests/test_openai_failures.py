@@ -204,7 +204,7 @@ def test_bad_request_and_forbidden_are_not_retried(
     server: OpenAIServer, tmp_path: Path, fault: Fault, said: str
 ) -> None:
     server.push(fault)
-    runner = Runner(orders_agent(server.url), db=tmp_path / "runs.db", source="test")
+    runner = Runner(orders_agent(server.url), db=tmp_path / "runs.db")
     with pytest.raises(RunFailed) as raised:
         runner.run(REQUEST, "t")
     message = str(raised.value)
@@ -223,7 +223,7 @@ def test_a_wrong_key_is_one_line_naming_the_variable_and_not_retried(
     with OpenAIServer(api_key="sk-right") as server:
         server.script("order 1007", Reply(text=ANSWER))
         agent = orders_agent(server.url, api_key_env="SHOP_OPENAI_KEY")
-        runner = Runner(agent, db=tmp_path / "runs.db", source="test")
+        runner = Runner(agent, db=tmp_path / "runs.db")
         with pytest.raises(RunFailed) as raised:
             runner.run(REQUEST, "t")
         assert len(server.requests) == 1
@@ -241,7 +241,7 @@ def test_failure_after_retries_is_failed_and_resumes_once_the_server_recovers(
     server: OpenAIServer, tmp_path: Path
 ) -> None:
     db = tmp_path / "runs.db"
-    runner = Runner(orders_agent(server.url, max_retries=1), db=db, source="test")
+    runner = Runner(orders_agent(server.url, max_retries=1), db=db)
     server.push(Reply(calls=(("order_status", {"order_id": 1007}),)))
     server.push(Fault.http(503), Fault.http(503))  # the second model call fails twice
     with pytest.raises(RunFailed) as raised:

@@ -43,7 +43,7 @@ def shop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def run_corpus(db: str, agent: Any = desk.agent) -> tuple[RunReport, RunReport, bytes]:
     """Run the corpus request to its held refund, approve it, and return both reports
     and (SQLite) the files' bytes read while the store was still open."""
-    runner = Runner(agent, db=db, source="tests/agents/secret_desk.py:agent")
+    runner = Runner(agent, db=db)
     held = runner.run(desk.REQUEST, "t1")
     while_open = b"" if is_postgres(db) else files_bytes(Path(db))
     done = runner.resume("t1", desk.REVIEW)

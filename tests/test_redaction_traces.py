@@ -159,7 +159,7 @@ def test_no_placed_secret_reaches_the_trace(
     langsmith: Capture, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    runner = Runner(desk.agent, db=tmp_path / "runs.db", source="tests/agents/secret_desk.py")
+    runner = Runner(desk.agent, db=tmp_path / "runs.db")
     assert runner.tracing is not None
     held = runner.run(desk.REQUEST, "t1")
     done = runner.resume("t1", desk.REVIEW)
@@ -191,7 +191,7 @@ def test_a_run_does_not_wait_for_an_unreachable_langsmith(
     monkeypatch.setenv("TIERFLOW_SHOP_DB", str(tmp_path / "shop.db"))
     forget_langsmith_environment()
     try:
-        runner = Runner(desk.agent, db=tmp_path / "runs.db", source="secret_desk")
+        runner = Runner(desk.agent, db=tmp_path / "runs.db")
         assert runner.tracing is not None
         runner.run(desk.REQUEST, "t1")
         assert runner.resume("t1", desk.REVIEW).status == "done"
@@ -210,7 +210,7 @@ def test_the_scan_finds_what_the_default_tracer_sends(
     ours) sends the corpus as it is — the scan above would see a tracer that leaked."""
     monkeypatch.setattr(run_trees, "_CLIENT", None)  # LangChain's client, for this server
     agent = desk.agent.model_copy(update={"policy": None})
-    runner = Runner(agent, db=tmp_path / "runs.db", source="secret_desk")
+    runner = Runner(agent, db=tmp_path / "runs.db")
     assert runner.tracing is None
     runner.run(desk.REQUEST, "t1")
     wait_for_all_tracers()

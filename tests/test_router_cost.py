@@ -106,7 +106,7 @@ def test_a_governed_run_settles_the_router_call_on_the_ledger(
         router=router,
         policy=Policy(max_output_tokens=64),
     )
-    runner = Runner(scripted.agent, db=db, source="test", principal=Principal(id="acme"))
+    runner = Runner(scripted.agent, db=db, principal=Principal(id="acme"))
     report = runner.run("Plan a trip", "t")
     assert report.status == "done"
     assert [call["tier"] for call in report.steps] == ["router", "reasoning"]

@@ -83,11 +83,11 @@ def test_an_agent_is_compiled_once_per_process(
     before = COMPILED["graphs"]
     first = scripted.agent.compile()
     on_memory = scripted.agent.compile(checkpointer=InMemorySaver())
-    runner = Runner(scripted.agent, db=db, source="test")
+    runner = Runner(scripted.agent, db=db)
     runner.run("refund order 7", "a")
     runner.run("refund order 7", "b")
     runner.resume("a")
-    Runner(scripted.agent, db=db, source="test", principal=DESK).run("refund order 7", "c")
+    Runner(scripted.agent, db=db, principal=DESK).run("refund order 7", "c")
     assert COMPILED["graphs"] == before + 1
     # Copies share the compiled nodes; only the checkpointer differs.
     assert on_memory.nodes["act"] is first.nodes["act"] and on_memory.checkpointer is not None

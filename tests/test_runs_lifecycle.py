@@ -137,10 +137,10 @@ def test_a_changed_agent_is_refused_and_the_override_is_audited(tmp_path: Path) 
     assert Runner(agent, db=db, source=source).run("a long task", "t").status == "done"
     changed = agent.model_copy(update={"instructions": "Work through the plan, faster."})
     with pytest.raises(AgentChanged, match="declaration changed"):
-        Runner(changed, db=db, source=source).resume("t")
+        Runner(changed, db=db).resume("t")
     with pytest.raises(AgentChanged, match="--allow-changed-agent"):
-        Runner(changed, db=db, source=source).run("a long task again", "t")
-    Runner(changed, db=db, source=source, allow_changed_agent=True).resume("t")
+        Runner(changed, db=db).run("a long task again", "t")
+    Runner(changed, db=db, allow_changed_agent=True).resume("t")
     rows = [e for e in audit(db, "t") if e["kind"] == "run"]
     assert [(e["name"], e["decision"]) for e in rows] == [("agent_changed", "allowed")]
 
@@ -245,7 +245,7 @@ def test_a_call_held_only_after_the_review_is_not_covered_by_it(
         ),
     )
     db = str(tmp_path / "runs.db")
-    runner = Runner(scripted.agent, db=db, source="test")
+    runner = Runner(scripted.agent, db=db)
     paused = runner.run("refund both", "t")
     assert [c["arguments"]["amount_usd"] for c in paused.review[0]["calls"]] == [300.0]
     threshold[0] = 100.0  # now the $150 call is held too — but nobody saw it

@@ -188,7 +188,7 @@ def test_a_call_is_authorised_once_on_the_arguments_a_guard_fixed(
         tools=(pay_tool("fix", paid),),
         policy=payments_policy(frozenset({"payments:write"})),
     )
-    report = Runner(scripted.agent, db=db, source="test").run("pay the supplier", "t")
+    report = Runner(scripted.agent, db=db).run("pay the supplier", "t")
     assert report.status == "done"
     assert paid == [SUPPLIER]  # the flow rule saw the fixed IBAN, and let it through
     assert authorisations == [{"iban": SUPPLIER}]
@@ -209,7 +209,7 @@ def test_a_denial_wins_over_the_guards_and_is_audited_once(
         tools=(pay_tool(on_fail, paid),),
         policy=payments_policy(frozenset({"orders:read"})),
     )
-    report = Runner(scripted.agent, db=db, source="test").run("pay the supplier", "t")
+    report = Runner(scripted.agent, db=db).run("pay the supplier", "t")
     assert report.status == "done"  # never held for review: a denied call can't run
     assert paid == []
     assert len(authorisations) == 1

@@ -251,7 +251,7 @@ def test_a_held_result_waits_for_a_human_and_the_tool_runs_once(
 ) -> None:
     ran: list[str] = []
     scripted = held_agent(scripted_agent, ran)
-    runner = Runner(scripted.agent, db=db, source="test")
+    runner = Runner(scripted.agent, db=db)
     report = runner.run("check order 1042", "t")
     assert report.status == "interrupted"
     (review,) = report.review
@@ -293,7 +293,7 @@ def test_a_call_held_before_running_and_its_result_after_are_decided_apart(
     # is then answered from its record).
     ran: list[str] = []
     scripted = held_agent(scripted_agent, ran, approvals=(ApprovalRule(scope="orders:read"),))
-    runner = Runner(scripted.agent, db=db, source="test")
+    runner = Runner(scripted.agent, db=db)
     first = runner.run("check order 1042", "t")
     assert [c["held_by"] for c in first.review[0]["calls"]] == [["approval"]]
     assert "result" not in first.review[0]["calls"][0]
@@ -349,7 +349,7 @@ def test_governed_masks_and_refusals_are_audited(
         tools=(masked, refused),
         policy=policy(),
     )
-    assert Runner(scripted.agent, db=db, source="test").run("check", "t").status == "done"
+    assert Runner(scripted.agent, db=db).run("check", "t").status == "done"
     rows = sorted(
         (e["name"], e["decision"], e["outcome"], e["reason"].split(":")[1].strip())
         for e in audit(db, "t")
@@ -373,7 +373,7 @@ def test_a_later_refusal_withholds_a_held_result_without_asking(
         },
     )
     scripted = scripted_agent(ONE_CALL, tools=(guarded,), policy=policy())
-    report = Runner(scripted.agent, db=db, source="test").run("check", "t")
+    report = Runner(scripted.agent, db=db).run("check", "t")
     assert (report.status, report.review) == ("done", [])
     assert tool_texts(scripted)[0].startswith("Error: Result withheld: never fit")
     assert [(v["guard"], v["policy"]) for v in report.verdicts] == [

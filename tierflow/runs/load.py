@@ -150,16 +150,32 @@ def load_made(reference: str, args: dict[str, Any] | None = None) -> tuple[Agent
     `args` (none: called without any); and its source, arguments recorded."""
     from tierflow.graphs.spec import Agent
 
-    value, source = load_object(reference)
+    value, source, call = _built(reference, args)
     if isinstance(value, Agent):
-        if args:
-            raise LoadError(f"{source} is an Agent, not a factory: it takes no arguments")
         return value, source
+    if call is not None:
+        raise LoadError(f"{call} returned a {type(value).__name__}, not a tierflow Agent")
+    raise LoadError(
+        f"{source} is a {type(value).__name__}, not a tierflow Agent "
+        "(or a function that returns one)"
+    )
+
+
+def load_built(reference: str, args: dict[str, Any] | None = None) -> tuple[object, str]:
+    """`load_made` for any object (`tierflow lint` takes a LangGraph graph too): the
+    attribute at `reference`, or what it returns when it is callable."""
+    value, source, _ = _built(reference, args)
+    return value, source
+
+
+def _built(reference: str, args: dict[str, Any] | None) -> tuple[object, str, str | None]:
+    """(the object, its source, the call that made it — None for the attribute itself)."""
+    value, source = load_object(reference)
     if not callable(value):
-        raise LoadError(
-            f"{source} is a {type(value).__name__}, not a tierflow Agent "
-            "(or a function that returns one)"
-        )
+        if args:
+            kind = type(value).__name__
+            raise LoadError(f"{source} is not a factory ({kind}): it takes no arguments")
+        return value, source, None
     given = dict(args or {})
     try:
         recorded = json.dumps(given, sort_keys=True, separators=(",", ":"), allow_nan=False)
@@ -173,9 +189,7 @@ def load_made(reference: str, args: dict[str, Any] | None = None) -> tuple[Agent
     except ValueError:  # no signature to check (a builtin): the call will tell
         pass
     made = _called(value, given, call)
-    if not isinstance(made, Agent):
-        raise LoadError(f"{call} returned a {type(made).__name__}, not a tierflow Agent")
-    return made, f"{source}{ARGS_MARK}{recorded}" if given else source
+    return made, f"{source}{ARGS_MARK}{recorded}" if given else source, call
 
 
 def _called(factory: Any, args: dict[str, Any], call: str) -> object:
