@@ -450,3 +450,23 @@ def test_the_diagram_shows_steps_and_agent_subgraphs(snapshot: Any) -> None:
     assert 'decide -. "escalate" .-> decide_escalated' in drawn
     assert 'approve["approve<br/>when large"]' in drawn
     assert drawn == snapshot
+
+
+def test_a_failing_function_step_ends_the_workflow_in_one_line() -> None:
+    def charge(view: View) -> Any:
+        raise ValueError("card declined")
+
+    workflow = Workflow(
+        name="pay",
+        objective="Pay",
+        steps=(
+            FunctionStep(name="charge", fn=charge),
+            FunctionStep(name="receipt", fn=constant("sent")),
+        ),
+    )
+    values = run(workflow)
+    assert (values["status"], values["error"]) == (
+        "failed",
+        "step charge: ValueError: card declined",
+    )
+    assert statuses(values) == {"charge": "failed", "receipt": "pending"}

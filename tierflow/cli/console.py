@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from tierflow.graphs.names import ACT, GUARD_PREFIX, MODEL_PREFIX, ROUTE, display
+from tierflow.graphs.names import ACT, GUARD_PREFIX, MODEL_PREFIX, ROUTE, WORKFLOW_START, display
 from tierflow.nodes.remind import STATUS_MARK
 
 if TYPE_CHECKING:
@@ -68,12 +68,31 @@ class StepPrinter:
                 )
                 out(f"      [magenta]plan[/] {marks}")
         elif node.startswith(GUARD_PREFIX):
-            for verdict in update.get("verdicts", []):
-                if verdict["ok"]:
-                    out(f"  [bold]{display(node)}[/] [green]pass[/]")
-                else:
-                    reason = escape(short(verdict["reason"]))
-                    out(f"  [bold]{display(node)}[/] [red]fail[/]: {reason}")
+            self._guard(node, update)
+        elif node not in (ROUTE, WORKFLOW_START) and update.get("plan"):
+            self._step(update)
+
+    def _step(self, update: Mapping[str, Any]) -> None:
+        """A workflow step's update: each step it finished, with its model calls."""
+        calls: list[ModelCall] = update.get("calls", [])
+        cost = sum(c["cost_usd"] for c in calls)
+        tiers = ", ".join(dict.fromkeys(c["tier"] for c in calls))
+        spent = f" [dim]{tiers} · {len(calls)} calls · ${cost:.5f}[/]" if calls else ""
+        for item in update["plan"]:
+            colour = {"done": "green", "failed": "red"}.get(item["status"], "dim")
+            out = f"  [bold]{escape(item['step'])}[/] [{colour}]{item['status']}[/]{spent}"
+            self.console.print(out)
+            spent = ""
+        if update.get("error"):
+            self.console.print(f"      [red]{escape(short(str(update['error'])))}[/]")
+
+    def _guard(self, node: str, update: Mapping[str, Any]) -> None:
+        for verdict in update.get("verdicts", []):
+            if verdict["ok"]:
+                self.console.print(f"  [bold]{display(node)}[/] [green]pass[/]")
+            else:
+                reason = escape(short(verdict["reason"]))
+                self.console.print(f"  [bold]{display(node)}[/] [red]fail[/]: {reason}")
 
     def _model(self, label: str, update: Mapping[str, Any]) -> None:
         out = self.console.print
@@ -122,6 +141,10 @@ def print_report(console: Console, report: RunReport) -> None:
         console.print(f"  [bold]answer:[/] {escape(answer_text(report.answer))}")
     if report.error:
         console.print(f"  [bold]reason:[/] {escape(report.error)}")
+    if report.by_step:
+        from tierflow.cli.by_step import by_step_table
+
+        console.print(by_step_table(report.by_step))
 
 
 def print_review(console: Console, review: Sequence[Any]) -> None:
@@ -135,6 +158,13 @@ def print_review(console: Console, review: Sequence[Any]) -> None:
             console.print(
                 f"  [bold cyan]held for review[/] (guard {escape(str(pending.get('guard')))}): "
                 f"the answer {escape(answer)} — {escape(str(pending.get('reason', '')))}",
+                soft_wrap=True,
+            )
+            continue
+        if pending.get("kind") == "approval":
+            console.print(
+                f"  [bold cyan]waiting for approval[/] at step "
+                f"{escape(str(pending.get('step')))}: {escape(str(pending.get('message', '')))}",
                 soft_wrap=True,
             )
             continue

@@ -24,7 +24,7 @@ from tierflow.cli.exits import RunCancelled, error_line, exit_code, status_of
 from tierflow.cli.governance import principal_from
 from tierflow.cli.options import DEFAULT_DB, ArgsOption, DbOption, JsonOption, factory_args
 from tierflow.errors import LoadError, TierflowError
-from tierflow.runs.load import load_agent
+from tierflow.runs.load import load_agent, load_declared
 from tierflow.store.targets import is_postgres
 
 # A command imports what it runs (LangGraph, the stores, the printers) when it runs:
@@ -163,7 +163,7 @@ def run(
             raise TierflowError("the request is empty: pass the user's words with --input")
         _printers(None, as_json, stream)  # a bad combination fails before anything runs
         acting_for = principal_from(principal, tenant, scopes)
-        agent, source = load_agent(agent_ref, provider, factory_args(args))
+        agent, source = load_declared(agent_ref, provider, factory_args(args))
         header = f"[bold]{agent.name}[/] · thread [bold]{thread_id}[/] · db {db}"
         printers = _printers(header, as_json, stream)
         runner = Runner(agent, db=db, source=source, principal=acting_for, **printers)

@@ -25,7 +25,7 @@ from pydantic import Field, PositiveInt, PrivateAttr, model_validator
 from tierflow.errors import SpecError
 from tierflow.foundation.spec import SpecModel
 from tierflow.governance.policy import Policy
-from tierflow.graphs.spec import Agent, policy_spec
+from tierflow.graphs.spec import Agent, Tier, policy_spec
 from tierflow.guardrails.base import Guardrail
 from tierflow.routing.decision import Effort
 from tierflow.routing.router import Router
@@ -247,7 +247,28 @@ class Workflow(StepBase):
             )
         for step in walk(self.steps):
             self._check_agent_step(step)
+        # The run builds every resource an agent step's tools need (tierflow.runs).
+        merged = {name: f for a in self.agents() for name, f in a.resources.items()}
+        object.__setattr__(self, "resources", {**merged, **self.resources})
         return self
+
+    def agents(self) -> list[Agent]:
+        """The agents of its agent steps, nested ones included, in declaration order."""
+        return [step.agent for step in walk(self.steps) if isinstance(step, AgentStep)]
+
+    @property
+    def tiers(self) -> tuple[Tier, ...]:
+        """The tiers its agents declare (by name, the first declaration of each): what a
+        provider file serves (`--provider`)."""
+        found: dict[str, Tier] = {}
+        for agent in self.agents():
+            for tier in agent.tiers:
+                found.setdefault(tier.name, tier)
+        return tuple(found.values())
+
+    def with_models(self, **models: Any) -> Workflow:
+        """A copy whose agents' tiers are served by `models` (tier name → model)."""
+        return self.model_copy(update={"steps": _with_models(self.steps, models)})
 
     def _check_agent_step(self, step: Any) -> None:
         if not isinstance(step, AgentStep) or self.policy is None:
@@ -288,6 +309,20 @@ class Workflow(StepBase):
 STEP_TYPES = (AgentStep, FunctionStep, Approval, Parallel, Loop)
 
 
+def _with_models(steps: tuple[Any, ...], models: Mapping[str, Any]) -> tuple[Any, ...]:
+    copied: list[Any] = []
+    for step in steps:
+        if isinstance(step, AgentStep):
+            names = {tier.name for tier in step.agent.tiers}
+            own = {name: model for name, model in models.items() if name in names}
+            copied.append(step.model_copy(update={"agent": step.agent.with_models(**own)}))
+        elif isinstance(step, Parallel | Loop | Workflow):
+            copied.append(step.model_copy(update={"steps": _with_models(step.steps, models)}))
+        else:
+            copied.append(step)
+    return tuple(copied)
+
+
 def walk(steps: Sequence[Any]) -> Iterator[Any]:
     """Every step, nested ones included (a nested workflow's own steps too)."""
     for step in steps:
@@ -300,3 +335,7 @@ def _callable_name(fn: Callable[..., Any] | None) -> str | None:
     if fn is None:
         return None
     return f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', type(fn).__name__)}"
+
+
+# What `tierflow run` and a `Runner` run: an agent or a workflow.
+Declared = Agent | Workflow

@@ -19,6 +19,7 @@ from langgraph.types import Send
 
 from tierflow.errors import SpecError
 from tierflow.governance.policy import Policy
+from tierflow.graphs.compile import recursion_limit
 from tierflow.graphs.names import (
     ESCALATED_SUFFIX,
     HALTED,
@@ -335,3 +336,23 @@ def _counted(step: Loop) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
         return update
 
     return count
+
+
+def workflow_recursion_limit(workflow: Workflow) -> int:
+    """LangGraph's superstep limit for a run of `workflow` (its agent steps' subgraphs
+    inherit it): enough for its longest agent and for every step of every loop
+    iteration, each with its guard, join and counter nodes."""
+    agents = [recursion_limit(a) for a in workflow.agents()]
+    return max([*agents, 4 * _supersteps(workflow.steps) + 25])
+
+
+def _supersteps(steps: tuple[Any, ...]) -> int:
+    total = 0
+    for step in steps:
+        if isinstance(step, Loop):
+            total += step.max_iterations * (_supersteps(step.steps) + 1)
+        elif isinstance(step, Parallel):
+            total += 2
+        else:
+            total += 2  # the step and, for an agent step, its escalation
+    return total

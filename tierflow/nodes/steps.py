@@ -18,6 +18,7 @@ from typing import Any, cast
 from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.config import get_config
+from langgraph.errors import GraphBubbleUp
 from langgraph.types import interrupt
 
 from tierflow.governance.budget import Budgets, step_key
@@ -153,7 +154,16 @@ def function_node(
 
     def run(state: Mapping[str, Any], config: RunnableConfig) -> Update:
         view = view_of(state)
-        value = _once(name, fn, view, state, config) if side_effects else fn(view)
+        try:
+            value = _once(name, fn, view, state, config) if side_effects else fn(view)
+        except GraphBubbleUp:  # an interrupt inside the function: LangGraph's to handle
+            raise
+        except Exception as error:  # noqa: BLE001 — the step failed: the workflow ends so
+            return {
+                "plan": status_of(name, "failed"),
+                "status": "failed",
+                "error": f"step {name}: {type(error).__name__}: {error}",
+            }
         return {"results": {name: value}, "plan": status_of(name, "done")}
 
     return run

@@ -21,8 +21,10 @@ from tierflow.errors import LoadError, TierflowError
 
 if TYPE_CHECKING:  # imported when an agent loads: the `tierflow` command starts light
     from tierflow.graphs.spec import Agent
+    from tierflow.graphs.workflow import Declared
 
 DEFAULT_ATTRIBUTE = "agent"
+WORKFLOW_ATTRIBUTE = "workflow"  # looked for when a file has no `agent`
 # How a source records the arguments of its factory (a JSON object, before any provider).
 ARGS_MARK = " args="
 # How a source records its provider file, so that a resumed run uses the same models.
@@ -71,7 +73,20 @@ def split_reference(reference: str) -> tuple[Path, str]:
 def load_agent(
     reference: str, provider: str | None = None, args: dict[str, Any] | None = None
 ) -> tuple[Agent, str]:
-    """The agent and its canonical source (`/absolute/file.py:attr`, then ` args={...}`
+    """`load_declared` for an agent only (a workflow is refused in one line)."""
+    from tierflow.graphs.spec import Agent
+
+    declared, source = load_declared(reference, provider, args)
+    if not isinstance(declared, Agent):
+        raise LoadError(f"{source} is a {type(declared).__name__}, not a tierflow Agent")
+    return declared, source
+
+
+def load_declared(
+    reference: str, provider: str | None = None, args: dict[str, Any] | None = None
+) -> tuple[Declared, str]:
+    """The agent (or workflow) and its canonical source (`/absolute/file.py:attr`, then
+    ` args={...}`
     when a factory was called with arguments, then ` provider=/absolute/file.toml` when
     a provider serves its tiers) for the runs table.
 
@@ -91,13 +106,13 @@ def load_agent(
     return agent, source
 
 
-def checked_source(source: str, agent: Agent) -> str:
+def checked_source(source: str, agent: Declared) -> str:
     """`source`, canonical, once it is known to load to `agent` (the same fingerprint;
     a source loaded in this process already is not imported again)."""
     known = _LOADED.get(source)
     if known is None:
         try:
-            from_source, source = load_agent(source)
+            from_source, source = load_declared(source)
         except LoadError as error:
             raise LoadError(
                 f"Runner(source={source!r}): {error} (the source is where the agent comes "
@@ -121,17 +136,28 @@ def provider_of_source(source: str) -> str:
     return parse_source(source).provider or ""
 
 
-def fingerprint(agent: Agent) -> str:
-    """A hash of the agent's declaration without the models serving its tiers (a
-    resume may change provider, not the agent)."""
+def fingerprint(agent: Declared) -> str:
+    """A hash of the agent's (or workflow's) declaration without the models serving its
+    tiers (a resume may change provider, not the agent)."""
     document = json.loads(agent.to_json())
-    for tier in document.get("tiers", []):
-        if isinstance(tier, dict):
-            tier.pop("model", None)
+    _without_models(document)
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
 
 
-def with_provider(agent: Agent, provider_file: Path) -> Agent:
+def _without_models(document: Any) -> None:
+    """Drop the model of every tier, however deep (a workflow's agents are nested)."""
+    if isinstance(document, dict):
+        for tier in document.get("tiers", []) if isinstance(document.get("tiers"), list) else []:
+            if isinstance(tier, dict):
+                tier.pop("model", None)
+        for value in document.values():
+            _without_models(value)
+    elif isinstance(document, list):
+        for value in document:
+            _without_models(value)
+
+
+def with_provider(agent: Declared, provider_file: Path) -> Declared:
     """`agent` with every tier served by the model its provider file declares."""
     from tierflow.models.providers import load_provider
 
@@ -145,18 +171,21 @@ def with_provider(agent: Agent, provider_file: Path) -> Agent:
     return agent.with_models(**models)
 
 
-def load_made(reference: str, args: dict[str, Any] | None = None) -> tuple[Agent, str]:
-    """The `Agent` at `reference`, or the one its factory returns when called with
-    `args` (none: called without any); and its source, arguments recorded."""
+def load_made(reference: str, args: dict[str, Any] | None = None) -> tuple[Declared, str]:
+    """The `Agent` or `Workflow` at `reference`, or the one its factory returns when
+    called with `args` (none: called without any); and its source, arguments recorded."""
     from tierflow.graphs.spec import Agent
+    from tierflow.graphs.workflow import Workflow
 
     value, source, call = _built(reference, args)
-    if isinstance(value, Agent):
+    if isinstance(value, Agent | Workflow):
         return value, source
     if call is not None:
-        raise LoadError(f"{call} returned a {type(value).__name__}, not a tierflow Agent")
+        raise LoadError(
+            f"{call} returned a {type(value).__name__}, not a tierflow Agent or Workflow"
+        )
     raise LoadError(
-        f"{source} is a {type(value).__name__}, not a tierflow Agent "
+        f"{source} is a {type(value).__name__}, not a tierflow Agent or Workflow "
         "(or a function that returns one)"
     )
 
@@ -213,7 +242,10 @@ def load_object(reference: str) -> tuple[object, str]:
     if path.suffix != ".py":
         raise LoadError(f"{path} is not a Python file")
     resolved = path.resolve()
-    module_name = f"tierflow_user_{resolved.stem}_{abs(hash(str(resolved)))}"
+    # Stable across processes (not `hash()`, which is salted per process): the module's
+    # name is part of the fingerprint of what it declares (a function guard's name).
+    digest = hashlib.sha256(str(resolved).encode()).hexdigest()[:16]
+    module_name = f"tierflow_user_{resolved.stem}_{digest}"
     spec = importlib.util.spec_from_file_location(module_name, resolved)
     if spec is None or spec.loader is None:
         raise LoadError(f"cannot import {path}")
@@ -228,6 +260,13 @@ def load_object(reference: str) -> tuple[object, str]:
         raise LoadError(f"{path}: syntax error at line {error.lineno}: {error.msg}") from error
     except Exception as error:  # any failure of user code, in one line
         raise LoadError(f"{path}: {type(error).__name__}: {error}") from error
+    if ":" not in reference and not hasattr(module, attribute):
+        attribute = WORKFLOW_ATTRIBUTE  # a file that declares a workflow, not an agent
     if not hasattr(module, attribute):
-        raise LoadError(f"{path} has no attribute {attribute!r}")
+        expected = (
+            f"{DEFAULT_ATTRIBUTE!r} or {WORKFLOW_ATTRIBUTE!r}"
+            if ":" not in reference
+            else repr(attribute)
+        )
+        raise LoadError(f"{path} has no attribute {expected}")
     return getattr(module, attribute), f"{resolved}:{attribute}"

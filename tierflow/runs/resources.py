@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 from tierflow.errors import RunFailed, TierflowError
 
 if TYPE_CHECKING:
-    from tierflow.graphs.spec import Agent
+    from tierflow.graphs.workflow import Declared
 
 
-def provided_resources(agent: Agent, provided: Mapping[str, Any]) -> dict[str, Any]:
+def provided_resources(agent: Declared, provided: Mapping[str, Any]) -> dict[str, Any]:
     """The resources a caller provides: only ones `agent` declares."""
     undeclared = sorted(set(provided) - set(agent.resources))
     if undeclared:

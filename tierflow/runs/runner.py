@@ -29,8 +29,10 @@ from tierflow.governance.tracing import RedactedTracing
 from tierflow.graphs.compile import recursion_limit
 from tierflow.graphs.names import ROUTE
 from tierflow.graphs.spec import Agent
+from tierflow.graphs.workflow import Declared
+from tierflow.graphs.workflow_compile import workflow_recursion_limit
 from tierflow.nodes.context import Governance, RunContext
-from tierflow.runs.load import checked_source, fingerprint, load_agent, provider_of_source
+from tierflow.runs.load import checked_source, fingerprint, load_declared, provider_of_source
 from tierflow.runs.report import RunReport, charge_from_ledger, report_from
 from tierflow.runs.resources import provided_resources, run_resources
 from tierflow.runs.review import recorded_review, review_command
@@ -50,7 +52,7 @@ OnStream = Callable[[str, Any], None]
 
 
 class Runner:
-    """Runs one agent's threads on the database at `db`.
+    """Runs one agent's (or workflow's) threads on the database at `db`.
 
     For an agent with a `policy`: `principal` is who the runs act for (recorded with the
     thread before its first step: a resume acts for the same one), `capacity` the
@@ -70,7 +72,7 @@ class Runner:
 
     def __init__(
         self,
-        agent: Agent,
+        agent: Declared,
         *,
         db: str | Path,
         source: str | None = None,
@@ -125,7 +127,7 @@ class Runner:
         self._check_source()
         config: RunnableConfig = {
             "configurable": {"thread_id": thread},
-            "recursion_limit": recursion_limit(self.agent),
+            "recursion_limit": run_limit(self.agent),
         }
         if self.tracing is not None:
             config["callbacks"] = self.tracing.callbacks()
@@ -211,7 +213,8 @@ class Runner:
         before its first checkpoint), or a resume."""
         snapshot = graph.get_state(config)
         if request is None and snapshot.created_at is not None:
-            if snapshot.values.get("status") == "budget_exceeded" and decision is None:
+            budget_spent = snapshot.values.get("status") == "budget_exceeded"
+            if budget_spent and decision is None and isinstance(self.agent, Agent):
                 _continue_after_budget(graph, config)
             snapshot = graph.get_state(config)
             if decision is None and snapshot.interrupts and self.agent.policy is not None:
@@ -345,6 +348,13 @@ class Runner:
             self.on_wait(thread, event)
 
 
+def run_limit(declared: Declared) -> int:
+    """LangGraph's superstep limit for a run of an agent or a workflow."""
+    if isinstance(declared, Agent):
+        return recursion_limit(declared)
+    return workflow_recursion_limit(declared)
+
+
 def _principal_json(principal: Principal | None) -> dict[str, Any] | None:
     return None if principal is None else principal.model_dump(mode="json")
 
@@ -381,7 +391,7 @@ def resume_thread(
             f"thread {thread!r} records no source to load its agent from (its Runner was "
             f"given none): resume it in Python, Runner(agent, db=...).resume({thread!r})"
         )
-    agent, source = load_agent(row["source"], provider)
+    agent, source = load_declared(row["source"], provider)
     runner = Runner(
         agent,
         db=database,

@@ -79,8 +79,8 @@ def header(data: RunData) -> Markup:
         tag("span", "status ", badge(data.status)),
         tag("span", f"agent {row['agent']}") if row else None,
         tag("span", f"principal {data.principal}") if data.principal else None,
-        tag("span", f"started {row['started_at']}") if row else None,
-        tag("span", f"updated {row['updated_at']}") if row else None,
+        tag("span", f"started {when(row['started_at'])}") if row else None,
+        tag("span", f"updated {when(row['updated_at'])}") if row else None,
         tag("span", f"{len(data.calls)} model calls · {len(data.tools)} tool calls"),
     ]
     return tag(
@@ -94,6 +94,11 @@ def header(data: RunData) -> Markup:
         if data.error and data.status in STOPPED
         else None,
     )
+
+
+def when(stamp: str) -> str:
+    """`2026-12-01T18:53:30+00:00` → `2026-12-01 18:53:30 UTC`."""
+    return stamp.replace("T", " ").replace("+00:00", " UTC")
 
 
 def headline_costs(data: RunData) -> Markup:

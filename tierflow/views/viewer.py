@@ -84,7 +84,7 @@ class Viewer:
             return HTTPStatus.OK, "application/json", json.dumps(document).encode()
         if route.startswith("/runs/") and route.count("/") == 2:
             return self.report(unquote(route.removeprefix("/runs/")))
-        return self.problem(HTTPStatus.NOT_FOUND, f"nothing at {route}")
+        return self.problem(HTTPStatus.NOT_FOUND, f"nothing at {unquote(route)}")
 
     def report(self, thread: str) -> tuple[HTTPStatus, str, bytes]:
         row = RunsTable(self.db).get(thread)
