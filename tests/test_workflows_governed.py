@@ -153,3 +153,41 @@ def test_a_function_step_with_side_effects_runs_once_on_replay(store: SqliteStor
     again = graph.invoke({"messages": [HumanMessage("and order 8")]}, cfg)  # a new request
     assert recorded == [1, 1]
     assert again["results"]["record"]["key"] != first["results"]["record"]["key"]
+
+
+def test_the_runs_principal_governs_every_agent_step(store: SqliteStore) -> None:
+    from tierflow import RunContext
+    from tierflow.governance.policy import Principal
+
+    calls: list[float] = []
+
+    @tool(scope="refunds:write", side_effects=True)
+    def refund(amount_usd: float) -> str:
+        """Refund the customer."""
+        calls.append(amount_usd)
+        return "refunded"
+
+    refunder = step_agent(
+        "refunder",
+        Turn(calls=(("refund", {"amount_usd": 20}),)),
+        "I could not refund.",
+        tools=(refund,),
+    )
+    workflow = Workflow(
+        name="dispute",
+        objective="Refund",
+        steps=(AgentStep(name="pay", agent=refunder.agent, goal="Refund", tier="fast"),),
+        policy=policy(),
+    )
+    kiosk = Principal(
+        id="kiosk", grants=(Grant(holder="principal:kiosk", scopes=frozenset({"orders:read"})),)
+    )
+    cfg = config()
+    context: Any = RunContext(principal=kiosk)
+    values = workflow.compile(checkpointer=store).invoke(REQUEST, cfg, context=context)
+    assert calls == []  # the kiosk may not refund, in any step
+    rows = audit(store.path, thread=cfg["configurable"]["thread_id"])
+    assert {row["principal"] for row in rows} == {"kiosk"}  # every row, models' too
+    tools = [(row["name"], row["decision"]) for row in rows if row["kind"] == "tool"]
+    assert tools == [("refund", "denied")]
+    assert values["status"] == "done"
