@@ -191,3 +191,26 @@ def test_the_runs_principal_governs_every_agent_step(store: SqliteStore) -> None
     tools = [(row["name"], row["decision"]) for row in rows if row["kind"] == "tool"]
     assert tools == [("refund", "denied")]
     assert values["status"] == "done"
+
+
+def test_a_governed_approval_is_audited_once(store: SqliteStore) -> None:
+    from tierflow.graphs.workflow import Approval
+
+    workflow = Workflow(
+        name="refund",
+        objective="Refund",
+        steps=(
+            FunctionStep(name="amount", fn=lambda view: 250),
+            Approval(name="approve", message="Refund $250?"),
+        ),
+        policy=policy(),
+    )
+    graph = workflow.compile(checkpointer=store)
+    cfg = config()
+    graph.invoke(REQUEST, cfg)
+    graph.invoke(Command(resume={"action": "reject", "reason": "too much", "reviewer": "ana"}), cfg)
+    rows = [r for r in audit(store.path, thread=cfg["configurable"]["thread_id"])]
+    assert [(r["kind"], r["name"], r["decision"]) for r in rows] == [
+        ("review", "approve", "rejected")
+    ]
+    assert rows[0]["reason"] == "Refund $250? — ana: reject: too much"

@@ -191,7 +191,8 @@ class Steps:
         if isinstance(step, FunctionStep):
             add_node(self.builder, step.name, function_node(step.name, step.fn, step.side_effects))
         elif isinstance(step, Approval):
-            add_node(self.builder, step.name, approval_node(step.name, step.message))
+            node = approval_node(step.name, step.message, audited=self.policy is not None)
+            add_node(self.builder, step.name, node)
         elif isinstance(step, Workflow):
             add_node(self.builder, step.name, nested_node(step.name, self.nested(step)))
         elif isinstance(step, Parallel):

@@ -21,13 +21,14 @@ from langgraph.config import get_config
 from langgraph.errors import GraphBubbleUp
 from langgraph.types import interrupt
 
+from tierflow.governance.audit import AuditLog, AuditRecord
 from tierflow.governance.budget import Budgets, step_key
 from tierflow.governance.idempotency import idempotency_key
 from tierflow.governance.reviews import rejection_reason, review_outcome
 from tierflow.governance.side_effects import CallSite, RecordedResult, SideEffects
 from tierflow.guardrails.base import Guardrail
 from tierflow.models.messages import last_request_index, text_of
-from tierflow.nodes.context import STEP_BUDGET, store_of, thread_of
+from tierflow.nodes.context import STEP_BUDGET, run_context, store_of, thread_of
 from tierflow.nodes.remind import WORKFLOW_REMINDER
 from tierflow.nodes.state import ModelCall, PlanStep
 from tierflow.nodes.workflow_state import HALTED, RESET, view_of
@@ -200,14 +201,20 @@ def _request_id(state: Mapping[str, Any]) -> str:
 
 
 def approval_node(
-    name: str, message: str | Callable[[Mapping[str, Any]], Any]
-) -> Callable[[Mapping[str, Any]], Update]:
-    def run(state: Mapping[str, Any]) -> Update:
+    name: str, message: str | Callable[[Mapping[str, Any]], Any], *, audited: bool
+) -> Callable[[Mapping[str, Any], RunnableConfig], Update]:
+    """A human decides; in a governed workflow (`audited`) the decision is an audit row
+    (kind `review`), written once however often the node runs again."""
+
+    def run(state: Mapping[str, Any], config: RunnableConfig) -> Update:
         text = message if isinstance(message, str) else _text(message(view_of(state)))
         decision = interrupt({"kind": "approval", "step": name, "message": text})
         if not isinstance(decision, Mapping):
             decision = {"action": "reject", "reason": f"unreadable decision {decision!r}"}
-        if review_outcome(decision) == "approved":
+        outcome = review_outcome(decision)
+        if audited:
+            _audit_approval(name, text, decision, state, config)
+        if outcome == "approved":
             return {"plan": status_of(name, "done"), "results": {name: "approved"}}
         why = rejection_reason(decision)
         return {
@@ -218,6 +225,33 @@ def approval_node(
         }
 
     return run
+
+
+def _audit_approval(
+    name: str,
+    text: str,
+    decision: Mapping[str, Any],
+    state: Mapping[str, Any],
+    config: RunnableConfig,
+) -> None:
+    thread = thread_of(config)
+    principal = run_context().principal
+    loops = json.dumps(state.get("loops", {}), sort_keys=True)
+    why = decision.get("reason")
+    said = f"{decision.get('action')}: {why}" if why else str(decision.get("action"))
+    AuditLog(store_of(config)).write(
+        AuditRecord(
+            event=f"approval:{thread}:{_request_id(state)}:{name}:{loops}",
+            thread=thread,
+            step=0,
+            kind="review",
+            name=name,
+            decision=review_outcome(decision),
+            outcome="ok",
+            principal=None if principal is None else principal.id,
+            reason=f"{text} — {decision.get('reviewer') or 'reviewer'}: {said}",
+        )
+    )
 
 
 def guard_node(guardrail: Guardrail, answer_step: str) -> Callable[[Mapping[str, Any]], Update]:
