@@ -339,6 +339,13 @@ def _counted(step: Loop) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
     return count
 
 
+def run_limit(declared: Agent | Workflow) -> int:
+    """LangGraph's superstep limit for a run of an agent or a workflow."""
+    if isinstance(declared, Agent):
+        return recursion_limit(declared)
+    return workflow_recursion_limit(declared)
+
+
 def workflow_recursion_limit(workflow: Workflow) -> int:
     """LangGraph's superstep limit for a run of `workflow` (its agent steps' subgraphs
     inherit it): enough for its longest agent and for every step of every loop

@@ -26,11 +26,10 @@ from tierflow.governance.governor import Governor
 from tierflow.governance.limits import Capacity
 from tierflow.governance.policy import Principal
 from tierflow.governance.tracing import RedactedTracing
-from tierflow.graphs.compile import recursion_limit
 from tierflow.graphs.names import ROUTE
 from tierflow.graphs.spec import Agent
 from tierflow.graphs.workflow import Declared
-from tierflow.graphs.workflow_compile import workflow_recursion_limit
+from tierflow.graphs.workflow_compile import run_limit
 from tierflow.nodes.context import Governance, RunContext
 from tierflow.runs.load import checked_source, fingerprint, load_declared, provider_of_source
 from tierflow.runs.report import RunReport, charge_from_ledger, report_from
@@ -346,13 +345,6 @@ class Runner:
         self.runs.update(thread, status="waiting" if event.phase == "waiting" else "running")
         if self.on_wait is not None:
             self.on_wait(thread, event)
-
-
-def run_limit(declared: Declared) -> int:
-    """LangGraph's superstep limit for a run of an agent or a workflow."""
-    if isinstance(declared, Agent):
-        return recursion_limit(declared)
-    return workflow_recursion_limit(declared)
 
 
 def _principal_json(principal: Principal | None) -> dict[str, Any] | None:
