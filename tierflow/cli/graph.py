@@ -13,11 +13,12 @@ from rich.console import Console
 
 from tierflow.cli.options import DEFAULT_DB, DbOption
 from tierflow.errors import SpecError, TierflowError
-from tierflow.runs.load import load_agent, load_object
+from tierflow.runs.load import load_declared, load_object
 
 if TYPE_CHECKING:
     from tierflow.graphs.overlay import Overlay
     from tierflow.graphs.shape import Shape
+    from tierflow.graphs.workflow import Workflow
 
 # The graph machinery (LangGraph, networkx) loads when a command uses it.
 
@@ -70,7 +71,14 @@ def draw(
         raise TierflowError(
             f"{fmt.value} is an image: write it to a file with -o FILE.{fmt.value} (or pipe it)"
         )
-    agent, source = load_agent(agent_ref)
+    from tierflow.graphs.workflow import Workflow
+
+    agent, source = load_declared(agent_ref)
+    if isinstance(agent, Workflow):
+        if run is not None:
+            raise TierflowError("--run draws an agent's run: a workflow's path isn't drawn yet")
+        _write(_workflow_drawing(agent, fmt), output)
+        return
     shape = shape_of(build_graph(agent))
     overlay = None
     if run is not None:
@@ -83,6 +91,18 @@ def draw(
                 "agent file it ran (`tierflow runs` shows it)"
             )
     _write(_drawing(shape, overlay, fmt), output)
+
+
+def _workflow_drawing(workflow: Workflow, fmt: DiagramFormat) -> str | bytes:
+    """Mermaid: each agent step a subgraph holding its agent's graph; other formats: the
+    workflow's steps."""
+    from tierflow.graphs.shape import shape_of
+    from tierflow.graphs.workflow_compile import build_workflow
+    from tierflow.graphs.workflow_draw import readable, workflow_mermaid
+
+    if fmt is DiagramFormat.mermaid:
+        return workflow_mermaid(workflow)
+    return _drawing(readable(shape_of(build_workflow(workflow)), workflow), None, fmt)
 
 
 def _format_of(output: Path | None) -> DiagramFormat:
