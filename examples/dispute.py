@@ -11,7 +11,7 @@ step at the intelligence it needs.
 Runs offline on scripted models (`workflow`); `--provider NAME` serves the tiers with
 real models (`providers/NAME.toml`), as for the support desk.
 
-    tierflow run examples/dispute.py "The espresso machine from order 1042 arrived damaged."
+    tierflow run examples/dispute.py -i "The espresso machine from order 1042 arrived damaged."
     tierflow resume THREAD --approve
     tierflow bench-routes examples/dispute.py
     tierflow draw examples/dispute.py
@@ -30,7 +30,7 @@ from typing import Any
 
 from tierflow import Agent, Price, Scenario, ScriptedChatModel, Tier, ToolContext, Turn, tool
 from tierflow.governance import Grant, Policy
-from tierflow.graphs.workflow import AgentStep, Approval, FunctionStep, Parallel, Workflow
+from tierflow import AgentStep, Approval, FunctionStep, Parallel, Workflow
 from tierflow.guardrails import guardrail
 
 
@@ -39,7 +39,9 @@ def _load(name: str) -> ModuleType:
     module_name = f"tierflow_example_{name}"
     if module_name in sys.modules:
         return sys.modules[module_name]
-    spec = importlib.util.spec_from_file_location(module_name, Path(__file__).with_name(f"{name}.py"))
+    spec = importlib.util.spec_from_file_location(
+        module_name, Path(__file__).with_name(f"{name}.py")
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
@@ -99,6 +101,15 @@ INSTRUCTIONS = {
 TOOLS = {"order_clerk": (desk.order_details,), "policy_clerk": (desk.search_policies,)}
 
 
+def thinking(turns: dict[str, list[Turn]], tokens: int) -> dict[str, list[Turn]]:
+    """The same turns on the reasoning tier, which thinks before it answers even an easy
+    step: `tokens` reasoning tokens a turn (billed as output) — a modelled figure."""
+    return {
+        match: [t.model_copy(update={"reasoning_tokens": tokens}) for t in played]
+        for match, played in turns.items()
+    }
+
+
 def _json(value: Mapping[str, Any]) -> str:
     return json.dumps(value)
 
@@ -107,7 +118,10 @@ def _lookup(order_id: int, facts: Mapping[str, Any]) -> list[Turn]:
     return [Turn(calls=(("order_details", {"order_id": order_id}),)), Turn(text=_json(facts))]
 
 
-ORDER_1042 = {"order_id": 1042, "items": [["Espresso Machine Pro", 349.0], ["Ceramic Cup Set", 24.5]]}
+ORDER_1042 = {
+    "order_id": 1042,
+    "items": [["Espresso Machine Pro", 349.0], ["Ceramic Cup Set", 24.5]],
+}
 ORDER_1007 = {"order_id": 1007, "status": "shipped", "shipping_usd": 4.90}
 DECISION_1042 = {"remedy": "refund", "order_id": 1042, "amount_usd": 349.0, "reason": "damaged"}
 # What the fast tier decides when asked to judge (bench-routes' all-fast): the whole order.
@@ -121,12 +135,12 @@ classifier = scripted(
         LATE: [Turn(text='{"kind": "late_delivery", "order_id": 1007}')],
     },
     reasoning={
-        DAMAGED: [Turn(text='{"kind": "damaged_item", "order_id": 1042}', reasoning_tokens=40)],
-        LATE: [Turn(text='{"kind": "late_delivery", "order_id": 1007}', reasoning_tokens=40)],
+        DAMAGED: [Turn(text='{"kind": "damaged_item", "order_id": 1042}', reasoning_tokens=200)],
+        LATE: [Turn(text='{"kind": "late_delivery", "order_id": 1007}', reasoning_tokens=200)],
     },
 )
 _clerk_turns = {DAMAGED: _lookup(1042, ORDER_1042), LATE: _lookup(1007, ORDER_1007)}
-order_clerk = scripted("order_clerk", fast=_clerk_turns, reasoning=_clerk_turns)
+order_clerk = scripted("order_clerk", fast=_clerk_turns, reasoning=thinking(_clerk_turns, 250))
 _policy_turns = {
     DAMAGED: [
         Turn(calls=(("search_policies", {"query": "damaged item"}),)),
@@ -137,7 +151,7 @@ _policy_turns = {
         Turn(text="Standard shipping costs $4.90 and is refunded when an order is late."),
     ],
 }
-policy_clerk = scripted("policy_clerk", fast=_policy_turns, reasoning=_policy_turns)
+policy_clerk = scripted("policy_clerk", fast=_policy_turns, reasoning=thinking(_policy_turns, 250))
 judge = scripted(
     "judge",
     fast={
@@ -161,7 +175,7 @@ _replies = {
         Turn(text="Sorry your order is late: we'll refund the $4.90 shipping today.")
     ],
 }
-writer = scripted("writer", fast=_replies, reasoning=_replies)
+writer = scripted("writer", fast=_replies, reasoning=thinking(_replies, 300))
 
 
 @guardrail(on_fail="refuse", refusal="A support agent will review your case and reply.")
@@ -239,8 +253,10 @@ workflow = Workflow(
         AgentStep(name="draft", agent=writer, goal="Write the reply.", tier="fast"),
         Approval(
             name="approve",
-            message=lambda view: f"Refund ${view['results']['decide']['amount_usd']:.2f} "
-            f"on order {view['results']['decide']['order_id']}?",
+            message=lambda view: (
+                f"Refund ${view['results']['decide']['amount_usd']:.2f} "
+                f"on order {view['results']['decide']['order_id']}?"
+            ),
             when=lambda view: view["results"]["decide"]["amount_usd"] > 200,
         ),
         FunctionStep(

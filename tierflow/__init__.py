@@ -30,6 +30,14 @@ from tierflow.foundation.lazy import lazy_names
 
 if TYPE_CHECKING:
     from tierflow.graphs.spec import Agent, Limits, Tier
+    from tierflow.graphs.workflow import (
+        AgentStep,
+        Approval,
+        FunctionStep,
+        Loop,
+        Parallel,
+        Workflow,
+    )
     from tierflow.guardrails.base import Guardrail, Verdict
     from tierflow.guardrails.schema import OutputSchema
     from tierflow.models.price import Price
@@ -43,14 +51,19 @@ if TYPE_CHECKING:
 __all__ = [
     "Agent",
     "AgentChanged",
+    "AgentStep",
+    "Approval",
     "BudgetExceeded",
     "CheckpointError",
+    "FunctionStep",
     "GovernanceError",
     "Guardrail",
     "Limits",
     "LoadError",
+    "Loop",
     "ModelError",
     "OutputSchema",
+    "Parallel",
     "PermissionDenied",
     "Price",
     "RendererMissing",
@@ -72,6 +85,7 @@ __all__ = [
     "TransientError",
     "Turn",
     "Verdict",
+    "Workflow",
     "tool",
 ]
 
@@ -80,6 +94,14 @@ __getattr__, __dir__ = lazy_names(
     __all__,
     {
         "tierflow.graphs.spec": ("Agent", "Limits", "Tier"),
+        "tierflow.graphs.workflow": (
+            "AgentStep",
+            "Approval",
+            "FunctionStep",
+            "Loop",
+            "Parallel",
+            "Workflow",
+        ),
         "tierflow.guardrails.base": ("Guardrail", "Verdict"),
         "tierflow.guardrails.schema": ("OutputSchema",),
         "tierflow.models.price": ("Price",),

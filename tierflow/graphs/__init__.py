@@ -14,19 +14,35 @@ if TYPE_CHECKING:
     from tierflow.graphs.overlay import NodeStats, Overlay
     from tierflow.graphs.shape import Edge, Shape, shape_of
     from tierflow.graphs.spec import Agent, Limits, Tier
+    from tierflow.graphs.workflow import (
+        AgentStep,
+        Approval,
+        FunctionStep,
+        Loop,
+        Parallel,
+        Workflow,
+    )
+    from tierflow.graphs.workflow_draw import workflow_mermaid
 
 __all__ = [
     "Agent",
+    "AgentStep",
+    "Approval",
     "Edge",
+    "FunctionStep",
     "Limits",
+    "Loop",
     "NodeStats",
     "Overlay",
+    "Parallel",
     "Shape",
     "Tier",
+    "Workflow",
     "ascii_art",
     "build_graph",
     "mermaid",
     "shape_of",
+    "workflow_mermaid",
 ]
 
 __getattr__, __dir__ = lazy_names(
@@ -38,5 +54,14 @@ __getattr__, __dir__ = lazy_names(
         "tierflow.graphs.overlay": ("NodeStats", "Overlay"),
         "tierflow.graphs.shape": ("Edge", "Shape", "shape_of"),
         "tierflow.graphs.spec": ("Agent", "Limits", "Tier"),
+        "tierflow.graphs.workflow": (
+            "AgentStep",
+            "Approval",
+            "FunctionStep",
+            "Loop",
+            "Parallel",
+            "Workflow",
+        ),
+        "tierflow.graphs.workflow_draw": ("workflow_mermaid",),
     },
 )
