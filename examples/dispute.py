@@ -28,9 +28,21 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from tierflow import Agent, Price, Scenario, ScriptedChatModel, Tier, ToolContext, Turn, tool
+from tierflow import (
+    Agent,
+    AgentStep,
+    Approval,
+    FunctionStep,
+    Parallel,
+    Price,
+    Scenario,
+    ScriptedChatModel,
+    Tier,
+    ToolContext,
+    Turn,
+    Workflow,
+)
 from tierflow.governance import Grant, Policy
-from tierflow import AgentStep, Approval, FunctionStep, Parallel, Workflow
 from tierflow.guardrails import guardrail
 
 
