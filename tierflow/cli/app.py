@@ -19,7 +19,10 @@ from collections.abc import Sequence
 import typer
 import typer.main
 
-from tierflow.cli import governance, graph, report, router, run, threads
+from tierflow.cli import batch as many
+from tierflow.cli import bench_routes, governance, graph, report, router, run, threads
+from tierflow.cli import submit as queue_submit
+from tierflow.cli import worker as queue_worker
 from tierflow.cli.exits import EXIT_CODES, error_line, exit_code, status_of
 from tierflow.errors import TierflowError
 
@@ -32,10 +35,14 @@ app = typer.Typer(
 app.command("audit")(governance.audit_command)
 app.command()(run.run)
 app.command()(run.resume)
+app.command()(many.batch)
 app.command()(threads.runs)
+app.command()(queue_submit.submit)
+app.command()(queue_worker.worker)
 app.command()(graph.draw)
 app.command()(graph.lint)
 app.command()(run.demo)
+app.command("bench-routes")(bench_routes.bench_routes_command)
 app.command("history")(threads.history_command)
 app.command("fork")(threads.fork_command)
 app.command("inspect")(threads.inspect_command)

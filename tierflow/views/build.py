@@ -14,5 +14,5 @@ def build_report(
     """The self-contained HTML report of `thread` in the run store `db`. `compare` prices
     the run's calls on one tier for everything (the CLI's `tierflow.cli.costs`)."""
     data = read_run(db, thread, compare=compare)
-    data.svg = run_svg(db, thread, data.notes)
+    data.svg, data.graph_note = run_svg(db, thread)
     return report_html(data, refresh_s=refresh_s)

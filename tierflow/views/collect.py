@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
 
 from tierflow.errors import CheckpointError, TierflowError
 from tierflow.governance.audit import AuditEntry, audit
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from tierflow.store.history import Store
 
 GROWING = ("routes", "calls", "verdicts", "messages")  # state keys that only grow
+INTERRUPTS = "__interrupt__"  # the channel LangGraph writes a paused run's requests to
 
 
 class Comparison(TypedDict):
@@ -121,6 +123,7 @@ class RunData:
     comparison: Comparison | None = None
     notes: list[str] = field(default_factory=list)
     svg: str | None = None  # the graph with the run's path, cleaned inline SVG
+    graph_note: str | None = None  # why there is none
 
 
 def require_db(db: str) -> None:
@@ -147,7 +150,7 @@ def read_run(db: str, thread: str, *, compare: Compare | None = None) -> RunData
         objective=str(state.get("objective") or (row["request"] if row else "")),
         answer=state.get("answer"),
         error=state.get("error") or (row["error"] if row else None),
-        principal=principal_name(row["principal"] if row else state.get("principal")),
+        principal=principal_name((row["principal"] if row else None) or state.get("principal")),
         steps=steps,
         tools=paired_tools(steps),
         routes=list(state.get("routes") or []),
@@ -191,8 +194,8 @@ def tier_prices(row: RunRow | None, notes: list[str]) -> dict[str, Price]:
 def read_steps(store: Store, thread: str) -> tuple[list[Step], dict[str, Any], list[Any]]:
     """The thread's steps (oldest first), its latest state, and what it waits for."""
     entries = {e.checkpoint_id: e for e in history(store, thread)}
-    config = {"configurable": {"thread_id": thread, "checkpoint_ns": ""}}
-    tuples = list(store.list(config))  # type: ignore[arg-type]
+    config: RunnableConfig = {"configurable": {"thread_id": thread, "checkpoint_ns": ""}}
+    tuples = list(store.list(config))
     seen: dict[str, dict[str, Any]] = {}
     steps: list[Step] = []
     for found in reversed(tuples):
@@ -211,15 +214,14 @@ def read_steps(store: Store, thread: str) -> tuple[list[Step], dict[str, Any], l
         fill(step, seen.get(parent, {}), values)
         steps.append(step)
         seen[checkpoint_id] = {**_sizes(values), "ts": ts}
-    latest = tuples[0] if tuples else None
-    values = latest.checkpoint["channel_values"] if latest else {}
-    pending = [
-        getattr(value, "value", value)
-        for _, channel, value in (latest.pending_writes or [] if latest else [])
-        if channel == "__interrupt__"
-        for value in (value if isinstance(value, list) else [value])
-    ]
-    return steps, values, pending
+    if not tuples:
+        return steps, {}, []
+    pending: list[Any] = []  # each pause's request: LangGraph's interrupts, written pending
+    for _, channel, written in tuples[0].pending_writes or []:
+        if channel == INTERRUPTS:
+            for item in written if isinstance(written, list) else [written]:
+                pending.append(getattr(item, "value", item))
+    return steps, tuples[0].checkpoint["channel_values"], pending
 
 
 def _node(names: str) -> str:

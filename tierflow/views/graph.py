@@ -17,9 +17,9 @@ XLINK = "http://www.w3.org/1999/xlink"
 DROPPED_ELEMENTS = frozenset({"script", "foreignObject", "image", "style"})
 
 
-def run_svg(db: str, thread: str, notes: list[str]) -> str | None:
-    """The graph of `thread`'s agent with the path it took, or None and a line in
-    `notes` saying why not (no Graphviz, an agent that no longer loads)."""
+def run_svg(db: str, thread: str) -> tuple[str | None, str | None]:
+    """The graph of `thread`'s agent with the path it took, or None and one line
+    saying why not (no Graphviz, an agent that no longer loads)."""
     from tierflow.graphs.dot import dot
     from tierflow.graphs.render import render
     from tierflow.runs.path import run_overlay
@@ -28,12 +28,10 @@ def run_svg(db: str, thread: str, notes: list[str]) -> str | None:
         shape, overlay = run_overlay(db, thread)
         drawn = render(dot(shape, overlay), "svg")
     except RendererMissing as missing:
-        notes.append(f"No graph: {missing}.")
-        return None
+        return None, f"No graph: {missing}."
     except TierflowError as error:
-        notes.append(f"No graph: {error}")
-        return None
-    return clean_svg(drawn)
+        return None, f"No graph: {error}"
+    return clean_svg(drawn), None
 
 
 def _local(name: str) -> str:

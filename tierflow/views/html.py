@@ -129,7 +129,9 @@ pre { white-space: pre-wrap; word-break: break-word; background: var(--soft);
 .cost b { display: block; font-size: 18px; }
 .note { color: var(--dim); font-size: 12px; margin: 2px 0; }
 nav a { margin-right: 12px; }
-td.time, #runs td:first-child { white-space: nowrap; } .filters { margin: 8px 0; }
+td.time, #runs td:first-child { white-space: nowrap; }
+table.tool-calls td:nth-child(3), table.audit td:nth-child(7) { width: 32%; }
+.filters { margin: 8px 0; }
 @media print {
   body { max-width: none; padding: 0; font-size: 11px; color: #000; }
   nav, .screen-only { display: none; }

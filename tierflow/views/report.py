@@ -30,6 +30,7 @@ SECTIONS = (
     ("costs", "Cost per tier"),
 )
 STOPPED = {"failed", "crashed", "budget_exceeded", "refused"}
+SHORT = 80  # characters of JSON shown on one line
 
 
 def badge(text: str, kind: str | None = None) -> Markup:
@@ -37,7 +38,8 @@ def badge(text: str, kind: str | None = None) -> Markup:
 
 
 def pretty(value: Any) -> str:
-    """JSON arguments or a JSON result, indented; other text as it is."""
+    """JSON arguments or a JSON result — on one line if short, else indented; other
+    text as it is."""
     if isinstance(value, str):
         text: str = value
         try:
@@ -46,7 +48,10 @@ def pretty(value: Any) -> str:
             return text
         if not isinstance(value, dict | list):
             return text
-    return json.dumps(value, ensure_ascii=False, indent=2, default=str)
+    flat = json.dumps(value, ensure_ascii=False, default=str)
+    return (
+        flat if len(flat) <= SHORT else json.dumps(value, ensure_ascii=False, indent=2, default=str)
+    )
 
 
 def report_html(data: RunData, *, refresh_s: int | None = None) -> str:
@@ -117,7 +122,7 @@ def headline_costs(data: RunData) -> Markup:
 
 def graph(data: RunData) -> Markup:
     if data.svg is None:
-        return tag("p", "No graph drawn for this run.", class_="note")
+        return tag("p", data.graph_note or "No graph drawn for this run.", class_="note")
     return tag("div", raw(data.svg), class_="graph")
 
 
@@ -307,7 +312,7 @@ def plans(history: list[tuple[int | None, list[PlanStep]]]) -> Markup:
 
 def governance(data: RunData) -> Markup:
     pending = [
-        tag("p", badge("waiting for review", "waiting"), tag("pre", pretty(item)))
+        tag("div", badge("waiting for review", "waiting"), tag("pre", pretty(item)))
         for item in data.pending
     ]
     if not data.audit:
