@@ -1,4 +1,5 @@
-"""The path a run took on its graph, as an `Overlay` for the diagrams (`tierflow draw
+"""The path a run took on its graph (an agent's, or a workflow's: its steps' calls on
+the steps), as an `Overlay` for the diagrams (`tierflow draw
 FILE --run THREAD`, the HTML run report).
 
 Read from what the thread kept, nothing re-run: its checkpoint history (which node
@@ -25,7 +26,9 @@ from tierflow.graphs.compile import build_graph
 from tierflow.graphs.names import ACT, ROUTE, guard_node, model_node
 from tierflow.graphs.overlay import NodeStats, Overlay
 from tierflow.graphs.shape import Shape, shape_of
-from tierflow.runs.load import load_agent
+from tierflow.graphs.workflow import Workflow
+from tierflow.graphs.workflow_compile import build_workflow
+from tierflow.runs.load import load_declared
 from tierflow.store import RunsTable
 from tierflow.store.history import Entry, history
 from tierflow.store.targets import describe, is_postgres
@@ -59,8 +62,10 @@ def run_overlay(db: str | Path, thread: str) -> tuple[Shape, Overlay]:
     row = RunsTable(database).get(thread)
     if row is None:
         raise CheckpointError(f"unknown thread {thread!r} in {describe(database)}")
-    agent, _ = load_agent(row["source"])
-    shape = shape_of(build_graph(agent))
+    agent, _ = load_declared(row["source"])
+    workflow = isinstance(agent, Workflow)
+    builder = build_workflow(agent) if isinstance(agent, Workflow) else build_graph(agent)
+    shape = shape_of(builder)
     with run_store.open(database, create=False) as store:
         entries = history(store, thread)
         snapshot = agent.compile(store).get_state({"configurable": {"thread_id": thread}})
@@ -73,7 +78,8 @@ def run_overlay(db: str | Path, thread: str) -> tuple[Shape, Overlay]:
     )
     calls = list(values.get("calls", []))
     failed, notes = findings(shape, list(values.get("verdicts", [])), refused)
-    notes[ACT] = [*tool_notes(values, calls, refused), *notes.get(ACT, [])]
+    if not workflow:  # a workflow's tools run inside its agent steps
+        notes[ACT] = [*tool_notes(values, calls, refused), *notes.get(ACT, [])]
     overlay = Overlay(
         nodes=node_stats(walked, calls),
         edges=dict(walked.edges),
@@ -126,6 +132,7 @@ def node_stats(walked: Walk, calls: Sequence[ModelCall]) -> dict[str, NodeStats]
     spent: dict[str, list[ModelCall]] = {}
     for call in calls:
         node = ROUTE if call["tier"] == "router" else model_node(call["tier"])
+        node = call.get("workflow_step", node)  # a workflow's calls: on their step
         spent.setdefault(node, []).append(call)
     stats: dict[str, NodeStats] = {}
     for node in sorted(set(walked.visits) - {START, END}):
@@ -156,6 +163,8 @@ def findings(
         line = f"fail ({verdict['policy']}): {verdict['reason']}"
         if node not in shape.nodes:  # a tool's argument or output guard, applied by act
             node, line = ACT, f"{verdict['guard']} {line}"
+        if node not in shape.nodes:  # a workflow's agent step's own guard: not drawn
+            continue
         failed.add(node)
         notes.setdefault(node, []).append(_short(line))
     for entry in refused:

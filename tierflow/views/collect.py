@@ -26,7 +26,7 @@ from tierflow.graphs.names import display
 from tierflow.models.messages import text_of
 from tierflow.nodes.state import AgentState, GuardRecord, ModelCall, PlanStep
 from tierflow.routing.router import RouteDecision
-from tierflow.runs.report import TierSummary, run_tiers, tier_summary
+from tierflow.runs.report import StepTotals, TierSummary, run_tiers, step_summary, tier_summary
 from tierflow.store.history import history
 from tierflow.store.runs import RunRow, RunsTable
 from tierflow.store.targets import is_postgres
@@ -122,6 +122,7 @@ class RunData:
     tiers: TierSummary
     comparison: Comparison | None = None
     notes: list[str] = field(default_factory=list)
+    by_step: list[StepTotals] = field(default_factory=list)  # a workflow's, per step
     svg: str | None = None  # the graph with the run's path, cleaned inline SVG
     graph_note: str | None = None  # why there is none
 
@@ -160,6 +161,7 @@ def read_run(db: str, thread: str, *, compare: Compare | None = None) -> RunData
         audit=audit(db, thread),
         pending=pending,
         tiers=run_tiers(state),
+        by_step=step_summary(calls),
     )
     prices = tier_prices(row, data.notes)
     if prices:
@@ -181,10 +183,10 @@ def tier_prices(row: RunRow | None, notes: list[str]) -> dict[str, Price]:
     if row is None or not row["source"]:
         notes.append("The run's agent is not recorded: no one-tier comparison.")
         return {}
-    from tierflow.runs.load import load_agent
+    from tierflow.runs.load import load_declared
 
     try:
-        agent, _ = load_agent(row["source"])
+        agent, _ = load_declared(row["source"])
     except TierflowError as error:
         notes.append(f"The agent did not load ({error}): no one-tier comparison.")
         return {}

@@ -17,6 +17,7 @@ from tierflow.routing.router import RouteDecision
 from tierflow.runs.report import TierTotals
 from tierflow.views.collect import RunData, Step, ToolUse
 from tierflow.views.html import Markup, count, num, page, raw, table, tag, usd
+from tierflow.views.steps import step_costs
 
 SECTIONS = (
     ("graph", "Graph"),
@@ -69,6 +70,7 @@ def report_html(data: RunData, *, refresh_s: int | None = None) -> str:
         section("plan", "The plan as it evolved", plans(data.plans)),
         section("governance", "Approvals and denials", governance(data)),
         section("costs", "Cost per tier", costs(data)),
+        *([section("steps", "Cost per step", step_costs(data))] if data.by_step else []),
         tag("footer", [tag("p", note, class_="note") for note in data.notes]),
     ]
     return page(f"tierflow run {data.thread}", body, refresh_s=refresh_s)
