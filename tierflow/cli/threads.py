@@ -42,11 +42,26 @@ ByOption = Annotated[
 ]
 
 
-def runs(db: DbOption = DEFAULT_DB, as_json: JsonOption = False, by: ByOption = None) -> None:
-    """List the runs recorded in the database (`--by tier`: their calls per tier)."""
+QueueOption = Annotated[
+    bool, typer.Option("--queue", help="The run queue (Postgres): jobs per tenant, oldest wait.")
+]
+
+
+def runs(
+    db: DbOption = DEFAULT_DB,
+    as_json: JsonOption = False,
+    by: ByOption = None,
+    queue: QueueOption = False,
+) -> None:
+    """List the runs recorded in the database (`--by tier`: their calls per tier;
+    `--queue`: what waits for `tierflow worker`s)."""
     from tierflow.cli.console import runs_table
     from tierflow.store import RunsTable
 
+    if queue:
+        from tierflow.cli.worker import print_queue
+
+        return print_queue(db, as_json)
     if not is_postgres(db) and not Path(db).exists():
         raise CheckpointError(f"no database at {db}")
     rows = RunsTable(db).all()
@@ -130,18 +145,19 @@ def inspect_command(
     thread: ThreadArgument, db: DbOption = DEFAULT_DB, as_json: JsonOption = False
 ) -> None:
     """Show what each step of a thread did: routes, model calls, tools, guards, reminders;
-    then its calls per tier (tokens, cached share, cost). `--json`: `{"thread", "moments",
-    "by_tier"}`."""
+    then its calls per tier (tokens, cached share, cost) and, for a workflow, per step.
+    `--json`: `{"thread", "moments", "by_tier", "by_step"}`."""
     from tierflow import store as run_store
     from tierflow.cli import timeline
 
     with run_store.open(db, create=False) as store:
         moments = timeline.inspect(store, thread)
         tiers = timeline.thread_tiers(store, thread)
+        steps = timeline.thread_steps(store, thread)
     if as_json:
-        sys.stdout.write(timeline.inspect_json(thread, moments, tiers) + "\n")
+        sys.stdout.write(timeline.inspect_json(thread, moments, tiers, steps) + "\n")
     else:
-        timeline.print_timeline(out, thread, moments, tiers)
+        timeline.print_timeline(out, thread, moments, tiers, steps)
 
 
 def _days(value: float | None) -> float | None:

@@ -4,7 +4,9 @@
 each checkpoint's agent state against its parent's and tells what happened at that
 step: the route decided, the model call (tier, tokens with the cached input, cost), the
 tool calls and their results, the guard verdicts, and the reminder — objective, plan,
-progress — as the model saw it; then the thread's calls summed per tier.
+progress — as the model saw it; then the thread's calls summed per tier. A workflow's
+thread shows each call's step (the branches of a parallel step by name) and the
+workflow's part of its reminder, then its calls summed per step too.
 """
 
 from __future__ import annotations
@@ -21,12 +23,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from tierflow.cli.by_step import by_step_table
 from tierflow.cli.by_tier import summary_table
 from tierflow.cli.console import short
-from tierflow.graphs.names import display
+from tierflow.graphs.names import ESCALATED_SUFFIX, display
 from tierflow.nodes.remind import STATUS_MARK, build_reminder
-from tierflow.nodes.state import AgentState
-from tierflow.runs.report import TierSummary, run_tiers
+from tierflow.nodes.state import AgentState, ModelCall, PlanStep
+from tierflow.runs.report import StepTotals, TierSummary, run_tiers, step_summary
 from tierflow.store.history import Entry, history
 
 if TYPE_CHECKING:
@@ -70,25 +73,16 @@ def _events(before: Mapping[str, Any], checkpointed: Mapping[str, Any]) -> list[
 
     events: list[Event] = []
     if values.get("objective") and values.get("objective") != before.get("objective"):
-        events.append(Event("request", short(str(values["objective"]))))
+        # A workflow keeps the user's words apart from its objective.
+        events.append(
+            Event("request", short(str(checkpointed.get("request") or values["objective"])))
+        )
     for route in new("routes"):
         events.append(
             Event("route", f"→ {route['tier']} ({route['router']}: {short(route['reason'], 70)})")
         )
     for call in new("calls"):
-        # The reminder this call ended its input with, rebuilt as the model node built it.
-        plan = before.get("plan") or []
-        reminder = build_reminder(str(values.get("objective", "")), plan, call["step"] - 1, None)
-        events.append(Event("reminder", reminder))
-        usage = call["usage"]
-        events.append(
-            Event(
-                "model",
-                f"{call['tier']} · {call['model']} · {usage['input_tokens']:,} in "
-                f"({usage['cached_tokens']:,} cached) / {usage['output_tokens']:,} out "
-                f"tokens · ${call['cost_usd']:.5f}",
-            )
-        )
+        events += _call_events(call, str(values.get("objective", "")), before.get("plan") or [])
     for message in new("messages"):
         if isinstance(message, AIMessage):
             for tool_call in message.tool_calls:
@@ -115,11 +109,66 @@ def _events(before: Mapping[str, Any], checkpointed: Mapping[str, Any]) -> list[
     return events
 
 
+def _call_events(call: ModelCall, objective: str, plan: list[PlanStep]) -> list[Event]:
+    """A model call: the reminder its input ended with, rebuilt as the model node built
+    it (a workflow step's: the workflow's part), then the call, named by its step."""
+    step = call.get("workflow_step")
+    if step is None:
+        reminder = build_reminder(objective, plan, call["step"] - 1, None)
+    else:
+        reminder = _workflow_reminder(objective, plan, step.removesuffix(ESCALATED_SUFFIX))
+    usage = call["usage"]
+    model = (
+        f"{call['tier']} · {call['model']} · {usage['input_tokens']:,} in "
+        f"({usage['cached_tokens']:,} cached) / {usage['output_tokens']:,} out "
+        f"tokens · ${call['cost_usd']:.5f}"
+    )
+    return [
+        Event("reminder", reminder),
+        Event("model", model if step is None else f"{step}: {model}"),
+    ]
+
+
+def _workflow_reminder(objective: str, plan: Sequence[Mapping[str, Any]], step: str) -> str:
+    """The workflow's part of a step's reminder: the objective, its steps as they stood
+    (this one in progress), the step (`tierflow.nodes.remind.workflow_reminder`)."""
+    lines = [f"Workflow: {objective}", "Steps:"]
+    lines += [
+        f"  {n}. {STATUS_MARK.get('in_progress' if s['step'] == step else s['status'], '[ ]')} "
+        f"{s['step']}"
+        for n, s in enumerate(plan, start=1)
+    ]
+    lines.append(f"You are doing step {step!r}.")
+    return "\n".join(lines)
+
+
+def _latest(store: Store, thread: str) -> AgentState:
+    found = store.get_tuple({"configurable": {"thread_id": thread, "checkpoint_ns": ""}})
+    return cast(AgentState, found.checkpoint["channel_values"] if found is not None else {})
+
+
 def thread_tiers(store: Store, thread: str) -> TierSummary:
     """The thread's model calls (latest checkpoint) summed per tier, cached share included."""
-    found = store.get_tuple({"configurable": {"thread_id": thread, "checkpoint_ns": ""}})
-    values = found.checkpoint["channel_values"] if found is not None else {}
-    return run_tiers(cast(AgentState, values))
+    return run_tiers(_latest(store, thread))
+
+
+def thread_steps(store: Store, thread: str) -> list[StepTotals]:
+    """A workflow thread's model calls (latest checkpoint) summed per step; empty for an
+    agent's."""
+    return step_summary(list(_latest(store, thread).get("calls", [])))
+
+
+def _node(node: str, parent: Mapping[str, Any]) -> str:
+    """The nodes that made a checkpoint, by name: a branch of a parallel step (a `Send`)
+    is known by its index in the parent checkpoint's pending sends."""
+    sends = parent.get("__pregel_tasks") or []
+    names = []
+    for part in node.split(","):
+        if part.isdigit() and int(part) < len(sends):
+            names.append(str(getattr(sends[int(part)], "node", part)))
+        elif part:  # empty: the reviewer's decision, written as no node's
+            names.append(part)
+    return display(",".join(names) or node)
 
 
 def inspect(store: Store, thread: str) -> list[Moment]:
@@ -127,6 +176,10 @@ def inspect(store: Store, thread: str) -> list[Moment]:
     entries: dict[str, Entry] = {e.checkpoint_id: e for e in history(store, thread)}
     tuples = list(store.list({"configurable": {"thread_id": thread, "checkpoint_ns": ""}}))
     summaries: dict[str, dict[str, Any]] = {}
+    values_of = {
+        found.config["configurable"]["checkpoint_id"]: found.checkpoint["channel_values"]
+        for found in tuples
+    }
     moments: list[Moment] = []
     for found in reversed(tuples):
         checkpoint_id = found.config["configurable"]["checkpoint_id"]
@@ -136,7 +189,7 @@ def inspect(store: Store, thread: str) -> list[Moment]:
         moments.append(
             Moment(
                 step=entry.step if entry else None,
-                node=display(entry.node) if entry else "?",
+                node=_node(entry.node, values_of.get(parent, {})) if entry else "?",
                 checkpoint_id=checkpoint_id,
                 events=_events(summaries.get(parent, {}), values),
             )
@@ -176,9 +229,14 @@ def history_table(thread: str, entries: Sequence[Entry]) -> Table:
 
 
 def print_timeline(
-    console: Console, thread: str, moments: Sequence[Moment], tiers: TierSummary
+    console: Console,
+    thread: str,
+    moments: Sequence[Moment],
+    tiers: TierSummary,
+    steps: Sequence[StepTotals] = (),
 ) -> None:
-    """The thread's steps, each with what it did, then its calls summed per tier."""
+    """The thread's steps, each with what it did, then its calls summed per tier (and
+    per workflow step)."""
     console.print(f"[bold]thread {thread}[/] · {len(moments)} checkpoints")
     for moment in moments:
         if not moment.events:
@@ -193,13 +251,26 @@ def print_timeline(
             for line in lines[1:]:
                 console.print(f"        {escape(line)}")
     console.print(summary_table(tiers, f"thread {thread}: cost per tier"))
+    if steps:
+        console.print(by_step_table(steps, f"thread {thread}: cost per step"))
 
 
 def to_json(value: Sequence[Entry] | Sequence[Moment]) -> str:
     return json.dumps([asdict(item) for item in value], ensure_ascii=False)
 
 
-def inspect_json(thread: str, moments: Sequence[Moment], tiers: TierSummary) -> str:
-    """`inspect --json`: the thread, its steps and its calls summed per tier."""
-    document = {"thread": thread, "moments": [asdict(m) for m in moments], "by_tier": tiers}
+def inspect_json(
+    thread: str,
+    moments: Sequence[Moment],
+    tiers: TierSummary,
+    steps: Sequence[StepTotals] = (),
+) -> str:
+    """`inspect --json`: the thread, its steps and its calls summed per tier and per
+    workflow step (`by_step`, as in `run --json`; empty for an agent)."""
+    document = {
+        "thread": thread,
+        "moments": [asdict(m) for m in moments],
+        "by_tier": tiers,
+        "by_step": list(steps),
+    }
     return json.dumps(document, ensure_ascii=False)

@@ -32,6 +32,7 @@ from tierflow.nodes.context import STEP_BUDGET, run_context, store_of, thread_of
 from tierflow.nodes.remind import WORKFLOW_REMINDER
 from tierflow.nodes.state import ModelCall, PlanStep
 from tierflow.nodes.workflow_state import HALTED, RESET, view_of
+from tierflow.testing.faults import crash_point
 
 Update = dict[str, Any]
 
@@ -90,6 +91,7 @@ def agent_node(call: AgentCall) -> Callable[[Mapping[str, Any], RunnableConfig],
             extra[STEP_BUDGET] = key
         message = HumanMessage(_text(request), id=_message_id(config))
         values = call.subgraph.invoke({"messages": [message]}, {"configurable": extra})
+        crash_point("workflow.step_done")  # the agent answered; the step's update isn't written
         return step_outcome(call, values)
 
     return run
