@@ -206,6 +206,17 @@ def test_lint_checks_the_workflow_as_a_whole_and_draw_shows_its_subgraphs(cli: C
     assert 'subgraph decide["decide · agent judge · reasoning/high"]' in drawn.out
     assert 'subgraph order_facts["order_facts · agent order_clerk · fast"]' in drawn.out
 
-    on_a_run = cli("draw", EXAMPLE, "--run", "some-thread")
-    assert on_a_run.code == 1
-    assert on_a_run.err.count("\n") == 1 and "workflow" in on_a_run.err
+
+def test_draw_marks_the_path_a_workflow_run_took(cli: Cli, db: str, shop: Path) -> None:
+    assert cli("run", EXAMPLE, "-i", DAMAGED, "--db", db, "--thread", "p").code == 4
+    drawn = cli("draw", EXAMPLE, "--run", "p", "--db", db, "--format", "mermaid")
+    assert drawn.code == 0, drawn.err
+    lines = drawn.out.splitlines()
+    # both parallel branches ran once, with their model calls' tokens and cost
+    for branch in ("order_facts", "policy_facts"):
+        [node] = [line for line in lines if line.strip().startswith(f'{branch}["')]
+        assert f"{branch}<br/>1×" in node and "$0.00" in node
+        assert f'classify == "{branch} ×1" ==> {branch}' in drawn.out
+    assert 'decide == "draft ×1" ==> draft' in drawn.out
+    assert "classify_escalated[classify.escalated]" in drawn.out  # never ran: no stats
+    assert "approve ==" not in drawn.out  # paused at the approval: nothing after it

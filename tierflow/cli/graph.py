@@ -74,12 +74,15 @@ def draw(
     from tierflow.graphs.workflow import Workflow
 
     agent, source = load_declared(agent_ref)
-    if isinstance(agent, Workflow):
-        if run is not None:
-            raise TierflowError("--run draws an agent's run: a workflow's path isn't drawn yet")
+    if isinstance(agent, Workflow) and run is None:
         _write(_workflow_drawing(agent, fmt), output)
         return
-    shape = shape_of(build_graph(agent))
+    if isinstance(agent, Workflow):  # its run on its steps (each agent step one node)
+        from tierflow.graphs.workflow_compile import build_workflow
+
+        shape = shape_of(build_workflow(agent))
+    else:
+        shape = shape_of(build_graph(agent))
     overlay = None
     if run is not None:
         from tierflow.runs.path import run_overlay

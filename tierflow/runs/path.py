@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -67,7 +67,7 @@ def run_overlay(db: str | Path, thread: str) -> tuple[Shape, Overlay]:
     builder = build_workflow(agent) if isinstance(agent, Workflow) else build_graph(agent)
     shape = shape_of(builder)
     with run_store.open(database, create=False) as store:
-        entries = history(store, thread)
+        entries = with_branch_names(store, thread, history(store, thread))
         snapshot = agent.compile(store).get_state({"configurable": {"thread_id": thread}})
     values = cast("AgentState", snapshot.values)
     walked = walk(entries, finished=not snapshot.next and not snapshot.interrupts)
@@ -89,6 +89,31 @@ def run_overlay(db: str | Path, thread: str) -> tuple[Shape, Overlay]:
         f"${sum(c['cost_usd'] for c in calls):.5f}",
     )
     return shape, overlay
+
+
+def with_branch_names(store: Any, thread: str, entries: list[Entry]) -> list[Entry]:
+    """The entries with a parallel step's branches by name: the history knows a `Send`'s
+    task by its index in the parent checkpoint's pending sends, which say its node."""
+    found = list(store.list({"configurable": {"thread_id": thread, "checkpoint_ns": ""}}))
+    values = {
+        f.config["configurable"]["checkpoint_id"]: f.checkpoint["channel_values"] for f in found
+    }
+    parents = {
+        f.config["configurable"]["checkpoint_id"]: f.parent_config["configurable"]["checkpoint_id"]
+        for f in found
+        if f.parent_config
+    }
+    named = []
+    for entry in entries:
+        sends = values.get(parents.get(entry.checkpoint_id, ""), {}).get("__pregel_tasks") or []
+        parts = [
+            str(getattr(sends[int(part)], "node", part))
+            if part.isdigit() and int(part) < len(sends)
+            else part
+            for part in entry.node.split(",")
+        ]
+        named.append(replace(entry, node=",".join(parts)))
+    return named
 
 
 def walk(entries: Sequence[Entry], *, finished: bool) -> Walk:
