@@ -297,7 +297,7 @@ def test_ctrl_c_before_the_run_starts_is_130_without_a_resume_hint(
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("tierflow.cli.run.load_agent", interrupted)
+    monkeypatch.setattr("tierflow.cli.run.load_declared", interrupted)
     result = cli("run", CRASHY, "--input", "x", "--thread", "k", "--db", db, "--json")
     assert result.code == 130
     assert one_object(result.out)["status"] == "cancelled"
