@@ -192,6 +192,7 @@ EXPORTS: dict[str, list[str]] = {
     ],
     "tierflow.testing": ["Fault", "OpenAIServer", "RecordedRequest", "Reply", "Usage"],
     "tierflow.views": ["RunData", "build_report", "make_server", "read_run", "report_html"],
+    "tierflow.workers": ["WorkerOptions", "depth", "resubmit", "serve", "submit"],
 }
 # Packages that export nothing: what every room imports, not what a user does.
 UNEXPORTED = {"tierflow.foundation"}

@@ -89,5 +89,6 @@ def test_empty_string_and_true_pass() -> None:
 def test_spec_names_the_function() -> None:
     spec = no_competitors.spec()
     assert spec["kind"] == "function"
-    assert spec["function"] == f"{__name__}.no_competitors"
+    # no module: it depends on how the file was imported, and the fingerprint mustn't
+    assert spec["function"] == "no_competitors"
     assert spec["doc"] == "Don't mention competitors by name."

@@ -334,7 +334,8 @@ def walk(steps: Sequence[Any]) -> Iterator[Any]:
 def _callable_name(fn: Callable[..., Any] | None) -> str | None:
     if fn is None:
         return None
-    return f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', type(fn).__name__)}"
+    # Not the module: it depends on how the file was imported (see tierflow.tools.once).
+    return str(getattr(fn, "__qualname__", type(fn).__name__))
 
 
 # What `tierflow run` and a `Runner` run: an agent or a workflow.

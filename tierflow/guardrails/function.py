@@ -82,9 +82,11 @@ class FunctionGuard(GuardrailBase):
         )
 
     def describe(self) -> dict[str, Any]:
-        module = getattr(self.fn, "__module__", None) or ""
+        # The function's name without its module: the module's name depends on how the
+        # file was imported (`tierflow run FILE.py` names it after the path), and an
+        # agent's fingerprint must not.
         qualname = getattr(self.fn, "__qualname__", None) or type(self.fn).__name__
-        return {"function": f"{module}.{qualname}" if module else qualname, "doc": self.doc}
+        return {"function": qualname, "doc": self.doc}
 
 
 def _takes_context(fn: CheckFunction) -> bool:

@@ -39,7 +39,8 @@ _PSYCOPG = frozenset({"psycopg", "psycopg2"})
 
 class KeyedResults:
     """The results stored by key in `table` of `connection`'s database (created on
-    first use unless `create=False`). It never commits: the caller's transaction does."""
+    first use unless `create=False`; on Postgres, where two first uses at once can
+    collide, create it beforehand). It never commits: the caller's transaction does."""
 
     def __init__(self, connection: Any, table: str = TABLE, *, create: bool = True) -> None:
         if not _IDENTIFIER.fullmatch(table):

@@ -69,4 +69,6 @@ def idempotency_headers(context: ToolContext) -> dict[str, str]:
 def _name(fn: Callable[..., Any] | None) -> str:
     if fn is None:
         return ""
-    return f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', type(fn).__name__)}"
+    # Not the module: a file's module name depends on how it was imported (`tierflow
+    # run FILE.py` names it after its path), and the spec must be the same either way.
+    return str(getattr(fn, "__qualname__", type(fn).__name__))
