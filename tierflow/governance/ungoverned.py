@@ -13,6 +13,7 @@ runs in a worker thread under `ainvoke`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -22,10 +23,17 @@ from tierflow.governance.audit import AuditDecision
 from tierflow.governance.calls import GovernedCall, RunTool, RunToolAsync, ToolVerdict
 from tierflow.governance.gate import OnWait
 from tierflow.governance.governor import Governor
+from tierflow.governance.redact import Redactor
 from tierflow.governance.reviews import review_outcome
 from tierflow.governance.side_effects import Attempt, CallSite, RecordedResult, SideEffects
 
 ALLOWED = ToolVerdict("allowed", "no policy", None)
+
+
+@functools.cache
+def _default_redactor() -> Redactor:
+    """One default redactor for every ungoverned turn (building one costs ~1 ms)."""
+    return Redactor()
 
 
 class Ungoverned:
@@ -38,7 +46,9 @@ class Ungoverned:
 
     @cached_property
     def side_effects(self) -> SideEffects | None:
-        return None if self.db is None else SideEffects(self.db)
+        if self.db is None:
+            return None
+        return SideEffects(self.db, redactor=_default_redactor())
 
     def _site(self, call: GovernedCall) -> CallSite:
         return CallSite(thread=self.thread, step=call.step, call_id=call.call_id, tool=call.tool)

@@ -8,20 +8,21 @@ step starts, so a process killed mid-run loses at most the step in flight, and
 
 from __future__ import annotations
 
+import asyncio
 import getpass
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import HumanMessage
 from langchain_core.runnables import RunnableConfig
-from langgraph.types import Command, StreamMode
+from langgraph.types import Command
 
 from tierflow import store as run_store
-from tierflow.errors import AgentChanged, CheckpointError, LoadError, RunFailed, TierflowError
-from tierflow.governance.audit import AuditLog, AuditRecord
+from tierflow.errors import CheckpointError, LoadError, RunFailed, TierflowError
 from tierflow.governance.budget import Budgets
 from tierflow.governance.gate import WaitEvent
+from tierflow.governance.global_limits import GlobalCapacity
 from tierflow.governance.governor import Governor
 from tierflow.governance.limits import Capacity
 from tierflow.governance.policy import Principal
@@ -31,10 +32,12 @@ from tierflow.graphs.spec import Agent
 from tierflow.graphs.workflow import Declared
 from tierflow.graphs.workflow_compile import run_limit
 from tierflow.nodes.context import Governance, RunContext
+from tierflow.runs.identity import acting_for, check_agent, principal_json
 from tierflow.runs.load import checked_source, fingerprint, load_declared, provider_of_source
 from tierflow.runs.report import RunReport, charge_from_ledger, report_from
 from tierflow.runs.resources import provided_resources, run_resources
 from tierflow.runs.review import recorded_review, review_command
+from tierflow.runs.stepping import OnStream, OnUpdate, Streaming, adrive, drive
 from tierflow.store import RunsTable, SqliteStore, leases
 from tierflow.store.runs import RunRow
 from tierflow.store.targets import describe, is_postgres
@@ -43,11 +46,11 @@ from tierflow.testing.faults import crash_point
 if TYPE_CHECKING:
     from langgraph.graph.state import CompiledStateGraph
 
+    from tierflow.runs.stepping import Streamed
     from tierflow.store.postgres import PostgresStore
 
-OnUpdate = Callable[[str, Mapping[str, Any]], None]
-# `(mode, chunk)` of LangGraph's "messages" (model tokens) and "custom" (retries) modes.
-OnStream = Callable[[str, Any], None]
+    # A run as a generator (`tierflow.runs.stepping`).
+    Steps = Generator[Streamed, Mapping[str, Any] | None, RunReport]
 
 
 class Runner:
@@ -102,13 +105,16 @@ class Runner:
         self.fingerprint = fingerprint(agent)
         self.capacity = None
         if agent.policy is not None:
-            self.capacity = capacity or Capacity(agent.policy.limits)
+            # On Postgres the caps and rates are shared by every worker on the store.
+            self.capacity = capacity or (
+                GlobalCapacity(agent.policy.limits, db=self.db)
+                if isinstance(self.db, str)
+                else Capacity(agent.policy.limits)
+            )
 
     def run(self, request: str, thread: str) -> RunReport:
         """Send `request` to `thread` (new or existing) and run it to its end."""
-        if not request.strip():
-            raise TierflowError("the request is empty")
-        return self._drive(thread, request)
+        return drive(self._steps(thread, _asked(request)), self._streaming().stream)
 
     def resume(self, thread: str, decision: Mapping[str, Any] | None = None) -> RunReport:
         """Continue `thread` from its last checkpoint (a no-op for a finished thread).
@@ -116,13 +122,29 @@ class Runner:
         `{"action": "approve"}`, `{"action": "reject", "reason": ...}` or
         `{"action": "edit", "answer": ...}` (a `"reviewer"` names who decided; by
         default the operating-system user)."""
-        if decision is not None and "reviewer" not in decision:
-            decision = {**decision, "reviewer": getpass.getuser()}
-        return self._drive(thread, None, decision)
+        return drive(self._steps(thread, None, _signed(decision)), self._streaming().stream)
 
-    def _drive(
+    async def arun(self, request: str, thread: str) -> RunReport:
+        """`run` on the caller's event loop (`astream`), so that one process runs many
+        threads at once; the run store is used from worker threads. A cancelled run
+        is marked `interrupted`, as Ctrl-C marks one, and stays resumable."""
+        return await adrive(self._steps(thread, _asked(request)), self._streaming().astream)
+
+    async def aresume(self, thread: str, decision: Mapping[str, Any] | None = None) -> RunReport:
+        """`resume` on the caller's event loop, as `arun` runs."""
+        return await adrive(self._steps(thread, None, _signed(decision)), self._streaming().astream)
+
+    def queue(self, request: str, thread: str) -> None:
+        """Record a new `thread` with `request` as `queued` (in the runs table, nothing
+        run yet): `run(request, thread)` starts it, and so does `resume(thread)`, as it
+        restarts a run killed before its first step."""
+        self._check_source()
+        self._record(thread, _asked(request), self.principal)
+        self.runs.update(thread, status="queued")
+
+    def _steps(
         self, thread: str, request: str | None, decision: Mapping[str, Any] | None = None
-    ) -> RunReport:
+    ) -> Steps:
         self._check_source()
         config: RunnableConfig = {
             "configurable": {"thread_id": thread},
@@ -137,34 +159,36 @@ class Runner:
             record = self.runs.get(thread)
             if request is None and record is None:
                 raise CheckpointError(f"unknown thread {thread!r} in {describe(self.db)}")
-            self._check_agent(thread, record)
-            principal = self._principal(thread, record)
+            check_agent(
+                self.runs,
+                thread,
+                record,
+                agent=self.agent.name,
+                fingerprint=self.fingerprint,
+                allow_changed=self.allow_changed_agent,
+            )
+            principal = acting_for(thread, record, self.principal)
             with run_resources(thread, self.agent.resources, self.resources) as resources:
                 context = RunContext(
                     principal=principal, governance=self._governance(), resources=resources
                 )
                 graph = self.agent.compile(checkpointer=saver)  # a copy of the compiled graph
                 payload = self._payload(thread, request, record, principal, graph, config, decision)
-                report = self._execute(thread, graph, payload, config, context, principal)
+                streamed = (graph, payload, config, context)
+                report = yield from self._execute(thread, streamed, principal)
         return report
 
-    def _execute(  # noqa: PLR0917
-        self,
-        thread: str,
-        graph: CompiledStateGraph[Any, Any, Any, Any],
-        payload: dict[str, Any] | Command[Any] | None,
-        config: RunnableConfig,
-        context: RunContext,
-        principal: Principal | None,
-    ) -> RunReport:
-        """Run the graph to where it stops and record how it ended in the runs table."""
+    def _execute(self, thread: str, streamed: Streamed, principal: Principal | None) -> Steps:
+        """Have the graph streamed to where it stops; record how it ended in the runs
+        table."""
+        graph, _, config, _ = streamed
         governor = self._governor(thread, principal)
         if governor is not None:
             governor.start_run()
         try:
-            final = self._stream(graph, payload, config, context)
-        except KeyboardInterrupt:
-            self.runs.update(thread, status="interrupted", error="stopped by Ctrl-C")
+            final = yield streamed
+        except (KeyboardInterrupt, asyncio.CancelledError) as stopped:
+            self.runs.update(thread, status="interrupted", error=_stopped_by(stopped))
             raise
         except Exception as error:
             reason = self._clean(f"{type(error).__name__}: {error}")
@@ -210,8 +234,9 @@ class Runner:
     ) -> dict[str, Any] | Command[Any] | None:
         """What to stream: a new request, the recorded request again (a run killed
         before its first checkpoint), or a resume."""
-        snapshot = graph.get_state(config)
-        if request is None and snapshot.created_at is not None:
+        # A new request is sent as it is: the thread's state needs no reading.
+        snapshot = None if request is not None else graph.get_state(config)
+        if snapshot is not None and snapshot.created_at is not None:
             budget_spent = snapshot.values.get("status") == "budget_exceeded"
             if budget_spent and decision is None and isinstance(self.agent, Agent):
                 _continue_after_budget(graph, config)
@@ -228,86 +253,25 @@ class Runner:
             self.runs.update(thread, status="running", error=None)
             request = record["request"]  # killed before its first checkpoint: start again
         else:
-            self.runs.start(
-                thread,
-                agent=self.agent.name,
-                source=self.source or "",
-                request=self._clean(request),
-                principal=_principal_json(principal),
-                fingerprint=self.fingerprint,
-                provider=provider_of_source(self.source or ""),
-            )
+            self._record(thread, request, principal)
             crash_point("runs.started")
         return {"messages": [HumanMessage(request)]}
 
-    def _stream(
-        self,
-        graph: CompiledStateGraph[Any, Any, Any, Any],
-        payload: dict[str, Any] | Command[Any] | None,
-        config: RunnableConfig,
-        context: RunContext,
-    ) -> Mapping[str, Any] | None:
-        """Stream the run; its last state as held in memory (None if it ran no step)."""
-        modes: list[StreamMode] = ["updates", "values"]
-        if self.on_stream is not None:
-            modes += ["messages", "custom"]
-        final: Mapping[str, Any] | None = None
-        chunks = graph.stream(
-            payload, config, context=context, stream_mode=modes, durability="sync"
+    def _record(self, thread: str, request: str, principal: Principal | None) -> None:
+        """The thread's row for a new request: running, with who it acts for, its
+        agent's fingerprint and provider."""
+        self.runs.start(
+            thread,
+            agent=self.agent.name,
+            source=self.source or "",
+            request=self._clean(request),
+            principal=principal_json(principal),
+            fingerprint=self.fingerprint,
+            provider=provider_of_source(self.source or ""),
         )
-        for mode, chunk in chunks:
-            if mode == "values" and isinstance(chunk, Mapping):
-                final = chunk
-            elif mode == "updates" and isinstance(chunk, Mapping):
-                for node, update in chunk.items():
-                    if self.on_update is not None and isinstance(update, Mapping):
-                        self.on_update(node, update)
-            elif mode != "values" and self.on_stream is not None:
-                self.on_stream(mode, chunk)
-        return final
 
-    def _check_agent(self, thread: str, record: RunRow | None) -> None:
-        """A thread runs the agent it started with: a changed declaration is refused
-        (or, with `allow_changed_agent`, audited)."""
-        if record is None or not record["fingerprint"]:
-            return
-        if record["fingerprint"] == self.fingerprint:
-            return
-        if not self.allow_changed_agent:
-            raise AgentChanged(
-                f"thread {thread!r} was started by agent {record['agent']!r} "
-                f"(fingerprint {record['fingerprint'][:12]}); {self.agent.name!r} as loaded "
-                f"now is {self.fingerprint[:12]}: its declaration changed. Resume with "
-                "--allow-changed-agent to continue anyway (audited)"
-            )
-        AuditLog(self.db).write(
-            AuditRecord(
-                event=f"agent_changed:{thread}:{record['fingerprint']}:{self.fingerprint}",
-                thread=thread,
-                step=-1,
-                principal=(record["principal"] or {}).get("id"),
-                agent=self.agent.name,
-                kind="run",
-                name="agent_changed",
-                decision="allowed",
-                outcome="ok",
-                reason=f"fingerprint {record['fingerprint'][:12]} -> {self.fingerprint[:12]}",
-            )
-        )
-        self.runs.update(thread, fingerprint=self.fingerprint)
-
-    def _principal(self, thread: str, record: RunRow | None) -> Principal | None:
-        """Who the run acts for: the one recorded with the thread, never another."""
-        kept = None if record is None else record["principal"]
-        if kept is None:
-            return self.principal
-        recorded = Principal.model_validate(kept)
-        if self.principal is not None and self.principal != recorded:
-            raise TierflowError(
-                f"thread {thread!r} acts for principal {recorded.id!r}; a run can't "
-                f"change who it acts for (given {self.principal.id!r})"
-            )
-        return recorded
+    def _streaming(self) -> Streaming:
+        return Streaming(self.on_update, self.on_stream)
 
     def _open(self, *, create: bool) -> SqliteStore | PostgresStore:
         """The checkpoint store (a governed agent's graph masks what it stores there)."""
@@ -347,8 +311,24 @@ class Runner:
             self.on_wait(thread, event)
 
 
-def _principal_json(principal: Principal | None) -> dict[str, Any] | None:
-    return None if principal is None else principal.model_dump(mode="json")
+def _asked(request: str) -> str:
+    if not request.strip():
+        raise TierflowError("the request is empty")
+    return request
+
+
+def _signed(decision: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """A review decision names its reviewer: by default the operating-system user."""
+    if decision is not None and "reviewer" not in decision:
+        return {**decision, "reviewer": getpass.getuser()}
+    return decision
+
+
+def _stopped_by(stopped: BaseException) -> str:
+    """What an interrupted run's row says stopped it."""
+    if isinstance(stopped, KeyboardInterrupt):
+        return "stopped by Ctrl-C"
+    return str(stopped) or "cancelled"
 
 
 def _continue_after_budget(
