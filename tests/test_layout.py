@@ -30,6 +30,7 @@ ROOMS = {
     "testing",
     "tools",
     "views",
+    "workers",
 }
 TOP_MODULES = {"__init__.py", "__main__.py", "errors.py"}
 
@@ -50,9 +51,11 @@ MAY_IMPORT: dict[str, set[str]] = {
     "nodes": BELOW_ALL
     | {"governance", "guardrails", "models", "routing", "store", "testing", "tools"},
     "graphs": BELOW_ALL | {"governance", "guardrails", "models", "nodes", "routing", "tools"},
-    "runs": ROOMS - {"cli", "runs", "views"} | {"errors"},
+    "runs": ROOMS - {"cli", "runs", "views", "workers"} | {"errors"},
+    # Workers execute queued runs with the run room's `Runner`; the CLI starts them.
+    "workers": ROOMS - {"cli", "views", "workers"} | {"errors"},
     # Views (the HTML report, the run viewer) read what runs left; the CLI serves them.
-    "views": ROOMS - {"cli", "views"} | {"errors"},
+    "views": ROOMS - {"cli", "views", "workers"} | {"errors"},
     "cli": ROOMS - {"cli"} | {"errors"},
     "testing": BELOW_ALL | {"models"},
 }
