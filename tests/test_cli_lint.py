@@ -33,4 +33,6 @@ def test_sound_graphs_and_the_example_pass(cli: Cli) -> None:
 
 
 def test_lint_refuses_what_is_not_a_graph(cli: Cli) -> None:
-    one_line_error(cli("lint", f"{GRAPHS}:decide"), "lint takes an Agent, a Workflow or a StateGraph")
+    one_line_error(
+        cli("lint", f"{GRAPHS}:decide"), "lint takes an Agent, a Workflow or a StateGraph"
+    )
