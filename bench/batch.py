@@ -50,7 +50,8 @@ from overhead import Side as GraphSide
 from overhead import tierflow_agent as agent_for
 
 from tierflow import store as run_store
-from tierflow.runs.batch import Batch, Request
+from tierflow.runs.batch import Batch
+from tierflow.runs.inputs import Request
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results-batch.json"

@@ -180,7 +180,7 @@ def tierflow(*args: str, env: dict[str, str]) -> str:
 def submit(requests: list[str], url: str, folder: Path, env: dict[str, str]) -> list[str]:
     """Queue the requests with `tierflow submit --inputs`; their threads, in order."""
     path = folder / "requests.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in requests), encoding="utf-8")
+    path.write_text("".join(json.dumps({"input": r}) + "\n" for r in requests), encoding="utf-8")
     printed = tierflow("submit", DESK, "--inputs", str(path), "--db", url, "--json", env=env)
     return list(json.loads(printed)["threads"])
 

@@ -32,7 +32,8 @@ from tierflow.errors import ThreadBusy
 from tierflow.governance.gate import WaitEvent
 from tierflow.governance.limits import Capacity
 from tierflow.graphs.workflow import Declared
-from tierflow.runs.batch import Batch, Outcome, Request, Tally
+from tierflow.runs.batch import Batch, Outcome, Tally
+from tierflow.runs.inputs import Request
 from tierflow.runs.load import load_declared
 from tierflow.runs.runner import Runner
 from tierflow.store import RunsTable, leases

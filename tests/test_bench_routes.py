@@ -12,7 +12,7 @@ import pytest
 from conftest import Cli, one_line_error
 
 from tierflow.errors import TierflowError
-from tierflow.runs.bench_routes import requests_from_jsonl
+from tierflow.runs.inputs import request_texts
 from tierflow.store import RunsTable
 
 ROOT = Path(__file__).parent.parent
@@ -164,9 +164,9 @@ def test_lint_passes_the_example_workflow(cli: Cli) -> None:
     ("lines", "problem"),
     [
         ('{"input": "ok"}\n{"input": "also"\n', "line 2: not JSON"),
-        ('{"input": "ok"}\n\n["a list"]\n', 'line 3: expected {"input": "..."}'),
-        ('{"text": "wrong key"}\n', 'line 1: expected {"input": "..."}'),
-        ('{"input": "  "}\n', 'line 1: expected {"input": "..."}'),
+        ('{"input": "ok"}\n\n["a list"]\n', 'line 3: expected an object {"input": "..."}'),
+        ('{"text": "wrong key"}\n', "line 1: unknown key 'text' (known: input)"),
+        ('{"input": "  "}\n', 'line 1: "input" must be the request'),
         ("\n\n", "no requests in"),
     ],
 )
@@ -178,7 +178,7 @@ def test_a_bad_inputs_line_is_one_error_naming_it(
     result = cli("bench-routes", DISPUTE, "--inputs", str(inputs), "--db", str(tmp_path / "x"))
     one_line_error(result, str(inputs), problem)
     with pytest.raises(TierflowError, match=re.escape(problem)):
-        requests_from_jsonl(inputs)
+        request_texts(inputs)
 
 
 ECHO = """

@@ -297,7 +297,7 @@ def test_a_tenants_quota_keeps_its_burst_from_starving_another(
 def test_the_queue_shows_depth_per_tenant_and_the_oldest_wait(url: str, cli: Cli) -> None:
     assert cli("submit", DESK, "-i", OTHERS[0], "--db", url, "--tenant", "acme").code == 0
     queued = cli("submit", DESK, "--inputs", "/dev/null", "--db", url)
-    one_line_error(queued, "holds no request")
+    one_line_error(queued, "no requests in /dev/null")
     both = cli("submit", DESK, "-i", OTHERS[1], "--db", url, "--principal", "p", "--tenant", "b")
     assert both.code == 0
     shown = cli("runs", "--queue", "--db", url, "--json")
@@ -330,7 +330,7 @@ def test_the_queue_lives_in_postgres(tmp_path: Path, cli: Cli) -> None:
     lines.write_text('"one"\n{"input": 2}\n', encoding="utf-8")
     one_line_error(
         cli("submit", DESK, "--inputs", str(lines), "--db", "postgresql://x@127.0.0.1:1/x"),
-        "requests.jsonl:2",
+        'requests.jsonl line 1: expected an object {"input": "..."}',
     )
 
 

@@ -146,7 +146,8 @@ def batch(
     --concurrency and the policy's limits; results as JSON lines (thread, status,
     answer, cost_usd, tokens, error). Ctrl-C stops cleanly: every thread that did not
     end is resumable with `tierflow resume THREAD`."""
-    from tierflow.runs.batch import Batch, read_requests
+    from tierflow.runs.batch import Batch
+    from tierflow.runs.inputs import read_requests
     from tierflow.runs.load import load_declared
 
     acting_for = principal_from(principal, tenant, scopes)

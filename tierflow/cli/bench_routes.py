@@ -72,10 +72,11 @@ def bench_routes_command(
 
 def _requests(reference: str, source: str, inputs: Path | None, db: str) -> tuple[list[str], str]:
     """The requests to replay, and where they come from."""
-    from tierflow.runs.bench_routes import demo_requests, recorded_requests, requests_from_jsonl
+    from tierflow.runs.bench_routes import demo_requests, recorded_requests
+    from tierflow.runs.inputs import request_texts
 
     if inputs is not None:
-        return requests_from_jsonl(inputs), f"--inputs {inputs}"
+        return request_texts(inputs), f"--inputs {inputs}"
     recorded = recorded_requests(db, source)
     if recorded:
         return recorded, f"recorded runs in {db}"

@@ -22,6 +22,7 @@ from tierflow.cli.governance import principal_from
 from tierflow.cli.options import ArgsOption, DbOption, JsonOption, factory_args
 from tierflow.cli.run import ProviderOption
 from tierflow.errors import TierflowError
+from tierflow.runs.inputs import request_texts
 from tierflow.runs.load import load_declared
 
 TenantOption = Annotated[
@@ -32,31 +33,6 @@ TenantOption = Annotated[
         "the principal's tenant). Default: the principal's tenant, else 'default'.",
     ),
 ]
-
-
-def read_requests(path: Path) -> list[str]:
-    """The requests of a JSONL file: a JSON string, or an object with `input`, a line."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise TierflowError(f"--inputs: no such file: {path}") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise TierflowError(f"--inputs: can't read {path}: {error}") from None
-    requests = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise TierflowError(f"{path}:{number}: not JSON ({error.msg})") from None
-        request = value.get("input") if isinstance(value, dict) else value
-        if not isinstance(request, str):
-            raise TierflowError(f'{path}:{number}: expected a string or {{"input": "..."}}')
-        requests.append(request)
-    if not requests:
-        raise TierflowError(f"--inputs: {path} holds no request")
-    return requests
 
 
 AgentArgument = Annotated[
@@ -130,7 +106,7 @@ def _requests(text: str | None, inputs: Path | None) -> list[str]:
     if text is not None and inputs is None:
         return [text]
     if inputs is not None and text is None:
-        return read_requests(inputs)
+        return request_texts(inputs)
     raise TierflowError("give one of --input TEXT or --inputs FILE.jsonl")
 
 

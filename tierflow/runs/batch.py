@@ -16,7 +16,6 @@ raises `KeyboardInterrupt` at once.
 from __future__ import annotations
 
 import asyncio
-import json
 import shlex
 import signal
 import threading
@@ -26,93 +25,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tierflow.errors import SpecError, ThreadBusy, TierflowError
+from tierflow.errors import ThreadBusy, TierflowError
 from tierflow.governance.gate import WaitEvent
 from tierflow.governance.limits import Capacity
 from tierflow.governance.policy import Principal
 from tierflow.graphs.workflow import Declared
+from tierflow.runs.inputs import Request
 from tierflow.runs.report import RunReport
 from tierflow.runs.runner import Runner
 from tierflow.store import RunsTable, database
 from tierflow.store.runs import RunRow
 from tierflow.store.targets import describe, is_postgres
 
-KEYS = ("input", "thread", "principal")
 STOPPED = "stopped by Ctrl-C"
 UNFINISHED = frozenset({"queued", "running", "waiting", "crashed"})
-
-
-@dataclass(frozen=True)
-class Request:
-    """One request of a batch: its line in the inputs, its text, its thread, and who
-    it acts for (None: nobody in particular)."""
-
-    line: int
-    text: str
-    thread: str
-    principal: Principal | None = None
-
-
-def read_requests(path: Path, *, prefix: str, principal: Principal | None = None) -> list[Request]:
-    """The requests of a JSONL file: one object per line, `{"input": "..."}` with an
-    optional `"thread"` (else `PREFIX-LINE`) and `"principal"` (an id, or an object
-    `{"id", "tenant", "grants"}`; else `principal`). Blank lines are skipped. The
-    first bad line raises a `TierflowError` naming it."""
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise TierflowError(f"--inputs: can't read {path}: {error.strerror}") from None
-    requests: list[Request] = []
-    lines: dict[str, int] = {}
-    for number, raw in enumerate(data.splitlines(), start=1):
-        if not raw.strip():
-            continue
-        where = f"{path.name} line {number}"
-        request = _request(raw, number, where, prefix, principal)
-        if request.thread in lines:
-            raise TierflowError(
-                f"{where}: thread {request.thread!r} is also line {lines[request.thread]}'s"
-            )
-        lines[request.thread] = number
-        requests.append(request)
-    if not requests:
-        raise TierflowError(f"{path.name}: no requests (one JSON object per line)")
-    return requests
-
-
-def _request(
-    raw: bytes, number: int, where: str, prefix: str, default: Principal | None
-) -> Request:
-    try:
-        item = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise TierflowError(f"{where}: not UTF-8 text") from None
-    except json.JSONDecodeError as error:
-        raise TierflowError(f"{where}: not JSON ({error.msg}, column {error.colno})") from None
-    if not isinstance(item, dict):
-        raise TierflowError(f'{where}: expected an object {{"input": "..."}}')
-    unknown = sorted(set(item) - set(KEYS))
-    if unknown:
-        raise TierflowError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(KEYS)})")
-    text, thread = item.get("input"), item.get("thread", f"{prefix}-{number}")
-    if not isinstance(text, str) or not text.strip():
-        raise TierflowError(f'{where}: "input" must be the request, a non-empty string')
-    if not isinstance(thread, str) or not thread.strip():
-        raise TierflowError(f'{where}: "thread" must be a non-empty string')
-    return Request(number, text, thread, _principal(item.get("principal"), where, default))
-
-
-def _principal(given: Any, where: str, default: Principal | None) -> Principal | None:
-    if given is None:
-        return default
-    try:
-        if isinstance(given, str):
-            return Principal(id=given)
-        if isinstance(given, dict):
-            return Principal.model_validate(given)
-    except SpecError as error:
-        raise TierflowError(f"{where}: {error}") from None
-    raise TierflowError(f'{where}: "principal" must be an id or an object {{"id": ...}}')
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ workflow's runs recorded in a run store, or the file's `DEMO_REQUESTS`.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
@@ -228,35 +227,6 @@ def _environment(name: str, value: str) -> Iterator[None]:
 
 
 # -- the requests ----------------------------------------------------------------------
-
-
-def requests_from_jsonl(path: Path) -> list[str]:
-    """The requests of a JSONL file, `{"input": "..."}` per line (blank lines skipped);
-    a bad line is one error naming it."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise TierflowError(f"--inputs: no such file: {path}") from None
-    except UnicodeDecodeError as error:
-        raise TierflowError(f"--inputs: {path} is not UTF-8 text ({error.reason})") from None
-    requests = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise TierflowError(f"{path} line {number}: not JSON ({error.msg})") from None
-        text = value.get("input") if isinstance(value, dict) else None
-        if not isinstance(text, str) or not text.strip():
-            raise TierflowError(
-                f'{path} line {number}: expected {{"input": "..."}}, the request\'s text '
-                f"(got {line.strip()[:60]})"
-            )
-        requests.append(text)
-    if not requests:
-        raise TierflowError(f"--inputs: no requests in {path}")
-    return requests
 
 
 def recorded_requests(db: str | Path, source: str) -> list[str]:

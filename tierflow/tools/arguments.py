@@ -107,6 +107,15 @@ def injected_kind(hint: Any) -> tuple[str, str | None] | None:
     return None
 
 
+def injected_of(kinds: Mapping[str, tuple[str, str | None]]) -> Injected:
+    """The parameters tierflow fills, from each one's kind (`injected_kind`)."""
+    return Injected(
+        context=next((name for name, kind in kinds.items() if kind[0] == "context"), None),
+        transaction=next((name for name, kind in kinds.items() if kind[0] == "transaction"), None),
+        needs={name: str(kind[1]) for name, kind in kinds.items() if kind[0] == "needs"},
+    )
+
+
 def _annotated(hint: Any) -> bool:
     return get_origin(hint) is Annotated
 
@@ -133,8 +142,7 @@ def signature_schema(
     where = f"tools.{tool_name}"
     hints = hints_of(function, where)
     fields: dict[str, Any] = {}
-    context = transaction = None
-    needs: dict[str, str] = {}
+    filled: dict[str, tuple[str, str | None]] = {}
     for parameter in inspect.signature(function).parameters.values():
         if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
             raise SpecError(
@@ -147,12 +155,7 @@ def signature_schema(
             raise SpecError(f"{where}.{parameter.name}", "has no type annotation")
         kind = injected_kind(hint)
         if kind is not None:
-            if kind[0] == "context":
-                context = parameter.name
-            elif kind[0] == "transaction":
-                transaction = parameter.name
-            else:
-                needs[parameter.name] = str(kind[1])
+            filled[parameter.name] = kind
             continue
         default = ... if parameter.default is parameter.empty else parameter.default
         fields[parameter.name] = (_described(hint), default)
@@ -163,7 +166,7 @@ def signature_schema(
         schema.model_json_schema()
     except (PydanticSchemaGenerationError, PydanticInvalidForJsonSchema, PydanticUserError) as e:
         raise SpecError(where, f"arguments can't be described by a JSON schema: {e}") from e
-    return schema, Injected(context, transaction, needs)
+    return schema, injected_of(filled)
 
 
 def checked_json_schema(parameters: Mapping[str, Any], tool_name: str) -> Draft202012Validator:

@@ -25,6 +25,7 @@ from tierflow.tools.arguments import (
     checked_json_schema,
     hints_of,
     injected_kind,
+    injected_of,
     signature_schema,
     validated_json,
     validated_model,
@@ -136,8 +137,7 @@ class Tool(SpecModel):
             inspect.Parameter.POSITIONAL_OR_KEYWORD,
         ):
             raise SpecError(where, "the function's first parameter must take the arguments")
-        context = transaction = None
-        needs: dict[str, str] = {}
+        filled: dict[str, tuple[str, str | None]] = {}
         for parameter in positional[1:]:
             kind = injected_kind(hints.get(parameter.name))
             if kind is None:
@@ -146,12 +146,7 @@ class Tool(SpecModel):
                     "is neither the arguments (the first parameter) nor filled by tierflow "
                     "(ToolContext, Transaction, Annotated[..., Needs(name)])",
                 )
-            if kind[0] == "context":
-                context = parameter.name
-            elif kind[0] == "transaction":
-                transaction = parameter.name
-            else:
-                needs[parameter.name] = str(kind[1])
+            filled[parameter.name] = kind
         return _built(
             where,
             name=name,
@@ -159,7 +154,7 @@ class Tool(SpecModel):
             fn=function,
             parameters=dict(parameters),
             arguments_param=positional[0].name,
-            injected=Injected(context, transaction, needs),
+            injected=injected_of(filled),
             **declared,
         )
 
