@@ -220,3 +220,20 @@ def test_draw_marks_the_path_a_workflow_run_took(cli: Cli, db: str, shop: Path) 
     assert 'decide == "draft ×1" ==> draft' in drawn.out
     assert "classify_escalated[classify.escalated]" in drawn.out  # never ran: no stats
     assert "approve ==" not in drawn.out  # paused at the approval: nothing after it
+
+
+def test_the_workflows_svg_shows_its_steps_and_each_agent_steps_graph(
+    cli: Cli, tmp_path: Path
+) -> None:
+    import xml.etree.ElementTree as ElementTree
+
+    out = tmp_path / "dispute.svg"
+    drawn = cli("draw", EXAMPLE, "-o", str(out))
+    assert drawn.code == 0, drawn.err
+    svg = ElementTree.parse(out).getroot()
+    texts = {"".join(t.itertext()) for t in svg.iter("{http://www.w3.org/2000/svg}text")}
+    assert "decide · agent judge · reasoning/high" in texts  # the step's box, titled
+    assert {"classify", "join.gather", "approve", "record", "guard:amounts_are_facts"} <= texts
+    clusters = [g for g in svg.iter("{http://www.w3.org/2000/svg}g") if g.get("class") == "cluster"]
+    assert len(clusters) == 6  # five agent steps, and classify's escalated attempt
+    assert {"model:reasoning", "act", "route"} <= texts  # inside them: the agents' graphs

@@ -105,6 +105,14 @@ def _workflow_drawing(workflow: Workflow, fmt: DiagramFormat) -> str | bytes:
 
     if fmt is DiagramFormat.mermaid:
         return workflow_mermaid(workflow)
+    if fmt in (DiagramFormat.dot, *IMAGES):  # each agent step a box holding its graph
+        from tierflow.graphs.render import render
+        from tierflow.graphs.workflow_draw import workflow_dot
+
+        drawn = workflow_dot(workflow)
+        if fmt is DiagramFormat.dot:
+            return drawn
+        return render(drawn, "svg" if fmt is DiagramFormat.svg else "png")
     return _drawing(readable(shape_of(build_workflow(workflow)), workflow), None, fmt)
 
 

@@ -8,6 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 from tierflow.graphs.compile import build_graph
+from tierflow.graphs.dot import dot, quote
 from tierflow.graphs.draw import mermaid
 from tierflow.graphs.names import ESCALATED_SUFFIX, display
 from tierflow.graphs.shape import Edge, Shape, shape_of
@@ -43,6 +44,51 @@ def workflow_mermaid(workflow: Workflow) -> str:
         else:
             lines.append(line)
     return "\n".join(lines) + "\n"
+
+
+def workflow_dot(workflow: Workflow) -> str:
+    """Graphviz DOT of the workflow: its steps, and each agent step in a box (a DOT
+    cluster) titled with its agent and intelligence, holding the agent's own graph."""
+    shape = readable(shape_of(build_workflow(workflow)), workflow)
+    agent_steps = {s.name: s for s in walk(workflow.steps) if isinstance(s, AgentStep)}
+    lines = dot(shape).rstrip().removesuffix("}").rstrip().splitlines()
+    lines.insert(1, "    compound=true;")
+    for node in shape.nodes:
+        name = node.removesuffix(ESCALATED_SUFFIX)
+        if name in agent_steps:
+            lines += _cluster(node, agent_steps[name], escalated=node != name)
+    return "\n".join(lines) + "\n}\n"
+
+
+def _cluster(node: str, step: AgentStep, *, escalated: bool) -> list[str]:
+    agent = step_agent(step, None, escalated=escalated)
+    intelligence = "escalated: strongest, high" if escalated else step.intelligence()
+    drawn = dot(shape_of(build_graph(agent))).splitlines()[:-1]
+    inner = [line for line in drawn if line.startswith(('    "', "    {"))]  # nodes, edges
+    prefix = f"{node}/"
+    named = [_prefixed(line, prefix) for line in inner]
+    title = quote(f"{display(node)} · agent {agent.name} · {intelligence}")
+    return [
+        f"    subgraph {quote('cluster_' + node)} {{",
+        f'        label={title}; style="rounded,dashed"; color="#9ca3af";',
+        f"        {quote(node)};",
+        *("    " + line for line in named),
+        f"        {quote(node)} -> {quote(prefix + '__start__')} [style=invis];",
+        "    }",
+    ]
+
+
+def _prefixed(line: str, prefix: str) -> str:
+    """A DOT line of the agent's graph with its node names prefixed (`step/route`)."""
+    match = re.match(r'^(\s*)"([^"]+)"(\s*->\s*)"([^"]+)"(.*)$', line)
+    if match:
+        indent, source, arrow, target, rest = match.groups()
+        return f'{indent}"{prefix}{source}"{arrow}"{prefix}{target}"{rest}'
+    match = re.match(r'^(\s*)"([^"]+)"(.*)$', line)
+    if match:
+        indent, node, rest = match.groups()
+        return f'{indent}"{prefix}{node}"{rest}'
+    return re.sub(r'"([^"]+)"', lambda m: f'"{prefix}{m.group(1)}"', line)  # rank=same
 
 
 def readable(shape: Shape, workflow: Workflow) -> Shape:
