@@ -7,10 +7,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tierflow.errors import SpecError, TierflowError
-from tierflow.governance.policy import Principal
+
+if TYPE_CHECKING:  # governance loads when a line names a principal: `--help` stays light
+    from tierflow.governance.policy import Principal
 
 KEYS = ("input", "thread", "principal")
 
@@ -44,6 +46,8 @@ def read_requests(
     first bad line raises a `TierflowError` naming it."""
     try:
         data = path.read_bytes()
+    except FileNotFoundError:
+        raise TierflowError(f"--inputs: no such file: {path}") from None
     except OSError as error:
         raise TierflowError(f"--inputs: can't read {path}: {error.strerror}") from None
     requests: list[Request] = []
@@ -90,6 +94,8 @@ def _request(
 def _principal(given: Any, where: str, default: Principal | None) -> Principal | None:
     if given is None:
         return default
+    from tierflow.governance.policy import Principal
+
     try:
         if isinstance(given, str):
             return Principal(id=given)
