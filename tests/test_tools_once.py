@@ -215,3 +215,28 @@ def test_same_transaction_needs_a_transaction_parameter_and_a_sync_function() ->
         async def arefund(order_id: int, tx: Transaction) -> str:
             """Refund."""
             return "ok"
+
+
+def test_a_transactions_record_is_redacted(
+    scripted_agent: Callable[..., Scripted], tmp_path: Path
+) -> None:
+    """docs/tools.md: recorded results are redacted like every record — the
+    `tierflow_effects` row too, and the model reads the recorded result, as a replay
+    would."""
+    card = "4111 1111 1111 1111"
+
+    @tool(side_effects=True, once=SameTransaction())
+    def charge(order_id: int, tx: Transaction) -> str:
+        """Charge a card."""
+        tx.execute("CREATE TABLE IF NOT EXISTS charges (order_id INTEGER)")
+        tx.execute("INSERT INTO charges VALUES (?)", (order_id,))
+        return f"charged card {card}"
+
+    store = tmp_path / "runs.db"
+    with open_sqlite(store) as saver:
+        graph = scripted_agent(refund_turns("charge"), tools=(charge,)).agent.compile(saver)
+        values = graph.invoke(REQUEST, fresh_thread())
+    assert tool_messages(values)[0].content == "charged card [REDACTED:card]"
+    with sqlite3.connect(store) as conn:
+        [(content,)] = conn.execute("SELECT content FROM tierflow_effects")
+    assert card not in content and "[REDACTED:card]" in content
