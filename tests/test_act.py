@@ -442,7 +442,8 @@ def test_tool_context_and_idempotency_key(scripted_agent: Callable[..., Scripted
     values = graph.invoke(REQUEST, thread("thread-a"))
     ids = [c["id"] for c in values["messages"][3].tool_calls]
 
-    first, second = seen
+    # A turn's calls run concurrently: the order they reach the tool is not the order asked.
+    first, second = sorted(seen, key=lambda c: c.call_id)
     assert (first.thread_id, first.step, first.call_id) == ("thread-a", 2, ids[0])
     assert (second.thread_id, second.step, second.call_id) == ("thread-a", 2, ids[1])
     assert first.idempotency_key != second.idempotency_key
@@ -457,7 +458,7 @@ def test_tool_context_and_idempotency_key(scripted_agent: Callable[..., Scripted
 
     # The same calls in another thread get other keys.
     graph.invoke(REQUEST, thread("thread-b"))
-    other = seen[2:]
+    other = sorted(seen[2:], key=lambda c: c.call_id)
     assert [c.thread_id for c in other] == ["thread-b", "thread-b"]
     assert [c.call_id for c in other] == [first.call_id, second.call_id]
     assert {c.idempotency_key for c in other}.isdisjoint(
