@@ -16,6 +16,7 @@ from langchain_core.messages import HumanMessage
 from langchain_core.runnables import RunnableConfig
 
 from tierflow import Agent, Price, Tier, tool
+from tierflow.errors import SpecError
 from tierflow.governance import Budgets, Policy, audit
 from tierflow.governance.budget import Reservation, Spend
 from tierflow.models import OpenAIModel
@@ -70,6 +71,7 @@ def agent(
     server: OpenAIServer,
     *,
     effort: str | None = "high",
+    tier: str = "reasoning",
     policy: Policy | None = None,
     cap: int | dict[str, int] | None = None,
     price: Price = OUTPUT_ONLY,
@@ -87,7 +89,7 @@ def agent(
                 **fields,
             ),
         ),
-        router=EffortRouter("reasoning", effort),
+        router=EffortRouter(tier, effort),
         tools=(look_up,),
         plan_tool=False,
         policy=policy,
@@ -126,6 +128,46 @@ def test_a_decision_without_effort_sends_none(server: OpenAIServer, db: str) -> 
 
     assert "reasoning_effort" not in server.completions()[0].body
     assert "effort" not in report.steps[0]
+
+
+def test_a_route_to_a_model_without_reasoning_sends_no_effort(
+    server: OpenAIServer, db: str
+) -> None:
+    # OpenAI answers a gpt-4.1 request that carries `reasoning_effort` with a 400: the
+    # route's effort must not reach it, and the call must not say it was sent.
+    server.push(LOOK_UP, ANSWER)
+    report = run(agent(server, tier="fast", effort="low"), db)
+
+    assert (report.status, report.answer) == ("done", "Shipped.")
+    bodies = [r.body for r in server.completions()]
+    assert [(b["model"], "reasoning_effort" in b) for b in bodies] == [
+        ("gpt-4.1", False),
+        ("gpt-4.1", False),
+    ]
+    assert [call.get("effort") for call in report.steps] == [None, None]
+
+
+@pytest.mark.parametrize(
+    ("model", "takes"),
+    [
+        (OpenAIModel(model="gpt-4.1"), False),
+        (OpenAIModel(model="gpt-4o-mini"), False),
+        (OpenAIModel(model="gpt-5-chat-latest"), False),
+        (OpenAIModel(model="gpt-5.2"), True),
+        (OpenAIModel(model="o3-mini"), True),
+        (OpenAIModel(model="openai/gpt-oss-120b"), True),
+        (OpenAIModel(model="my-deployment", reasoning_effort="low"), True),
+        (OpenAIModel(model="my-deployment", takes_effort=True), True),
+        (OpenAIModel(model="o4-mini", takes_effort=False), False),
+    ],
+)
+def test_which_models_take_an_effort(model: OpenAIModel, takes: bool) -> None:
+    assert model.accepts_effort() is takes
+
+
+def test_an_effort_on_a_model_said_to_take_none_is_refused() -> None:
+    with pytest.raises(SpecError, match="takes_effort"):
+        OpenAIModel(model="gpt-5.2", reasoning_effort="low", takes_effort=False)
 
 
 def test_effort_goes_only_to_models_that_take_one() -> None:

@@ -13,7 +13,7 @@ import re
 from typing import Literal
 
 from langchain_core.language_models import BaseChatModel
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from tierflow.errors import ModelError
 from tierflow.foundation.retry import RetryPolicy
@@ -26,6 +26,10 @@ SECRET_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "proxy-auth
 # Sent as the key to a server that takes none (vLLM, Ollama): the client requires one.
 NO_KEY = "no-key"
 
+# OpenAI's reasoning models, which take `reasoning_effort`; its other chat models
+# (gpt-4.1, gpt-4o, the `-chat` variants) answer a request carrying one with a 400.
+REASONING_MODELS = re.compile(r"^(o[1-9]|gpt-5(?!.*-chat)|gpt-oss|codex)", re.IGNORECASE)
+
 ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh"]
 ServiceTier = Literal["auto", "default", "flex", "priority"]
 
@@ -36,6 +40,10 @@ class OpenAIModel(SpecModel):
     `base_url` defaults to `$OPENAI_BASE_URL`, then to OpenAI. The key is read from the
     variable named by `api_key_env`; a server with a base URL may need none.
     `reasoning_effort` is sent only when set (only reasoning models accept it).
+    `takes_effort`: whether the model takes a `reasoning_effort` at all, so that a route's
+    effort is sent to it; by default, when the spec sets an effort or the name is one of
+    OpenAI's reasoning models (o1…, gpt-5…, gpt-oss…, codex…) — set it for a deployment
+    or a compatible server's model whose name doesn't say.
     `headers` are extra, non-secret HTTP headers (e.g. a gateway's routing header).
     `prompt_cache_key` is sent with every request so that the provider routes prompts
     with the same prefix to the same cache: this key if set, otherwise the one tierflow
@@ -52,6 +60,7 @@ class OpenAIModel(SpecModel):
     max_retries: int = Field(default=2, ge=0)
     backoff_s: float = Field(default=0.5, ge=0)
     reasoning_effort: ReasoningEffort | None = None
+    takes_effort: bool | None = None
     service_tier: ServiceTier | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     prompt_cache_key: str | None = Field(default=None, min_length=1)
@@ -85,10 +94,25 @@ class OpenAIModel(SpecModel):
             )
         return headers
 
+    @model_validator(mode="after")
+    def _effort_taken(self) -> OpenAIModel:
+        if self.takes_effort is False and self.reasoning_effort is not None:
+            raise ValueError(
+                "reasoning_effort is set, but takes_effort=False says the model takes none"
+            )
+        return self
+
     @classmethod
     def from_reference(cls, model: str) -> OpenAIModel:
         """The model of an `openai:MODEL` reference, with the default settings."""
         return cls(model=model)
+
+    def accepts_effort(self) -> bool:
+        """Whether a route's `reasoning_effort` may be sent to this model."""
+        if self.takes_effort is not None:
+            return self.takes_effort
+        name = self.model.rsplit("/", 1)[-1]
+        return self.reasoning_effort is not None or bool(REASONING_MODELS.match(name))
 
     def resolved_base_url(self) -> str | None:
         return self.base_url or os.environ.get("OPENAI_BASE_URL") or None

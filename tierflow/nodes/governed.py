@@ -37,21 +37,23 @@ class CallOptions:
     effort: str | None = None
     cap: int | None = None
 
-    def kwargs(self, chat: object) -> dict[str, Any]:
+    def kwargs(self, chat: object, takes_effort: bool = True) -> dict[str, Any]:
         """The options as `chat` takes them: `reasoning_effort` and
         `max_completion_tokens` for an OpenAI chat model; `max_tokens` (LangChain's name)
-        for any other. An effort goes only to models that take one (OpenAI's, and the
-        scripted model, which accepts and ignores it)."""
+        for any other. An effort goes only to models that take one: OpenAI's reasoning
+        models (`takes_effort`, from `OpenAIModel.accepts_effort`) and the scripted
+        model, which accepts and ignores it."""
         openai = _is_openai(chat)
         sent: dict[str, Any] = {}
-        if self.effort is not None and (openai or isinstance(chat, ScriptedChatModel)):
+        takes = (openai and takes_effort) or isinstance(chat, ScriptedChatModel)
+        if self.effort is not None and takes:
             sent["reasoning_effort"] = self.effort
         if self.cap is not None:
             sent["max_completion_tokens" if openai else "max_tokens"] = self.cap
         return sent
 
-    def sends_effort(self, chat: object) -> bool:
-        return "reasoning_effort" in self.kwargs(chat)
+    def sends_effort(self, chat: object, takes_effort: bool = True) -> bool:
+        return "reasoning_effort" in self.kwargs(chat, takes_effort)
 
 
 def _is_openai(chat: object) -> bool:

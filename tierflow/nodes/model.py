@@ -87,7 +87,7 @@ class TierModel:
 
     def sending(self, options: CallOptions) -> Runnable[LanguageModelInput, BaseMessage]:
         """The tier's model, with the call's effort and output cap bound as it takes them."""
-        sent = options.kwargs(self.chat())
+        sent = options.kwargs(self.chat(), self.takes_effort())
         return self.bound().bind(**sent) if sent else self.bound()
 
     def options(self, route: RouteDecision | None, policy: Policy | None) -> CallOptions:
@@ -96,6 +96,11 @@ class TierModel:
         effort = route.get("effort") if route is not None and route["tier"] == self.tier else None
         cap = output_cap(self.reference, self.max_output_tokens, effort, policy)
         return CallOptions(effort=effort, cap=cap)
+
+    def takes_effort(self) -> bool:
+        """Whether the model takes a `reasoning_effort` (an OpenAI model may not)."""
+        config = openai_model(self.reference)
+        return config.accepts_effort() if config is not None else True
 
     @property
     def label(self) -> str:
@@ -272,7 +277,9 @@ class ModelNode:
         if cache_source is not None:
             call["cache_source"] = str(cache_source)
         call["price_source"] = self.price.origin
-        if options.effort is not None and options.sends_effort(self.model.chat()):
+        if options.effort is not None and options.sends_effort(
+            self.model.chat(), self.model.takes_effort()
+        ):
             call["effort"] = options.effort
         if options.cap is not None:
             call["output_cap"] = options.cap
