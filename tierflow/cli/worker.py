@@ -4,6 +4,7 @@ prints it (jobs per tenant and status, each tenant's oldest wait, live workers).
 from __future__ import annotations
 
 import json
+import math
 import sys
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -31,6 +32,33 @@ def _seconds(value: float) -> float:
     return value
 
 
+def _hours(value: float) -> float:
+    if not 0 < value < math.inf:
+        raise typer.BadParameter(f"takes a number of hours above 0 (got {value:g})")
+    return value
+
+
+MaxDeathsOption = Annotated[
+    int,
+    typer.Option(
+        "--max-worker-deaths",
+        metavar="N",
+        help="A run whose worker died N times (it may crash its process) ends failed, "
+        "not back in the queue.",
+        callback=_positive,
+    ),
+]
+KeepJobsOption = Annotated[
+    float,
+    typer.Option(
+        "--keep-jobs-hours",
+        metavar="HOURS",
+        help="Delete finished jobs this old (the newest of each thread stays).",
+        callback=_hours,
+    ),
+]
+
+
 def worker(
     db: DbOption = "",
     concurrency: Annotated[
@@ -55,10 +83,13 @@ def worker(
             callback=_seconds,
         ),
     ] = 15.0,
+    max_worker_deaths: MaxDeathsOption = 3,
+    keep_jobs_hours: KeepJobsOption = 72.0,
 ) -> None:
     """Execute queued runs (`tierflow submit`) until SIGINT or SIGTERM, N at a time:
-    each holds its thread's lease; a dead worker's runs are resumed by the others. One
-    line per run as it starts and ends."""
+    each holds its thread's lease; a dead worker's runs are resumed by the others, up to
+    --max-worker-deaths times, then the run ends failed (`tierflow submit --resume
+    THREAD` queues it again). One line per run as it starts and ends."""
     from tierflow.workers import queue
 
     url = queue.postgres_url(db)
@@ -66,7 +97,12 @@ def worker(
     from tierflow.workers import WorkerOptions, serve
 
     options = WorkerOptions(
-        url, concurrency=concurrency, tenant_quota=tenant_quota, stalled_after=stalled_after
+        url,
+        concurrency=concurrency,
+        tenant_quota=tenant_quota,
+        stalled_after=stalled_after,
+        max_worker_deaths=max_worker_deaths,
+        keep_jobs_hours=keep_jobs_hours,
     )
     serve(options, _say)
 

@@ -8,8 +8,9 @@ job it could not run.
 
 procrastinate's schema is applied once per database, under the same session lock as
 tierflow's own tables (`tierflow.store.postgres`), beside the tenant slots
-(`tenants.py`). Its version is pinned by the `tierflow[workers]` extra: a newer
-procrastinate brings migrations this module does not apply.
+(`tenants.py`) and the workers' deaths per job (`reaper.py`). Its version is pinned by
+the `tierflow[workers]` extra: a newer procrastinate brings migrations this module does
+not apply.
 """
 
 from __future__ import annotations
@@ -38,6 +39,13 @@ SLOTS_DDL = (
     "CREATE TABLE IF NOT EXISTS tierflow_tenant_slots (job BIGINT PRIMARY KEY, "
     "tenant TEXT NOT NULL, taken_at DOUBLE PRECISION NOT NULL)"
 )
+# A worker's death while it ran a job, once per (job, attempts): two reapers finding the
+# same stalled job count one death (`reaper.py`). Deleted with the job.
+DEATHS_DDL = (
+    "CREATE TABLE IF NOT EXISTS tierflow_job_deaths (job BIGINT NOT NULL "
+    "REFERENCES procrastinate_jobs (id) ON DELETE CASCADE, attempts INTEGER NOT NULL, "
+    "died_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (job, attempts))"
+)
 _READY: set[str] = set()  # URLs whose queue tables this process has seen
 
 
@@ -61,8 +69,9 @@ def postgres_url(db: str) -> str:
 
 
 def set_up(url: str) -> None:
-    """tierflow's tables, procrastinate's and the tenant slots in the database at `url`
-    (once per process; safe for processes setting up one database at once)."""
+    """tierflow's tables, procrastinate's, the tenant slots and the job deaths in the
+    database at `url` (once per process; safe for processes setting up one database at
+    once)."""
     if url in _READY:
         return
     procrastinate = engine()
@@ -80,6 +89,7 @@ def set_up(url: str) -> None:
                     if found is None or found[0] is None:
                         conn.execute(schema.encode())
                     conn.execute(SLOTS_DDL.encode())
+                    conn.execute(DEATHS_DDL.encode())
             finally:
                 conn.execute(SCHEMA_UNLOCK)
     except psycopg.Error as error:

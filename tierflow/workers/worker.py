@@ -1,13 +1,15 @@
 """A worker process: procrastinate's worker executing `tierflow.run_thread` jobs, N at a
 time, each in a thread of its own (a `Runner` is synchronous).
 
-Beside procrastinate's loop runs the reaper: every second it puts back in the queue the
-jobs of workers whose heartbeat is older than `stalled_after` (a worker SIGKILLed, or
-cut off) — procrastinate finds them, tierflow decides to run them again. Any worker
-then resumes such a thread from its last checkpoint, once its lease is free: at once on
-the dead worker's machine (the holder's process is gone), else when the lease expires.
-With the defaults (heartbeat every 5 s, stalled after 15 s, leases of 20 s) a killed
-worker's runs continue elsewhere within about 20 s.
+Beside procrastinate's loop runs the reaper (`reaper.py`): every second it puts back in
+the queue the jobs of workers whose heartbeat is older than `stalled_after` (a worker
+SIGKILLed, or cut off) — procrastinate finds them, tierflow decides to run them again,
+up to `max_worker_deaths` times a job, then fails it. Any worker then resumes such a
+thread from its last checkpoint, once its lease is free: at once on the dead worker's
+machine (the holder's process is gone), else when the lease expires. With the defaults
+(heartbeat every 5 s, stalled after 15 s, leases of 20 s) a killed worker's runs
+continue elsewhere within about 20 s. The reaper also deletes jobs finished over
+`keep_jobs_hours` ago.
 
 Every job prints one line when it starts and one when it ends, with a timestamp, the
 thread and its tenant: `2026-12-01T19:13:08.123Z start THREAD tenant=T job=J`.
@@ -27,11 +29,12 @@ from typing import Any
 import procrastinate
 
 from tierflow.errors import CheckpointError, ThreadBusy, TierflowError
-from tierflow.workers import jobs, queue
+from tierflow.workers import jobs, queue, reaper
 from tierflow.workers.tenants import TenantBusy
 
 STALLED_AFTER_S = 15.0
-REAP_EVERY_S = 1.0
+MAX_WORKER_DEATHS = 3
+KEEP_JOBS_HOURS = 72.0
 POLL_S = 0.5  # how often an idle worker looks for jobs put back for later
 BUSY_RETRY_S = 1  # a job whose thread or tenant is busy runs again this much later
 STORE_RETRIES = 5  # a store error: tried again this many times, backing off
@@ -48,6 +51,8 @@ class WorkerOptions:
     tenant_quota: int | None = None
     stalled_after: float = STALLED_AFTER_S
     lease_ttl: float = jobs.LEASE_TTL_S
+    max_worker_deaths: int = MAX_WORKER_DEATHS  # then a job that kills its worker fails
+    keep_jobs_hours: float = KEEP_JOBS_HOURS  # finished jobs are deleted after this
 
 
 def stamp() -> str:
@@ -71,7 +76,9 @@ async def _serve(options: WorkerOptions, say: Say) -> None:
     app = procrastinate.App(connector=connector)
     register(app, options, say)
     async with app.open_async():
-        reaper = asyncio.create_task(_reap(app, options, say))
+        reaping = asyncio.create_task(
+            reaper.reap(app, options, lambda line: say(f"{stamp()} {line}"))
+        )
         say(f"{stamp()} ready pid={os.getpid()} concurrency={options.concurrency}")
         try:
             await app.run_worker_async(
@@ -84,7 +91,7 @@ async def _serve(options: WorkerOptions, say: Say) -> None:
                 install_signal_handlers=True,
             )
         finally:
-            reaper.cancel()
+            reaping.cancel()
     say(f"{stamp()} stopped pid={os.getpid()}")
 
 
@@ -125,23 +132,3 @@ def _job(settings: jobs.Settings, say: Say, job: jobs.Job) -> str:
     except TierflowError as error:
         say(f"{stamp()} error {job.thread} {where}: {error}")
         raise
-
-
-async def _reap(app: procrastinate.App, options: WorkerOptions, say: Say) -> None:
-    """Put back in the queue the jobs of workers that stopped beating."""
-    manager = app.job_manager
-    while True:
-        await asyncio.sleep(REAP_EVERY_S)
-        try:
-            stalled = await manager.get_stalled_jobs(
-                queue=queue.QUEUE, seconds_since_heartbeat=options.stalled_after
-            )
-        except procrastinate.exceptions.ConnectorException as error:
-            say(f"{stamp()} reaper: {error}")
-            continue
-        for job in stalled:
-            try:
-                await manager.retry_job(job)
-            except procrastinate.exceptions.ConnectorException:
-                continue  # another worker's reaper put it back first
-            say(f"{stamp()} requeued {job.task_kwargs.get('thread')} job={job.id} (worker gone)")
