@@ -33,15 +33,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
-import multiprocessing.connection
 import os
 import shutil
 import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -57,7 +54,14 @@ AGENT = ROOT / "tests" / "agents" / "once_bank.py"
 sys.path.insert(0, str(ROOT / "tests"))
 
 from agents import once_bank  # noqa: E402 — the test agent
-from kill_campaign import Completed, commit, machine, postgres_targets  # noqa: E402
+from hardware import machine  # noqa: E402
+from kill_campaign import (  # noqa: E402
+    Completed,
+    ForkLauncher,
+    as_child,
+    commit,
+    postgres_targets,
+)
 from langchain_core.runnables import RunnableConfig  # noqa: E402
 
 from tierflow import store as run_store  # noqa: E402
@@ -156,14 +160,8 @@ def exec_launch(argv: Sequence[str], env: Mapping[str, str], log: Path) -> Compl
 
 
 def _child(argv: list[str], env: dict[str, str], log: str) -> None:
-    """A forked process: this environment and folder, its output in `log`.out/.err."""
-    os.environ.clear()
-    os.environ.update(env)
-    os.chdir(Path(log).parent)
-    for fd, suffix in ((1, ".out"), (2, ".err")):
-        handle = os.open(log + suffix, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        os.dup2(handle, fd)
-        os.close(handle)
+    """A forked process: `tierflow ...` or the bank's own commands."""
+    as_child(env, log)
     try:
         if argv[0] == "tierflow":
             from tierflow.cli.app import main
@@ -177,28 +175,9 @@ def _child(argv: list[str], env: dict[str, str], log: str) -> None:
         sys.stderr.flush()
 
 
-class ForkLauncher:
-    """Commands forked from a server that imported tierflow once (starting and reaping a
-    process take a lock: multiprocessing's bookkeeping is not thread-safe)."""
-
-    def __init__(self) -> None:
-        self.context = multiprocessing.get_context("forkserver")
-        self.context.set_forkserver_preload([*RUN_STACK, "agents.once_bank"])
-        self.lock = threading.Lock()
-
-    def __call__(self, argv: Sequence[str], env: Mapping[str, str], log: Path) -> Completed:
-        process = self.context.Process(target=_child, args=(list(argv), dict(env), str(log)))
-        with self.lock:
-            process.start()
-        ended = multiprocessing.connection.wait([process.sentinel], TIMEOUT_S)
-        with self.lock:
-            if not ended:
-                process.kill()
-            process.join()
-            code = process.exitcode
-            process.close()
-        assert code is not None
-        return Completed(code, _read(log.with_suffix(".out")), _read(log.with_suffix(".err")))
+def fork_launcher() -> ForkLauncher:
+    """Commands forked from a server that imported tierflow and the bank once."""
+    return ForkLauncher([*RUN_STACK, "agents.once_bank"], _child, hang_is_error=False)
 
 
 # -- one case ------------------------------------------------------------------------------
@@ -402,7 +381,7 @@ def main() -> None:
     if "postgres" in stores and not args.server:
         parser.error("--store postgres needs --server URL (or TIERFLOW_TEST_POSTGRES)")
     cases = [c for c in every_case(stores) if not args.mechanism or c.mechanism in args.mechanism]
-    launch: Launch = exec_launch if args.exec else ForkLauncher()
+    launch: Launch = exec_launch if args.exec else fork_launcher()
     root = Path(tempfile.mkdtemp(prefix="exactly-once-"))
     started = time.perf_counter()
     results = campaign(

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import signal
 import sqlite3
@@ -73,21 +72,6 @@ INPUTS = (
 
 class CheckFailed(Exception):
     """What the fleet got wrong."""
-
-
-def machine() -> dict[str, Any]:
-    cpuinfo = Path("/proc/cpuinfo")
-    models = [
-        line.split(":", 1)[1].strip()
-        for line in (cpuinfo.read_text().splitlines() if cpuinfo.exists() else [])
-        if line.startswith("model name")
-    ]
-    return {
-        "uname": " ".join(os.uname()),
-        "cpus": os.cpu_count(),
-        "cpu_model": models[0] if models else platform.processor(),
-        "python": platform.python_version(),
-    }
 
 
 @contextmanager

@@ -43,7 +43,6 @@ import json
 import multiprocessing
 import multiprocessing.connection
 import os
-import platform
 import shutil
 import signal
 import sqlite3
@@ -63,6 +62,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
+
+from hardware import machine
 
 from tierflow.store import RunsTable, database
 from tierflow.store.targets import is_postgres
@@ -170,8 +171,8 @@ def _read(path: Path) -> str:
     return path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
 
 
-def _cli_child(argv: list[str], env: dict[str, str], log: str) -> None:
-    """A forked `tierflow` process: this environment, folder and output files."""
+def as_child(env: dict[str, str], log: str) -> None:
+    """In a forked process: this environment, `log`'s folder, output in `log`.out/.err."""
     os.environ.clear()
     os.environ.update(env)
     os.chdir(Path(log).parent)
@@ -179,6 +180,11 @@ def _cli_child(argv: list[str], env: dict[str, str], log: str) -> None:
         handle = os.open(log + suffix, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         os.dup2(handle, fd)
         os.close(handle)
+
+
+def _cli_child(argv: list[str], env: dict[str, str], log: str) -> None:
+    """A forked `tierflow` process: this environment, folder and output files."""
+    as_child(env, log)
     from tierflow.cli.app import main
 
     sys.argv = ["tierflow", *argv]
@@ -195,15 +201,25 @@ class ForkLauncher:
     Safe to call from several threads: multiprocessing's own bookkeeping is not (a
     `Process.start()` polls the other processes it started, and two threads reading
     one process's exit status at once lose it: it comes back as 255), so starting a
-    process and reading its status take a lock; waiting for it does not."""
+    process and reading its status take a lock; waiting for it does not.
 
-    def __init__(self) -> None:
+    `preload`: the modules the server imports; `child`: what a forked process runs
+    (`tierflow` by default); `hang_is_error`: a command still running after `TIMEOUT_S`
+    raises `CampaignError` (else it is killed and its status is -9)."""
+
+    def __init__(
+        self,
+        preload: Sequence[str] = PRELOAD,
+        child: Callable[[list[str], dict[str, str], str], None] = _cli_child,
+        hang_is_error: bool = True,
+    ) -> None:
         self.context = multiprocessing.get_context("forkserver")
-        self.context.set_forkserver_preload(PRELOAD)
+        self.context.set_forkserver_preload(list(preload))
         self.lock = threading.Lock()
+        self.child, self.hang_is_error = child, hang_is_error
 
     def __call__(self, argv: Sequence[str], env: Mapping[str, str], log: Path) -> Completed:
-        process = self.context.Process(target=_cli_child, args=(list(argv), dict(env), str(log)))
+        process = self.context.Process(target=self.child, args=(list(argv), dict(env), str(log)))
         with self.lock:
             process.start()
         ended = multiprocessing.connection.wait([process.sentinel], TIMEOUT_S)
@@ -213,7 +229,7 @@ class ForkLauncher:
             process.join()
             code = process.exitcode
             process.close()
-        if not ended:
+        if not ended and self.hang_is_error:
             raise CampaignError(f"tierflow {' '.join(argv)} hung for {TIMEOUT_S:.0f} s")
         assert code is not None
         return Completed(code, _read(log.with_suffix(".out")), _read(log.with_suffix(".err")))
@@ -593,21 +609,6 @@ def campaign(
                 live = [item for item, r in zip(live, done, strict=True) if r.killed]
             nth += 1
     return references, results
-
-
-def machine() -> dict[str, Any]:
-    cpuinfo = Path("/proc/cpuinfo")
-    models = [
-        line.split(":", 1)[1].strip()
-        for line in (cpuinfo.read_text().splitlines() if cpuinfo.exists() else [])
-        if line.startswith("model name")
-    ]
-    return {
-        "uname": " ".join(os.uname()),
-        "cpus": os.cpu_count(),
-        "cpu_model": models[0] if models else platform.processor(),
-        "python": platform.python_version(),
-    }
 
 
 def commit() -> str:

@@ -42,6 +42,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
+from hardware import cpu_model
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langchain_core.tools import StructuredTool
@@ -492,16 +493,6 @@ def markdown(results: list[dict[str, Any]]) -> str:
             ratio += f" (CPU {row['cpu_ratio']:.2f}×)"
         lines.append(f"| {row['label']} | {cells[0]} | {cells[1]} | {ratio} | {target} |")
     return "\n".join(lines)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def commit() -> str | None:

@@ -44,7 +44,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
-from fleet_check import machine
+from hardware import machine
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from psycopg import sql

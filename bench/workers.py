@@ -134,7 +134,7 @@ def main() -> None:
     from datetime import UTC, datetime
     from pathlib import Path
 
-    from fleet_check import machine
+    from hardware import machine
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--db", default=os.environ.get("TIERFLOW_TEST_POSTGRES"))
