@@ -24,6 +24,7 @@ import pytest
 from conftest import Cli
 
 from tierflow import Agent, AgentStep, Scenario, ScriptedChatModel
+from tierflow.graphs.assignments import ASSIGNMENTS
 from tierflow.graphs.workflow import walk
 from tierflow.models import Price
 from tierflow.testing import OpenAIServer, RecordedRequest, Reply, Usage
@@ -243,3 +244,36 @@ def test_the_dispute_runs_on_the_provider_to_the_approval_then_records_the_refun
     assert again.code == 1
     assert "is not waiting for a review" in again.err
     assert refunds(tmp_path) == [(1042, 349.0)]  # recorded once
+
+
+def test_bench_routes_replays_every_assignment_on_the_provider(
+    server: OpenAIServer, cli: Cli, tmp_path: Path
+) -> None:
+    script_workflow(server)
+    inputs = tmp_path / "requests.jsonl"
+    inputs.write_text(json.dumps({"input": DAMAGED}) + "\n", encoding="utf-8")
+    done = cli(
+        "bench-routes", str(EXAMPLE), "--provider", "openai", "--inputs", str(inputs),
+        "--db", str(tmp_path / "none.db"), "--json",
+    )  # fmt: skip
+    assert done.code == 0, done.err
+    rows = json.loads(done.out)["assignments"]
+    assert [r["assignment"] for r in rows] == list(ASSIGNMENTS)
+    assert [r["statuses"] for r in rows] == [{"done": 1}] * len(ASSIGNMENTS)
+
+    # The assignments replay one after the other, each the workflow's seven calls, on
+    # the models the assignment gives the steps.
+    sent = server.requests
+    assert len(sent) == 7 * len(ASSIGNMENTS)
+    by_assignment = {a: sent[7 * i : 7 * (i + 1)] for i, a in enumerate(ASSIGNMENTS)}
+    declared = {step: MODELS[tier] for step, (_, tier, _) in STEPS.items()}
+    assert {r.model for r in by_assignment["all-fast"]} == {MODELS["fast"]}
+    assert {r.model for r in by_assignment["all-reasoning"]} == {MODELS["reasoning"]}
+    assert all(r.model == declared[step_of(r)] for r in by_assignment["declared"])
+    # Each assignment costs what the server reported for its calls, priced by hand at
+    # the model that made each one.
+    price_of = {MODELS[tier]: PRICES[tier] for tier in MODELS}
+    for row in rows:
+        made = by_assignment[row["assignment"]]
+        expected = sum(hand_cost(r.usage, price_of[r.model]) for r in made if r.usage)
+        assert row["cost_usd"] == pytest.approx(expected)

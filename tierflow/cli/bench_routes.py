@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from tierflow.cli.options import DEFAULT_DB, DbOption, JsonOption
+from tierflow.cli.run import ProviderOption
 from tierflow.errors import LoadError, TierflowError
 from tierflow.runs.load import load_declared, split_reference
 
@@ -40,6 +41,7 @@ def bench_routes_command(
         ),
     ] = None,
     db: DbOption = DEFAULT_DB,
+    provider: ProviderOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Compare a workflow's guard-pass rate and cost under each assignment of tiers.
@@ -47,12 +49,13 @@ def bench_routes_command(
     Replays the requests with every agent step all-fast, all-reasoning, as declared and
     routed, and prints them side by side, with each step's cost. Each replay runs in a
     throwaway run store (--db is only read), with approvals answered `approve` so that
-    paused runs complete."""
+    paused runs complete. --provider serves the tiers with real models (every
+    assignment's calls are made, and paid for)."""
     from tierflow.graphs.workflow import Workflow
     from tierflow.runs.bench_routes import as_json as document
     from tierflow.runs.bench_routes import bench_routes, saving
 
-    workflow, source = load_declared(workflow_ref)
+    workflow, source = load_declared(workflow_ref, provider)
     if not isinstance(workflow, Workflow):
         kind = type(workflow).__name__
         raise LoadError(
