@@ -48,8 +48,9 @@ class StreamPrinter:
                 self._tokens(node, message)
         elif mode == "custom" and isinstance(chunk, Mapping) and chunk.get("event") == "retry":
             self._end_line()
+            tool = f" {chunk['tool']}" if chunk.get("tool") else ""  # a tool's, not a model's
             self.console.print(
-                f"  [yellow]retry[/] {display(str(chunk['node']))} "
+                f"  [yellow]retry[/] {display(str(chunk['node']))}{escape(tool)} "
                 f"{chunk['retry']}/{chunk['max_retries']} in {chunk['delay_s']:.2f}s: "
                 f"[dim]{escape(short(str(chunk['reason'])))}[/]"
             )

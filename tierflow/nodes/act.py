@@ -26,7 +26,9 @@ from typing import Any, TypeVar
 
 from langchain_core.messages import AIMessage, InvalidToolCall, ToolCall, ToolMessage
 from langchain_core.runnables import Runnable, RunnableConfig
+from langgraph.config import get_stream_writer
 
+from tierflow.foundation.retry import RetryEvent
 from tierflow.governance.gate import OnWait
 from tierflow.governance.governor import Governor
 from tierflow.governance.idempotency import idempotency_key
@@ -71,6 +73,8 @@ class Turn:
     governor: ToolGovernor
     answered_first: bool  # see `output_guards.answered_from_record`
     store: str | Path  # the run store (a `SameTransaction` tool's default database)
+    # The run's "custom" stream (a no-op when nobody streams it): a tool's retries go there.
+    report: Callable[[Any], None]
 
 
 class Act:
@@ -127,7 +131,8 @@ class Act:
         answered = self.holds_results and answered_from_record(governor, work)
         cleared, records = checked(state, work, governor, self.scopes)
         store = self.governing.store_of(config)
-        return Turn(calls, cleared, skipped, records, governor, answered, store)
+        report = _stream_writer()  # here, in the node's context; called from any thread
+        return Turn(calls, cleared, skipped, records, governor, answered, store, report)
 
     def plan(
         self, state: AgentState, config: RunnableConfig, resources: TurnResources
@@ -143,12 +148,11 @@ class Act:
         calls = list(last.tool_calls)
         runnable, refused = calls[: self.max_calls], calls[self.max_calls :]
         work: list[Prepared | ToolResult] = []
-        for call in runnable:
+        for call, call_id in zip(runnable, call_ids(runnable, step), strict=True):
             tool = self.tools.get(call["name"])
             if tool is None:
-                work.append(_unknown(call, self.tools))
+                work.append(_unknown(call, call_id, self.tools))
                 continue
-            call_id = call["id"] or f"{call['name']}-{step}"
             context = ToolContext(
                 thread_id=thread_id,
                 step=step,
@@ -186,8 +190,16 @@ class Act:
         governor = turn.governor
         # the redaction of the run's side-effect records (the default one without a policy)
         redactor = governor.redactor if isinstance(governor, Governor) else self.redactor
+
+        def on_retry(event: RetryEvent) -> None:
+            # Seen by `stream_mode="custom"` (and `tierflow run --stream`), as a model's are.
+            turn.report({"event": "retry", "node": "act", "tool": tool.name, **event})
+
         return CallPlan(
-            retry=tool.retry or self.retry, store=turn.store, redact=redactor.redact_text
+            retry=tool.retry or self.retry,
+            store=turn.store,
+            redact=redactor.redact_text,
+            on_retry=on_retry,
         )
 
     @cached_property
@@ -219,6 +231,21 @@ def _cleared(turn: Turn) -> list[Cleared]:
 
 
 # --- one call -----------------------------------------------------------------------
+
+
+def call_ids(calls: Sequence[ToolCall], step: int) -> list[str]:
+    """Each call's id in its turn: the model's, unless it sent none or repeated one
+    (some servers do) — then the tool's name, the step and the call's position. No two
+    calls of a turn share an id, so none shares another's idempotency key."""
+    ids: list[str] = []
+    for position, call in enumerate(calls):
+        call_id = call["id"]
+        if not call_id or call_id in ids:
+            call_id = f"{call['name']}-{step}-{position}"
+        while call_id in ids:  # a model's id that happens to look like ours
+            call_id += "'"
+        ids.append(call_id)
+    return ids
 
 
 def prepare(
@@ -259,10 +286,10 @@ def _failed(name: str, call_id: str, message: str) -> ToolResult:
     return ToolResult(call_id=call_id, name=name, ok=False, content=message)
 
 
-def _unknown(call: ToolCall, tools: Mapping[str, Tool]) -> ToolResult:
+def _unknown(call: ToolCall, call_id: str, tools: Mapping[str, Tool]) -> ToolResult:
     return _failed(
         call["name"],
-        call["id"] or "",
+        call_id,
         f"Unknown tool {call['name']!r}. Available tools: {', '.join(sorted(tools))}.",
     )
 
@@ -302,3 +329,11 @@ def _plan_from(calls: Sequence[ToolCall], results: Sequence[ToolResult]) -> list
         if call["name"] == UPDATE_PLAN and result["ok"]:
             plan = [PlanStep(step=s["step"], status=s["status"]) for s in call["args"]["steps"]]
     return plan
+
+
+def _stream_writer() -> Callable[[Any], None]:
+    """The run's "custom" stream writer; a no-op for a node invoked outside a graph."""
+    try:
+        return get_stream_writer()
+    except (KeyError, RuntimeError):
+        return lambda _chunk: None

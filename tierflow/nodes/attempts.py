@@ -9,6 +9,7 @@ timeout left an earlier one without an outcome); in-process retries count on fro
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import itertools
 import json
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tierflow.foundation.retry import RetryPolicy
+from tierflow.foundation.retry import OnRetry, RetryPolicy
 from tierflow.governance.retry import acall_tool_with_retries, call_tool_with_retries
 from tierflow.governance.side_effects import RecordedResult
 from tierflow.nodes.executor import acall_in_time, call_in_time, in_thread
@@ -43,6 +44,7 @@ class CallPlan:
     retry: RetryPolicy | None
     store: str | Path  # the run store (a `SameTransaction` without its own connection)
     redact: Redact
+    on_retry: OnRetry | None = None  # told of each retry before it waits
 
 
 def attempts(prepared: Prepared, plan: CallPlan, first: int = 1) -> RecordedResult | None:
@@ -54,7 +56,11 @@ def attempts(prepared: Prepared, plan: CallPlan, first: int = 1) -> RecordedResu
 
     tool = prepared.tool
     try:
-        value = attempt() if plan.retry is None else call_tool_with_retries(attempt, plan.retry)
+        value = (
+            attempt()
+            if plan.retry is None
+            else call_tool_with_retries(attempt, plan.retry, on_retry=plan.on_retry)
+        )
     except TimeoutError:  # concurrent.futures.TimeoutError is the builtin
         return None
     except Exception as error:  # noqa: BLE001 — any tool failure is an observation
@@ -73,7 +79,9 @@ async def aattempts(prepared: Prepared, plan: CallPlan, first: int = 1) -> Recor
     tool = prepared.tool
     try:
         value = await (
-            attempt() if plan.retry is None else acall_tool_with_retries(attempt, plan.retry)
+            attempt()
+            if plan.retry is None
+            else acall_tool_with_retries(attempt, plan.retry, on_retry=plan.on_retry)
         )
     except TimeoutError:
         return None
@@ -106,8 +114,11 @@ async def aone_attempt(prepared: Prepared, plan: CallPlan, number: int) -> Any:
 
 
 def numbered(prepared: Prepared, number: int) -> dict[str, Any]:
-    """The call's keyword arguments, its `ToolContext` (if it takes one) numbered."""
-    kwargs = dict(prepared.kwargs)
+    """The call's keyword arguments, its `ToolContext` (if it takes one) numbered. The
+    model's arguments are a copy per attempt: what a tool changes in them reaches
+    neither a retry nor the record of the call."""
+    filled = prepared.tool.injected.names()
+    kwargs = {k: v if k in filled else copy.deepcopy(v) for k, v in prepared.kwargs.items()}
     name = prepared.tool.context_param
     if name is not None:
         kwargs[name] = dataclasses.replace(prepared.context, attempt=number)
@@ -132,13 +143,25 @@ def _transaction_job(
 
 
 def failure_text(tool: Tool, error: BaseException) -> str:
-    notes = "; ".join(getattr(error, "__notes__", []))
-    text = f"{tool.name} failed: {type(error).__name__}: {error}"
+    notes = "; ".join(map(_text, getattr(error, "__notes__", [])))
+    text = f"{tool.name} failed: {type(error).__name__}: {_text(error)}"
     return f"{text} ({notes})" if notes else text
 
 
 def render(value: Any) -> str:
-    """A tool's return value as the text the model reads."""
+    """A tool's return value as the text the model reads: JSON, else (keys JSON can't
+    hold, a cycle) its `str`. Never raises: the tool has run, its effect may be done."""
     if isinstance(value, str):
         return value
-    return json.dumps(value, default=str, ensure_ascii=False)
+    try:
+        return json.dumps(value, default=_text, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        return _text(value)
+
+
+def _text(value: object) -> str:
+    """`str(value)`, or its default repr when its `__str__` raises."""
+    try:
+        return str(value)
+    except Exception:  # noqa: BLE001 — a result's own __str__ must not crash the turn
+        return object.__repr__(value)
