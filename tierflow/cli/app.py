@@ -12,6 +12,7 @@ order.
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 from collections.abc import Sequence
@@ -56,6 +57,9 @@ app.add_typer(router.router_app, name="router")
 def main() -> None:
     """Entry point: exits with a code of `EXIT_CODES`, after one clear line on stderr
     for every expected failure."""
+    for stream in (sys.stdout, sys.stderr):  # a lone surrogate in a run's text prints
+        if isinstance(stream, io.TextIOWrapper):  # as `\udcff`, not a crash or bad UTF-8
+            stream.reconfigure(errors="backslashreplace")
     sys.exit(invoke(sys.argv[1:]))
 
 

@@ -52,7 +52,12 @@ StreamOption = Annotated[
 
 
 def _write_json(document: Any) -> None:
-    sys.stdout.write(json.dumps(document, ensure_ascii=False) + "\n")
+    text = json.dumps(document, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (a step's output): escaped, still JSON
+        text = json.dumps(document)
+    sys.stdout.write(text + "\n")
 
 
 def _finish(report: RunReport, db: str, as_json: bool) -> None:

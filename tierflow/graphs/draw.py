@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Iterable
 
 from tierflow.graphs.names import GUARD_PREFIX, MODEL_PREFIX, display
 from tierflow.graphs.overlay import Overlay
@@ -14,25 +15,46 @@ def _mermaid_id(node: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", node)
 
 
-def _mermaid_node(node: str, notes: tuple[str, ...] = ()) -> str:
-    label = display(node)
+def mermaid_ids(nodes: Iterable[str], taken: set[str], prefix: str = "") -> dict[str, str]:
+    """A Mermaid id per node: `prefix` and its name with every other character `_`,
+    made unique (`_2`, `_3`, …) where two names would meet — `join.x` and a step
+    `join_x`, two guards `a.b` and `a_b`. `taken` holds the diagram's ids so far; the
+    new ones are added to it."""
+    ids: dict[str, str] = {}
+    for node in nodes:
+        base = prefix + _mermaid_id(node)
+        candidate, number = base, 2
+        while candidate in taken:
+            candidate, number = f"{base}_{number}", number + 1
+        taken.add(candidate)
+        ids[node] = candidate
+    return ids
+
+
+def mermaid_node(node: str, node_id: str, notes: tuple[str, ...] = ()) -> str:
+    """One node's line (without indent): its id and its label, quoted when it needs it."""
+    label = mermaid_text(display(node))
     if notes:  # act: the guards it applies to tool arguments (⟵) and results (⟶)
-        lines = "<br/>".join([label, *(_mermaid_text(note) for note in notes)])
+        lines = "<br/>".join([label, *(mermaid_text(note) for note in notes)])
         if node in ("__start__", "__end__"):
-            return f'{_mermaid_id(node)}(["{lines}"])'
+            return f'{node_id}(["{lines}"])'
         if node.startswith(GUARD_PREFIX):
-            return f'{_mermaid_id(node)}{{{{"{lines}"}}}}'
-        return f'{_mermaid_id(node)}["{lines}"]'
+            return f'{node_id}{{{{"{lines}"}}}}'
+        return f'{node_id}["{lines}"]'
     if node in ("__start__", "__end__"):
-        return f"{_mermaid_id(node)}([{label}])"
+        return f"{node_id}([{label}])"
     if node.startswith(GUARD_PREFIX):
-        return f'{_mermaid_id(node)}{{{{"{label}"}}}}'
-    if node.startswith(MODEL_PREFIX):
-        return f'{_mermaid_id(node)}["{label}"]'
-    return f"{_mermaid_id(node)}[{label}]"
+        return f'{node_id}{{{{"{label}"}}}}'
+    if node.startswith(MODEL_PREFIX) or not PLAIN_LABEL.match(label):
+        return f'{node_id}["{label}"]'
+    return f"{node_id}[{label}]"
 
 
-def _mermaid_text(text: str) -> str:
+# A label Mermaid reads unquoted (a step's name, `workflow.start`, `join.gather`).
+PLAIN_LABEL = re.compile(r"^[A-Za-z0-9_.]+$")
+
+
+def mermaid_text(text: str) -> str:
     """Text inside a quoted Mermaid label: its quotes and angle brackets as entities."""
     return text.replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
 
@@ -43,23 +65,24 @@ def mermaid(shape: Shape, overlay: Overlay | None = None) -> str:
     and cost; the edges it took thick, with their counts; failed guards and denied calls
     in the `failed` class."""
     lines = ["flowchart TD"]
+    ids = mermaid_ids(shape.nodes, set())
     for node in shape.nodes:
         notes = shape.notes_of(node) + (overlay.lines(node) if overlay else ())
-        lines.append(f"    {_mermaid_node(node, notes)}")
+        lines.append(f"    {mermaid_node(node, ids[node], notes)}")
     taken: list[int] = []
     for index, (source, target, label) in enumerate(_mermaid_edges(shape, overlay)):
         count = overlay.taken(source, target) if overlay else 0
-        ids = f"{_mermaid_id(source)} %s {_mermaid_id(target)}"
+        pair = f"{ids.get(source, _mermaid_id(source))} %s {ids.get(target, _mermaid_id(target))}"
         if count:
             taken.append(index)
-            counted = f"{label or ''} ×{count}".strip()
-            lines.append("    " + ids % f'== "{counted}" ==>')
+            counted = mermaid_text(f"{label or ''} ×{count}".strip())
+            lines.append("    " + pair % f'== "{counted}" ==>')
         elif label is None:
-            lines.append("    " + ids % "-->")
+            lines.append("    " + pair % "-->")
         else:
-            lines.append("    " + ids % f'-. "{label}" .->')
+            lines.append("    " + pair % f'-. "{mermaid_text(label)}" .->')
     if overlay is not None:
-        lines += _mermaid_styles(shape, overlay, taken)
+        lines += _mermaid_styles(shape, overlay, taken, ids)
     return "\n".join(lines) + "\n"
 
 
@@ -77,7 +100,9 @@ def _mermaid_edges(shape: Shape, overlay: Overlay | None) -> list[tuple[str, str
     return edges
 
 
-def _mermaid_styles(shape: Shape, overlay: Overlay, taken: list[int]) -> list[str]:
+def _mermaid_styles(
+    shape: Shape, overlay: Overlay, taken: list[int], ids: dict[str, str]
+) -> list[str]:
     failed = [n for n in shape.nodes if n in overlay.failed]
     ran = [n for n in shape.nodes if overlay.ran(n) and n not in overlay.failed]
     lines = [
@@ -86,7 +111,7 @@ def _mermaid_styles(shape: Shape, overlay: Overlay, taken: list[int]) -> list[st
     ]
     for name, nodes in (("visited", ran), ("failed", failed)):
         if nodes:
-            lines.append(f"    class {','.join(_mermaid_id(n) for n in nodes)} {name}")
+            lines.append(f"    class {','.join(ids[n] for n in nodes)} {name}")
     if taken:
         lines.append(f"    linkStyle {','.join(map(str, taken))} stroke:#2563eb")
     return lines

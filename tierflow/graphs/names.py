@@ -16,7 +16,10 @@ WORKFLOW_FINISH = "workflow.finish"
 LOOP_PREFIX = "loop."  # a loop's counter: its cycle is bounded by `max_iterations`
 JOIN_PREFIX = "join."  # where a parallel step's branches meet
 ESCALATED_SUFFIX = ".escalated"  # an agent step's second attempt, on a stronger tier
-HALTED = "halted"  # the exit to END of a workflow that a step ended (failed, refused…)
+# The exit to END of a workflow that a step ended (failed, refused…). A workflow's other
+# edges are labelled with the node they go to, so no step may be named `halted`.
+HALTED = "halted"
+ESCALATE = "escalate"  # how diagrams label the edge to an agent step's escalated attempt
 
 # Edge labels of exits that end a run without the model's answer: the guard invariant
 # (every answer passes every guard) does not apply to them.

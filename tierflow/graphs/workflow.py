@@ -25,6 +25,7 @@ from pydantic import Field, PositiveInt, PrivateAttr, model_validator
 from tierflow.errors import SpecError
 from tierflow.foundation.spec import SpecModel
 from tierflow.governance.policy import Policy
+from tierflow.graphs.names import HALTED
 from tierflow.graphs.spec import Agent, Tier, policy_spec
 from tierflow.guardrails.base import Guardrail
 from tierflow.routing.decision import Effort
@@ -52,6 +53,10 @@ class StepBase(SpecModel):
         if not STEP_NAME.match(self.name):
             raise SpecError(
                 "name", f"{self.name!r}: lower-case letters, digits and _, starting with a letter"
+            )
+        if self.name == HALTED:
+            raise SpecError(
+                "name", f"{HALTED!r} is reserved: it labels the exit of a run a step ended"
             )
         return self
 

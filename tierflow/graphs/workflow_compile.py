@@ -194,7 +194,7 @@ class Steps:
             node = approval_node(step.name, step.message, audited=self.policy is not None)
             add_node(self.builder, step.name, node)
         elif isinstance(step, Workflow):
-            add_node(self.builder, step.name, nested_node(step.name, self.nested(step)))
+            add_node(self.builder, step.name, self.nested(step))
         elif isinstance(step, Parallel):
             return self.parallel(step, after)
         elif isinstance(step, Loop):
@@ -204,10 +204,12 @@ class Steps:
         self.edge(step.name, after)
         return to(step.name)
 
-    def nested(self, workflow: Workflow) -> Any:
+    def nested(self, workflow: Workflow) -> Callable[[Mapping[str, Any]], Any]:
+        """The node of a nested workflow: its own graph, invoked as a subgraph."""
         inherited = workflow.policy or self.policy
         copy = workflow.model_copy(update={"policy": inherited})
-        return build_workflow(copy, nested=True).compile(name=workflow.name)
+        graph = build_workflow(copy, nested=True).compile(name=workflow.name)
+        return nested_node(workflow.name, graph, frozenset(s.name for s in walk(workflow.steps)))
 
     def agent(self, step: AgentStep, after: Entry, *, in_parallel: bool = False) -> Entry:
         first = self.agent_call(step, escalated=False)
@@ -228,10 +230,10 @@ class Steps:
 
         def route(state: Mapping[str, Any]) -> Any:
             if state.get("failures", {}).get(first.label):
-                return "escalate"
+                return second.label  # labelled with its node, as every step's edge is
             return after.route(state)
 
-        self.edge(step.name, Entry(route, {**after.targets, "escalate": second.label}))
+        self.edge(step.name, Entry(route, {**after.targets, second.label: second.label}))
         return to(step.name)
 
     def agent_call(self, step: AgentStep, *, escalated: bool) -> AgentCall:
@@ -265,7 +267,7 @@ class Steps:
                 node = function_node(branch.name, branch.fn, branch.side_effects)
                 add_node(self.builder, branch.name, node)
             else:
-                add_node(self.builder, branch.name, nested_node(branch.name, self.nested(branch)))
+                add_node(self.builder, branch.name, self.nested(branch))
             self.builder.add_edge(branch.name, join)
         branches = step.steps
 

@@ -9,15 +9,14 @@ from typing import Any
 
 from tierflow.graphs.compile import build_graph
 from tierflow.graphs.dot import dot, quote
-from tierflow.graphs.draw import mermaid
-from tierflow.graphs.names import ESCALATED_SUFFIX, display
+from tierflow.graphs.draw import mermaid, mermaid_ids, mermaid_text
+from tierflow.graphs.names import ESCALATE, ESCALATED_SUFFIX, display
 from tierflow.graphs.shape import Edge, Shape, shape_of
 from tierflow.graphs.workflow import AgentStep, Workflow, walk
 from tierflow.graphs.workflow_compile import build_workflow, step_agent
 
-
-def _id(node: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_]", "_", node)
+# A DOT double-quoted string (`dot.quote`), its escaped quotes and backslashes inside.
+QUOTED = r'"((?:[^"\\]|\\.)*)"'
 
 
 def workflow_mermaid(workflow: Workflow) -> str:
@@ -25,12 +24,16 @@ def workflow_mermaid(workflow: Workflow) -> str:
     too), titled with the step's agent and declared intelligence."""
     shape = readable(shape_of(build_workflow(workflow)), workflow)
     agent_steps = {s.name: s for s in walk(workflow.steps) if isinstance(s, AgentStep)}
+    taken: set[str] = set()
+    ids = mermaid_ids(shape.nodes, taken)  # as `mermaid(shape)` names them
     blocks: dict[str, list[str]] = {}
     for node in shape.nodes:
         name = node.removesuffix(ESCALATED_SUFFIX)
         if name in agent_steps:
             escalated = node != name
-            blocks[_id(node)] = _subgraph(node, agent_steps[name], escalated=escalated)
+            blocks[ids[node]] = _subgraph(
+                node, ids[node], agent_steps[name], escalated=escalated, taken=taken
+            )
     lines: list[str] = []
     for line in mermaid(shape).splitlines():
         node_id = line.strip().split("[", 1)[0].split("(", 1)[0]
@@ -80,23 +83,22 @@ def _cluster(node: str, step: AgentStep, *, escalated: bool) -> list[str]:
 
 def _prefixed(line: str, prefix: str) -> str:
     """A DOT line of the agent's graph with its node names prefixed (`step/route`)."""
-    match = re.match(r'^(\s*)"([^"]+)"(\s*->\s*)"([^"]+)"(.*)$', line)
+    match = re.match(rf"^(\s*){QUOTED}(\s*->\s*){QUOTED}(.*)$", line)
     if match:
         indent, source, arrow, target, rest = match.groups()
         return f'{indent}"{prefix}{source}"{arrow}"{prefix}{target}"{rest}'
-    match = re.match(r'^(\s*)"([^"]+)"(.*)$', line)
+    match = re.match(rf"^(\s*){QUOTED}(.*)$", line)
     if match:
         indent, node, rest = match.groups()
         return f'{indent}"{prefix}{node}"{rest}'
-    return re.sub(r'"([^"]+)"', lambda m: f'"{prefix}{m.group(1)}"', line)  # rank=same
+    return re.sub(QUOTED, lambda m: f'"{prefix}{m.group(1)}"', line)  # rank=same
 
 
 def readable(shape: Shape, workflow: Workflow) -> Shape:
-    """The edge to the next step unlabelled (its label is the target's name), and a
-    conditional step noted with its condition."""
-    edges = tuple(
-        Edge(e.source, e.target, None if e.label == e.target else e.label) for e in shape.edges
-    )
+    """The edge to the next step unlabelled (its label is the target's name), the one to
+    an escalated attempt labelled `escalate`, and a conditional step noted with its
+    condition."""
+    edges = tuple(Edge(e.source, e.target, _label(e.label, e.target)) for e in shape.edges)
     notes = tuple(
         (step.name, (f"when {_function(step.when)}",))
         for step in walk(workflow.steps)
@@ -105,25 +107,35 @@ def readable(shape: Shape, workflow: Workflow) -> Shape:
     return replace(shape, edges=edges, notes=shape.notes + notes)
 
 
+def _label(label: str | None, target: str) -> str | None:
+    if label != target:
+        return label
+    return ESCALATE if target.endswith(ESCALATED_SUFFIX) else None
+
+
 def _function(fn: Any) -> str:
     name = str(getattr(fn, "__name__", "a condition"))
     return "a condition" if name == "<lambda>" else name
 
 
-def _subgraph(node: str, step: AgentStep, *, escalated: bool) -> list[str]:
+def _subgraph(
+    node: str, prefix: str, step: AgentStep, *, escalated: bool, taken: set[str]
+) -> list[str]:
+    """The agent step `node` (Mermaid id `prefix`) as a subgraph of its agent's graph;
+    `taken`: the diagram's ids so far (the inner nodes' are added)."""
     agent = step_agent(step, None, escalated=escalated)
     intelligence = "escalated: strongest, high" if escalated else step.intelligence()
     inner: Shape = shape_of(build_graph(agent))
-    prefix = _id(node)
-    title = f"{display(node)} · agent {agent.name} · {intelligence}"
+    ids = mermaid_ids(inner.nodes, taken, prefix=f"{prefix}__")
+    title = mermaid_text(f"{display(node)} · agent {agent.name} · {intelligence}")
     lines = [f'    subgraph {prefix}["{title}"]', "        direction TB"]
     for inner_node in inner.nodes:
-        lines.append(f'        {prefix}__{_id(inner_node)}["{display(inner_node)}"]')
+        lines.append(f'        {ids[inner_node]}["{mermaid_text(display(inner_node))}"]')
     for edge in inner.edges:
-        source, target = f"{prefix}__{_id(edge.source)}", f"{prefix}__{_id(edge.target)}"
+        source, target = ids[edge.source], ids[edge.target]
         if edge.label is None:
             lines.append(f"        {source} --> {target}")
         else:
-            lines.append(f'        {source} -. "{edge.label}" .-> {target}')
+            lines.append(f'        {source} -. "{mermaid_text(edge.label)}" .-> {target}')
     lines.append("    end")
     return lines

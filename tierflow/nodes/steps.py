@@ -241,9 +241,13 @@ def _audit_approval(
     loops = json.dumps(state.get("loops", {}), sort_keys=True)
     why = decision.get("reason")
     said = f"{decision.get('action')}: {why}" if why else str(decision.get("action"))
+    reviewer = decision.get("reviewer") or "reviewer"
+    # Once per decision: a process that died after auditing one leaves the question open,
+    # and the decision the resume carries out (another reviewer's, say) is its own row.
+    decided = f"{review_outcome(decision)}:{reviewer}"
     AuditLog(store_of(config)).write(
         AuditRecord(
-            event=f"approval:{thread}:{_request_id(state)}:{name}:{loops}",
+            event=f"approval:{thread}:{_request_id(state)}:{name}:{loops}:{decided}",
             thread=thread,
             step=0,
             kind="review",
@@ -251,7 +255,7 @@ def _audit_approval(
             decision=review_outcome(decision),
             outcome="ok",
             principal=None if principal is None else principal.id,
-            reason=f"{text} — {decision.get('reviewer') or 'reviewer'}: {said}",
+            reason=f"{text} — {reviewer}: {said}",
         )
     )
 
@@ -317,14 +321,26 @@ NESTED_INPUT = ("messages", "request", "objective", "results", "plan", "loops", 
 NESTED_OUTPUT = ("results", "plan", "loops", "failures", "calls", "routes", "verdicts")
 
 
-def nested_node(name: str, subgraph: Any) -> Callable[[Mapping[str, Any]], Update]:
-    """A nested workflow as one step: its own steps run inside, as a subgraph."""
+def nested_node(
+    name: str, subgraph: Any, steps: frozenset[str]
+) -> Callable[[Mapping[str, Any]], Update]:
+    """A nested workflow as one step: its own steps run inside, as a subgraph. It
+    returns only what is about its own `steps` (their results, statuses, loop counts,
+    failures): what it was given of the others is stale once a parallel sibling or a
+    loop's next iteration has written newer values."""
+
+    def own(key: str) -> bool:
+        return key.split(".", 1)[0] in steps  # `NAME.escalated` is NAME's
 
     def run(state: Mapping[str, Any]) -> Update:
         given = {key: state[key] for key in NESTED_INPUT if key in state}
         values = subgraph.invoke(given)
         update: Update = {key: values[key] for key in NESTED_OUTPUT if key in values}
-        update["plan"] = [*update.get("plan", []), *status_of(name, "done")]
+        for key in ("results", "loops", "failures"):
+            if key in update:
+                update[key] = {k: v for k, v in update[key].items() if own(k)}
+        mine = [item for item in update.get("plan", []) if own(item["step"])]
+        update["plan"] = [*mine, *status_of(name, "done")]
         if values.get("status") in HALTED:
             update["plan"] = [*update["plan"], *status_of(name, "failed")]
             for key in ("status", "answer", "error"):

@@ -10,6 +10,7 @@ them (`RESET`).
 
 from __future__ import annotations
 
+import copy
 import operator
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -94,12 +95,13 @@ class WorkflowInput(TypedDict):
 
 def view_of(state: Mapping[str, Any]) -> Mapping[str, Any]:
     """What a step's functions read: the request, the objective and the outputs so far —
-    read-only, so a function can't change the workflow's state behind its back."""
+    read-only, and the outputs a copy, so a function can't change the workflow's state
+    behind its back (not even inside a step's output)."""
     return MappingProxyType(
         {
             "request": state.get("request", ""),
             "objective": state.get("objective", ""),
-            "results": MappingProxyType(dict(state.get("results", {}))),
+            "results": MappingProxyType(copy.deepcopy(dict(state.get("results", {})))),
         }
     )
 

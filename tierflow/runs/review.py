@@ -37,15 +37,26 @@ def review_command(
     every pending interrupt. A decision without a pause, or a pause without a decision,
     is an error (nothing is run)."""
     pending = snapshot.interrupts
+    approvals = [i for i in pending if _kind(i) == "approval"]  # a workflow's Approval steps
+    choices = (
+        "--approve or --reject REASON"
+        if approvals
+        else ("--approve, --reject REASON or --edit FILE")
+    )
     if decision is None and pending:
         raise TierflowError(
             f"thread {thread!r} is waiting for a review ({_describe_pending(pending)}): resume "
-            "it with --approve, --reject REASON or --edit FILE"
+            f"it with {choices}"
         )
     if decision is None:
         return None
     if not pending:
         raise TierflowError(f"thread {thread!r} is not waiting for a review; nothing to decide")
+    if approvals and decision.get("action") == "edit":
+        raise TierflowError(
+            f"thread {thread!r} is waiting for an approval, which has no answer to edit: "
+            f"resume it with {choices}"
+        )
     if len(pending) == 1:
         return Command(resume=_seen(decision, pending[0]))
     return Command(resume={item.id: _seen(decision, item) for item in pending})
@@ -60,6 +71,10 @@ def _seen(decision: Mapping[str, Any], pending: Interrupt) -> dict[str, Any]:
     return {**decision, "call_ids": [str(c.get("call_id")) for c in value.get("calls", [])]}
 
 
+def _kind(item: Interrupt) -> object:
+    return item.value.get("kind") if isinstance(item.value, Mapping) else None
+
+
 def _describe_pending(pending: Sequence[Interrupt]) -> str:
     parts = []
     for item in pending:
@@ -67,6 +82,8 @@ def _describe_pending(pending: Sequence[Interrupt]) -> str:
         if value.get("kind") == "tool_review":
             held = ", ".join(str(call.get("tool")) for call in value.get("calls", []))
             parts.append(f"tool calls held for approval: {held}")
+        elif value.get("kind") == "approval":
+            parts.append(f"approval at step {value.get('step')!r}: {value.get('message')}")
         else:
             parts.append(f"answer held by guard {value.get('guard', '?')!r}")
     return ", ".join(parts)

@@ -278,7 +278,9 @@ class Runner:
         return run_store.open(self.db, create=create)
 
     def _clean(self, text: str) -> str:
-        """Text for the runs table, with the policy's secrets masked."""
+        """Text for the runs table, with the policy's secrets masked (and any lone
+        surrogate a step's output carried made `?`: the table stores UTF-8 text)."""
+        text = text.encode("utf-8", "replace").decode("utf-8")
         return text if self.redactor is None else self.redactor.redact_text(text)
 
     def _masked(self, records: list[Any]) -> list[Any]:

@@ -148,7 +148,10 @@ def read_run(db: str, thread: str, *, compare: Compare | None = None) -> RunData
         db=db,
         row=row,
         status=row["status"] if row else str(state.get("status", "running")),
-        objective=str(state.get("objective") or (row["request"] if row else "")),
+        # A workflow keeps the user's words (`request`) apart from its objective.
+        objective=str(
+            values.get("request") or state.get("objective") or (row["request"] if row else "")
+        ),
         answer=state.get("answer"),
         error=state.get("error") or (row["error"] if row else None),
         principal=principal_name((row["principal"] if row else None) or state.get("principal")),
@@ -235,7 +238,7 @@ def _sizes(values: Mapping[str, Any]) -> dict[str, Any]:
     """What a child checkpoint is compared with: the lengths of the growing lists and
     the values that are replaced."""
     found: dict[str, Any] = {key: len(values.get(key) or []) for key in GROWING}
-    for key in ("objective", "plan", "status", "escalation", "feedback"):
+    for key in ("request", "objective", "plan", "status", "escalation", "feedback"):
         found[key] = values.get(key)
     return found
 
@@ -256,8 +259,9 @@ def fill(step: Step, before: Mapping[str, Any], values: Mapping[str, Any]) -> No
         items: list[Any] = list(values.get(key) or [])
         return items[before.get(key, 0) :] if before.get(key, 0) <= len(items) else items
 
-    if values.get("objective") and values.get("objective") != before.get("objective"):
-        step.request = str(values["objective"])
+    asked = values.get("request") or values.get("objective")  # a workflow's, an agent's
+    if asked and asked != (before.get("request") or before.get("objective")):
+        step.request = str(asked)
     step.routes = new("routes")
     step.calls = new("calls")
     step.verdicts = new("verdicts")

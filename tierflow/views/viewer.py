@@ -65,6 +65,7 @@ class Viewer:
 
     def __init__(self, db: str, compare: Compare | None = None) -> None:
         require_db(db)
+        RunsTable(db).get("")  # not a run store: one clear error now, not one per request
         self.db = db
         self.compare = compare
 
