@@ -153,13 +153,14 @@ def batch(
     acting_for = principal_from(principal, tenant, scopes)
     requests = read_requests(inputs, prefix=f"batch-{uuid.uuid4().hex[:8]}", principal=acting_for)
     agent, source = load_declared(agent_ref, provider, factory_args(args))
-    with _results(output) as stream:
+    runs = Batch(agent, requests, db=db, source=source, concurrency=concurrency)
+    runs.check_new()  # before --output is replaced: a refused batch leaves it as it was
+    with _results(output, inputs) as stream:
         live = err.is_terminal and (output is not None or not sys.stdout.isatty())
-        runs = Batch(agent, requests, db=db, source=source, concurrency=concurrency)
         progress = Progress(err, runs.tally, live=live)
 
         def ended(outcome: Outcome) -> None:
-            stream.write(json.dumps(outcome.to_json(), ensure_ascii=False) + "\n")
+            stream.write(json_line(outcome.to_json()))
             stream.flush()
             progress.ended(outcome)
 
@@ -180,12 +181,23 @@ def batch(
         raise typer.Exit(1)
 
 
+# Line breaks to Python's `str.splitlines` that JSON leaves unescaped in a string.
+_BREAKS = str.maketrans({c: f"\\u{ord(c):04x}" for c in "\x85\u2028\u2029"})
+
+
+def json_line(value: object) -> str:
+    """`value` as one line of JSON, whichever way a reader splits lines."""
+    return json.dumps(value, ensure_ascii=False).translate(_BREAKS) + "\n"
+
+
 @contextmanager
-def _results(output: Path | None) -> Iterator[IO[str]]:
+def _results(output: Path | None, inputs: Path) -> Iterator[IO[str]]:
     """Where the results go: `output` (created or replaced), else stdout."""
     if output is None:
         yield sys.stdout
         return
+    if output.exists() and output.samefile(inputs):
+        raise TierflowError(f"--output {output} is the --inputs file; name another")
     try:
         stream = output.open("w", encoding="utf-8")
     except OSError as error:

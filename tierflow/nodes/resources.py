@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
+from contextlib import ExitStack
 from types import TracebackType
 from typing import Any
 
@@ -46,8 +47,10 @@ class TurnResources:
 
 
 def close_all(resources: Mapping[str, Any]) -> None:
-    """Close every resource that has a `close()`."""
-    for resource in resources.values():
-        close = getattr(resource, "close", None)
-        if callable(close):
-            close()
+    """Close every resource that has a `close()`, in reverse order of building, each
+    even when another's `close()` raised (which is raised after)."""
+    with ExitStack() as closing:
+        for resource in resources.values():
+            close = getattr(resource, "close", None)
+            if callable(close):
+                closing.callback(close)

@@ -223,8 +223,8 @@ class Batch:
             self.queue()
             return asyncio.run(self._main())
 
-    def queue(self) -> None:
-        """Record every request's thread as `queued`, once all are known to be new."""
+    def check_new(self) -> None:
+        """Raise a `TierflowError` naming the first request whose thread exists."""
         runs = RunsTable(self.db)
         for request in self.requests:
             if runs.get(request.thread) is not None:
@@ -233,6 +233,10 @@ class Batch:
                     f"{describe(self.db)} already; a batch starts new threads (continue "
                     f"that one with `tierflow resume {request.thread}`)"
                 )
+
+    def queue(self) -> None:
+        """Record every request's thread as `queued`, once all are known to be new."""
+        self.check_new()
         for request in self.requests:
             self.runner(request.principal).queue(request.text, request.thread)
 

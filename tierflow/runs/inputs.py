@@ -73,7 +73,7 @@ def _request(
 ) -> Request:
     number = int(where.rsplit(" ", 1)[1])
     try:
-        item = json.loads(raw.decode("utf-8"))
+        item = json.loads(raw.decode("utf-8-sig"))  # a leading BOM, as Windows tools write
     except UnicodeDecodeError:
         raise TierflowError(f"{where}: not UTF-8 text") from None
     except json.JSONDecodeError as error:

@@ -47,5 +47,25 @@ def run_resources(
                 ) from error
             close = getattr(built[name], "close", None)
             if callable(close):
-                closing.callback(close)
+                closing.push(_closer(thread, name, close))
         yield {**provided, **built}
+
+
+def _closer(thread: str, name: str, close: Callable[[], Any]) -> Callable[..., bool]:
+    """An exit callback closing resource `name`: a failure after the run ended is one
+    line naming the resource (the run's record stands); during a failure of the run,
+    a note on that failure."""
+
+    def exit_(kind: type[BaseException] | None, error: BaseException | None, _: Any) -> bool:
+        try:
+            close()
+        except Exception as failure:  # user code: one line naming the resource
+            problem = " ".join(f"{type(failure).__name__}: {failure}".split())
+            if error is None:
+                raise RunFailed(
+                    f"thread {thread!r} ended, but closing run resource {name!r} failed: {problem}"
+                ) from failure
+            error.add_note(f"closing run resource {name!r} failed too: {problem}")
+        return False
+
+    return exit_

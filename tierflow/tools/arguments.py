@@ -5,6 +5,7 @@ transaction), and checking what the model sent against the schema."""
 from __future__ import annotations
 
 import inspect
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, get_args, get_origin, get_type_hints
@@ -107,8 +108,13 @@ def injected_kind(hint: Any) -> tuple[str, str | None] | None:
     return None
 
 
-def injected_of(kinds: Mapping[str, tuple[str, str | None]]) -> Injected:
-    """The parameters tierflow fills, from each one's kind (`injected_kind`)."""
+def injected_of(kinds: Mapping[str, tuple[str, str | None]], where: str) -> Injected:
+    """The parameters tierflow fills, from each one's kind (`injected_kind`); a call has
+    one context and one transaction, so a second parameter of either is a `SpecError`."""
+    for kind in ("context", "transaction"):
+        named = [name for name, (filled, _) in kinds.items() if filled == kind]
+        if len(named) > 1:
+            raise SpecError(f"{where}.{named[1]}", f"a second {kind} parameter ({named[0]} is one)")
     return Injected(
         context=next((name for name, kind in kinds.items() if kind[0] == "context"), None),
         transaction=next((name for name, kind in kinds.items() if kind[0] == "transaction"), None),
@@ -166,7 +172,7 @@ def signature_schema(
         schema.model_json_schema()
     except (PydanticSchemaGenerationError, PydanticInvalidForJsonSchema, PydanticUserError) as e:
         raise SpecError(where, f"arguments can't be described by a JSON schema: {e}") from e
-    return schema, injected_of(filled)
+    return schema, injected_of(filled, where)
 
 
 def checked_json_schema(parameters: Mapping[str, Any], tool_name: str) -> Draft202012Validator:
@@ -175,13 +181,58 @@ def checked_json_schema(parameters: Mapping[str, Any], tool_name: str) -> Draft2
     from jsonschema.exceptions import SchemaError
 
     where = f"tools.{tool_name}.parameters"
+    try:  # what the validator checks must be what the model is sent, as JSON
+        same = json.loads(json.dumps(parameters, allow_nan=False)) == parameters
+    except (TypeError, ValueError):
+        same = False
+    if not same:
+        raise SpecError(where, "is not JSON (text keys; objects, lists, text, numbers)")
     try:
         Draft202012Validator.check_schema(dict(parameters))
     except SchemaError as error:
         raise SpecError(where, f"is not a valid JSON schema: {error.message}") from None
     if parameters.get("type") != "object":
         raise SpecError(where, 'must describe an object ("type": "object")')
+    _refs_resolve(parameters, where)
     return Draft202012Validator(dict(parameters))
+
+
+_VALUES = frozenset({"enum", "const", "default", "examples"})  # data, not schemas
+
+
+def _refs_resolve(schema: Mapping[str, Any], where: str) -> None:
+    """Every `$ref` of `schema` names a part of it (or a JSON Schema meta-schema): one
+    that doesn't would fail the first call that reaches it, not the declaration."""
+    from jsonschema_specifications import REGISTRY  # type: ignore[import-untyped]
+    from referencing.exceptions import Unresolvable
+    from referencing.jsonschema import DRAFT202012
+
+    root = DRAFT202012.create_resource(dict(schema))
+    base = root.id() or ""
+    resolver = REGISTRY.with_resource(base, root).crawl().resolver(base)
+
+    def walk(node: Any, resolver: Any) -> None:
+        if isinstance(node, list):
+            for item in node:
+                walk(item, resolver)
+        if not isinstance(node, dict):
+            return
+        if isinstance(node.get("$id"), str) and node is not schema:
+            resolver = resolver.in_subresource(DRAFT202012.create_resource(node))
+        if isinstance(node.get("$ref"), str):
+            try:
+                resolver.lookup(node["$ref"])
+            except Unresolvable:
+                raise SpecError(
+                    where,
+                    f"$ref {node['$ref']!r} resolves to nothing (a $ref names a part of this "
+                    "schema; remote schemas are not fetched)",
+                ) from None
+        for key, value in node.items():
+            if key not in _VALUES:
+                walk(value, resolver)
+
+    walk(schema, resolver)
 
 
 def validated_json(validator: Draft202012Validator, arguments: Mapping[str, Any]) -> None:

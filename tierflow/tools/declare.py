@@ -154,7 +154,7 @@ class Tool(SpecModel):
             fn=function,
             parameters=dict(parameters),
             arguments_param=positional[0].name,
-            injected=injected_of(filled),
+            injected=injected_of(filled, where),
             **declared,
         )
 
@@ -244,7 +244,9 @@ def _built(where: str, **fields: Any) -> Tool:
     try:
         return Tool(**fields)
     except SpecError as error:
-        raise SpecError(f"{where}.{error.field.removeprefix('tool.')}", error.problem) from None
+        field = error.field.removeprefix("tool.")
+        named = field if field.startswith(f"{where}.") else f"{where}.{field}"
+        raise SpecError(named, error.problem) from None
 
 
 @overload

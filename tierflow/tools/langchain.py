@@ -27,8 +27,9 @@ from typing import Any
 
 from langchain_core.messages import ToolCall, ToolMessage
 from langchain_core.runnables import RunnableConfig, ensure_config
-from langchain_core.tools import BaseTool, ToolException
+from langchain_core.tools import BaseTool, InjectedToolCallId, ToolException
 from langchain_core.utils.function_calling import convert_to_openai_tool
+from pydantic import BaseModel
 
 from tierflow.errors import SpecError
 from tierflow.foundation.retry import RetryPolicy
@@ -58,6 +59,13 @@ def from_langchain(
     beside it (as for `@tool`). `key_argument`: the tool's argument that receives the
     call's idempotency key (not shown to the model)."""
     parameters = langchain_parameters(tool)
+    unfilled = _unfilled(tool, parameters)
+    if unfilled:
+        raise SpecError(
+            f"tools.{tool.name}.{unfilled[0]}",
+            "LangChain injects it (InjectedToolArg, InjectedState, InjectedStore), which a "
+            "tierflow call can't: only an InjectedToolCallId is filled; give it a default",
+        )
     if key_argument is not None:
         parameters = _without(parameters, key_argument, f"tools.{tool.name}.key_argument")
     return Tool.from_schema(
@@ -154,6 +162,24 @@ def message_text(content: str | list[str | dict[str, Any]]) -> str:
         else:
             parts.append(json.dumps(block, ensure_ascii=False, default=str))
     return "\n".join(parts)
+
+
+def _unfilled(tool: BaseTool, parameters: Mapping[str, Any]) -> list[str]:
+    """The required arguments of `tool` hidden from the model (LangChain injects them)
+    that a tierflow call can't fill: every one but an `InjectedToolCallId`."""
+    schema = tool.args_schema
+    if not (isinstance(schema, type) and issubclass(schema, BaseModel)):
+        return []
+    shown = set(parameters.get("properties", {}))
+    return [
+        name
+        for name, field in schema.model_fields.items()
+        if name not in shown
+        and field.is_required()
+        and not any(
+            m is InjectedToolCallId or isinstance(m, InjectedToolCallId) for m in field.metadata
+        )
+    ]
 
 
 def _without(parameters: Mapping[str, Any], argument: str, where: str) -> dict[str, Any]:
