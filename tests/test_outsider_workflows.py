@@ -5,15 +5,12 @@ wrong way or after a crash, a step whose output is not text."""
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
-from langchain_core.messages import HumanMessage
-from langgraph.checkpoint.memory import InMemorySaver
-from workflow_agents import step_agent
+from workflow_agents import constant, run, statuses, step_agent
 
 from tierflow import SpecError
 from tierflow.cli.run import _write_json
@@ -33,24 +30,6 @@ from tierflow.runs.runner import Runner
 from tierflow.store import RunsTable
 
 View = Mapping[str, Any]
-
-
-def run(workflow: Workflow) -> dict[str, Any]:
-    graph = workflow.compile(checkpointer=InMemorySaver())
-    config: Any = {"configurable": {"thread_id": uuid.uuid4().hex}}
-    values: dict[str, Any] = graph.invoke({"messages": [HumanMessage("hi")]}, config)
-    return values
-
-
-def statuses(values: Mapping[str, Any]) -> dict[str, str]:
-    return {item["step"]: item["status"] for item in values["plan"]}
-
-
-def constant(value: Any) -> Any:
-    def fn(view: View) -> Any:
-        return value
-
-    return fn
 
 
 def test_nested_workflows_side_by_side_keep_each_others_statuses() -> None:

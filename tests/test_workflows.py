@@ -4,16 +4,13 @@ workflows, approvals, the answer's guards, and the reminder each agent step sees
 from __future__ import annotations
 
 import threading
-import uuid
-from collections.abc import Mapping
 from typing import Any
 
 import pytest
-from langchain_core.messages import HumanMessage, SystemMessage
-from langchain_core.runnables import RunnableConfig
+from langchain_core.messages import SystemMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
-from workflow_agents import step_agent
+from workflow_agents import REQUEST, View, config, constant, run, statuses, step_agent
 
 from tierflow import SpecError
 from tierflow.graphs.workflow import (
@@ -25,30 +22,6 @@ from tierflow.graphs.workflow import (
     Workflow,
 )
 from tierflow.guardrails import guardrail
-
-REQUEST = {"messages": [HumanMessage("I was charged twice for order 7")]}
-View = Mapping[str, Any]
-
-
-def config() -> RunnableConfig:
-    return {"configurable": {"thread_id": f"wf-{uuid.uuid4().hex}"}}
-
-
-def run(workflow: Workflow, cfg: RunnableConfig | None = None) -> dict[str, Any]:
-    graph = workflow.compile(checkpointer=InMemorySaver())
-    values: dict[str, Any] = graph.invoke(REQUEST, cfg or config())
-    return values
-
-
-def statuses(values: Mapping[str, Any]) -> dict[str, str]:
-    return {item["step"]: item["status"] for item in values["plan"]}
-
-
-def constant(value: Any) -> Any:
-    def fn(view: View) -> Any:
-        return value
-
-    return fn
 
 
 def test_steps_run_in_order_and_each_output_is_kept() -> None:

@@ -3,12 +3,21 @@ were sent, and the same replies whatever the request."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from conftest import FAST_PRICE, REASONING_PRICE, RecordingChatModel
+from langchain_core.messages import HumanMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.memory import InMemorySaver
 
 from tierflow import Agent, Scenario, Tier, Turn
+from tierflow.graphs.workflow import Workflow
+
+REQUEST = {"messages": [HumanMessage("I was charged twice for order 7")]}
+View = Mapping[str, Any]
 
 
 @dataclass
@@ -37,3 +46,28 @@ def step_agent(name: str, *turns: Turn | str, **fields: Any) -> StepAgent:
         **fields,
     )
     return StepAgent(agent, fast, reasoning)
+
+
+def config() -> RunnableConfig:
+    return {"configurable": {"thread_id": f"wf-{uuid.uuid4().hex}"}}
+
+
+def run(workflow: Workflow, cfg: RunnableConfig | None = None) -> dict[str, Any]:
+    """`workflow` run to its end (or first pause) in memory, on `REQUEST`."""
+    graph = workflow.compile(checkpointer=InMemorySaver())
+    values: dict[str, Any] = graph.invoke(REQUEST, cfg or config())
+    return values
+
+
+def statuses(values: Mapping[str, Any]) -> dict[str, str]:
+    """Each step's status in the run's plan."""
+    return {item["step"]: item["status"] for item in values["plan"]}
+
+
+def constant(value: Any) -> Any:
+    """A step function that returns `value`, whatever it reads."""
+
+    def fn(view: View) -> Any:
+        return value
+
+    return fn
