@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -86,6 +86,9 @@ def test_grants_are_validated_and_frozen() -> None:
         SUPPORT_AGENT.scopes = frozenset({"*:*"})  # type: ignore[misc]  # frozen: the test
 
 
+# Hypothesis without a deadline (a timed assert: a loaded CI machine stalls an example
+# past 200 ms, and Hypothesis fails it as flaky) and on fixed examples.
+@settings(deadline=None, derandomize=True, database=None)
 @given(st.text(max_size=60))
 def test_no_scope_text_is_allowed_by_a_reader_grant_unless_it_is_a_read(text: str) -> None:
     """Whatever text reaches `check` as a scope (a model or a tool result can't put it

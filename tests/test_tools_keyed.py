@@ -5,6 +5,7 @@ duplicate refused rather than doubled."""
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
@@ -128,7 +129,10 @@ def test_a_keyed_tool_retried_after_its_commit_returns_the_first_result(
 
     turns = [Turn(calls=(("refund_order", {"order_id": 7}),)), Turn(text="done")]
     graph = scripted_agent(turns, tools=(refund_order,)).graph()
-    values = graph.invoke({"messages": [HumanMessage("refund order 7")]}, thread())
+    # A thread of its own: on InMemorySaver, side effects are recorded in the process's
+    # memory store, which every test of the (xdist worker) process shares.
+    request = {"messages": [HumanMessage("refund order 7")]}
+    values = graph.invoke(request, thread(f"keyed-{uuid.uuid4().hex}"))
     assert attempts == [1, 2]
     assert refunds(lambda: sqlite3.connect(bank)) == [7]
     [message] = [m for m in values["messages"] if isinstance(m, ToolMessage)]

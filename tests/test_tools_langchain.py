@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -45,10 +46,13 @@ def tool_messages(scripted: Scripted, call: int = -1) -> list[ToolMessage]:
 
 def run_graph(scripted: Scripted, mode: str) -> dict[str, Any]:
     graph, request = scripted.graph(), {"messages": [HumanMessage("help me")]}
+    # A thread of its own: on InMemorySaver, side effects are recorded in the process's
+    # memory store, which every test of the (xdist worker) process shares.
+    config = thread(f"langchain-{uuid.uuid4().hex}")
     if mode == "ainvoke":
-        values: dict[str, Any] = asyncio.run(graph.ainvoke(request, thread()))
+        values: dict[str, Any] = asyncio.run(graph.ainvoke(request, config))
     else:
-        values = graph.invoke(request, thread())
+        values = graph.invoke(request, config)
     return values
 
 
