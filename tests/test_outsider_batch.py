@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from conftest import Cli, one_line_error
 
+from tierflow.errors import TierflowError
 from tierflow.runs.inputs import read_requests
 from tierflow.store import RunsTable
 
@@ -93,3 +95,20 @@ def test_a_byte_order_mark_before_the_first_line_is_not_an_error(tmp_path: Path)
         (1, "first", "r-1"),
         (2, "second", "r-2"),
     ]
+
+
+@pytest.mark.parametrize("thread", ["a\x00b", "line\nbreak", "esc\x1b[31m", "zero\u200bwidth"])
+def test_a_thread_id_a_shell_cannot_give_back_is_refused_naming_its_line(
+    tmp_path: Path, thread: str
+) -> None:
+    inputs = tmp_path / "requests.jsonl"
+    lines = [{"input": "fine", "thread": "ok-1"}, {"input": "odd", "thread": thread}]
+    inputs.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    with pytest.raises(TierflowError, match=r"line 2: \"thread\" .* holds a control character"):
+        read_requests(inputs, prefix="r")
+
+
+def test_a_thread_id_in_any_script_is_accepted(tmp_path: Path) -> None:
+    inputs = tmp_path / "requests.jsonl"
+    inputs.write_text(json.dumps({"input": "x", "thread": "zürich-東京-1"}) + "\n", "utf-8")
+    assert [r.thread for r in read_requests(inputs, prefix="r")] == ["zürich-東京-1"]

@@ -24,6 +24,7 @@ from tierflow.guardrails import guardrail
 from tierflow.guardrails.base import Verdict
 from tierflow.runs.runner import Runner
 from tierflow.views import build_report
+from tierflow.views.collect import read_run
 from tierflow.views.viewer import Viewer
 
 QUOTED_NAME = 'say "hi" ü <b> \\ end'
@@ -156,3 +157,14 @@ def test_the_viewer_refuses_a_file_that_is_not_a_run_store(tmp_path: Path) -> No
     garbage.write_text("not a database")
     with pytest.raises(CheckpointError, match="not a readable SQLite database"):
         Viewer(str(garbage))
+
+
+def test_the_viewer_and_the_report_leave_an_empty_file_empty(tmp_path: Path) -> None:
+    # They only read: an empty file is refused, not given tierflow's tables.
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    with pytest.raises(CheckpointError, match="is empty: not a tierflow run store"):
+        Viewer(str(empty))
+    with pytest.raises(CheckpointError, match="is empty: not a tierflow run store"):
+        read_run(str(empty), "t")
+    assert empty.stat().st_size == 0

@@ -197,4 +197,25 @@ def test_a_when_that_raises_fails_the_run_in_one_line(tmp_path: Path) -> None:
     )
     with pytest.raises(RunFailed) as failed:
         Runner(workflow, db=tmp_path / "runs.db").run("hi", "t")
-    assert "KeyError: 'amount'" in str(failed.value) and "\n" not in str(failed.value)
+    assert "step b: its when raised KeyError: 'amount'" in str(failed.value)
+    assert "\n" not in str(failed.value)
+
+
+def test_an_until_that_raises_names_its_loop(tmp_path: Path) -> None:
+    def broken(view: View) -> bool:
+        raise ValueError("no score yet")
+
+    workflow = Workflow(
+        name="w",
+        objective="o",
+        steps=(
+            Loop(
+                name="polish",
+                steps=(FunctionStep(name="edit", fn=constant(1)),),
+                until=broken,
+                max_iterations=3,
+            ),
+        ),
+    )
+    with pytest.raises(RunFailed, match="step polish: its until raised ValueError: no score"):
+        Runner(workflow, db=tmp_path / "runs.db").run("hi", "t")

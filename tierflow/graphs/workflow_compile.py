@@ -160,7 +160,8 @@ class Steps:
             return own
 
         def route(state: Mapping[str, Any]) -> Any:
-            return own.route(state) if when(view_of(state)) else after.route(state)
+            ran = asked(step.name, "when", when, view_of(state))
+            return own.route(state) if ran else after.route(state)
 
         return Entry(route, {**after.targets, **own.targets})
 
@@ -273,7 +274,7 @@ class Steps:
 
         def route(state: Mapping[str, Any]) -> Any:
             view = view_of(state)
-            chosen = [b for b in branches if b.when is None or b.when(view)]
+            chosen = [b for b in branches if b.when is None or asked(b.name, "when", b.when, view)]
             if not chosen:
                 return after.route(state)
             return [Send(b.name, dict(state)) for b in chosen]
@@ -286,7 +287,7 @@ class Steps:
         add_node(self.builder, counter, _counted(step))
 
         def route(state: Mapping[str, Any]) -> Any:
-            done = step.until(view_of(state))
+            done = asked(step.name, "until", step.until, view_of(state))
             if done or state.get("loops", {}).get(step.name, 0) >= step.max_iterations:
                 return after.route(state)
             return body.route(state)
@@ -327,7 +328,7 @@ def _counted(step: Loop) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
     def count(state: Mapping[str, Any]) -> dict[str, Any]:
         done = state.get("loops", {}).get(step.name, 0) + 1
         update: dict[str, Any] = {"loops": {step.name: done}}
-        if step.until(view_of(state)):
+        if asked(step.name, "until", step.until, view_of(state)):
             update["plan"] = status_of(step.name, "done")
         elif done >= step.max_iterations:
             update["plan"] = status_of(step.name, "failed")
@@ -366,3 +367,14 @@ def _supersteps(steps: tuple[Any, ...]) -> int:
         else:
             total += 2  # the step and, for an agent step, its escalation
     return total
+
+
+def asked(step: str, what: str, condition: Callable[[Any], Any], view: Any) -> bool:
+    """`condition(view)`, a step's `when` or a loop's `until`; what it raises ends the
+    run naming the step (the run fails with the error, its last checkpoint kept)."""
+    try:
+        return bool(condition(view))
+    except Exception as error:
+        raise RuntimeError(
+            f"step {step}: its {what} raised {type(error).__name__}: {error}"
+        ) from error

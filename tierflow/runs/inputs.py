@@ -5,6 +5,7 @@ optional `"thread"` and `"principal"`; the first bad line is one error naming it
 from __future__ import annotations
 
 import json
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,6 +16,9 @@ if TYPE_CHECKING:  # governance loads when a line names a principal: `--help` st
     from tierflow.governance.policy import Principal
 
 KEYS = ("input", "thread", "principal")
+# Unicode categories a thread id may not hold: control and format characters (NUL, a
+# newline, an escape, a zero-width joiner) and lone surrogates.
+CONTROL = frozenset({"Cc", "Cf", "Cs"})
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,9 @@ def _request(
         raise TierflowError(f'{where}: "input" must be the request, a non-empty string')
     if not isinstance(thread, str) or not thread.strip():
         raise TierflowError(f'{where}: "thread" must be a non-empty string')
+    if any(unicodedata.category(c) in CONTROL for c in thread):
+        # `tierflow resume THREAD` could not be given it from a shell.
+        raise TierflowError(f'{where}: "thread" {thread!r} holds a control character')
     return Request(number, text, thread, _principal(item.get("principal"), where, default))
 
 

@@ -128,9 +128,17 @@ class RunData:
 
 
 def require_db(db: str) -> None:
-    """One clear line when `db` is not there: nothing here creates a database."""
-    if not is_postgres(db) and not Path(db).is_file():
+    """One clear line when `db` is not there, or is an empty file: nothing here creates
+    a database or writes tierflow's tables into one (the report and the viewer only
+    read)."""
+    if is_postgres(db):
+        return
+    if not Path(db).is_file():
         raise CheckpointError(f"no database at {db}")
+    from tierflow.store.sqlite import FileKind, inspect_file
+
+    if inspect_file(Path(db))[0] is FileKind.EMPTY:
+        raise CheckpointError(f"{db} is empty: not a tierflow run store")
 
 
 def read_run(db: str, thread: str, *, compare: Compare | None = None) -> RunData:
