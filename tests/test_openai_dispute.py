@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 from conftest import Cli
+from test_openai_support_desk import hand_cost
 
 from tierflow import Agent, AgentStep, Scenario, ScriptedChatModel
 from tierflow.graphs.assignments import ASSIGNMENTS
@@ -102,15 +103,6 @@ def script_workflow(server: OpenAIServer) -> dict[str, list[Reply]]:
         ]
         server.script(f"Your step: {goals[step]}", *scripted[step])
     return scripted
-
-
-def hand_cost(usage: Usage, price: Price) -> float:
-    uncached = usage.prompt_tokens - usage.cached_tokens
-    return (
-        uncached * price.input
-        + usage.cached_tokens * price.cached_input
-        + usage.completion_tokens * price.output
-    ) / 1e6
 
 
 def step_of(request: RecordedRequest) -> str:
