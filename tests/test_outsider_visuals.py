@@ -24,7 +24,7 @@ from tierflow.guardrails import guardrail
 from tierflow.guardrails.base import Verdict
 from tierflow.runs.runner import Runner
 from tierflow.views import build_report
-from tierflow.views.collect import read_run
+from tierflow.views.collect import read_run, require_db
 from tierflow.views.viewer import Viewer
 
 QUOTED_NAME = 'say "hi" ü <b> \\ end'
@@ -168,3 +168,16 @@ def test_the_viewer_and_the_report_leave_an_empty_file_empty(tmp_path: Path) -> 
     with pytest.raises(CheckpointError, match="is empty: not a tierflow run store"):
         read_run(str(empty), "t")
     assert empty.stat().st_size == 0
+
+
+def test_a_store_whose_content_is_all_in_its_write_ahead_log_is_not_empty(
+    tmp_path: Path,
+) -> None:
+    # A live store in WAL mode can keep its main file at 0 bytes: not an empty file.
+    store = tmp_path / "runs.db"
+    store.touch()
+    (tmp_path / "runs.db-wal").write_bytes(b"\0" * 32)
+    require_db(str(store))  # no error
+    (tmp_path / "runs.db-wal").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="is empty"):
+        require_db(str(store))

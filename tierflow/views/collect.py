@@ -133,11 +133,13 @@ def require_db(db: str) -> None:
     read)."""
     if is_postgres(db):
         return
-    if not Path(db).is_file():
+    path = Path(db)
+    if not path.is_file():
         raise CheckpointError(f"no database at {db}")
-    from tierflow.store.sqlite import FileKind, inspect_file
-
-    if inspect_file(Path(db))[0] is FileKind.EMPTY:
+    # Empty: no byte in the file nor in its write-ahead log (a live store in WAL mode
+    # can have its whole content in `-wal`, the main file still 0 bytes).
+    wal = path.with_name(path.name + "-wal")
+    if path.stat().st_size == 0 and not (wal.is_file() and wal.stat().st_size > 0):
         raise CheckpointError(f"{db} is empty: not a tierflow run store")
 
 
