@@ -34,20 +34,16 @@ import statistics
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+from fleet_check import fresh_database
 from hardware import machine
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
-from psycopg import sql
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results-queue-spike.json"
@@ -67,18 +63,6 @@ def ms(values: list[float]) -> dict[str, float]:
         "p50_ms": round(percentile(values, 0.5) * 1000, 2),
         "p95_ms": round(percentile(values, 0.95) * 1000, 2),
     }
-
-
-@contextmanager
-def fresh_database(server: str, label: str) -> Iterator[str]:
-    name = f"spike_{label}_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield urlunsplit(urlsplit(server)._replace(path=f"/{name}"))
-    finally:
-        with psycopg.connect(server, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 # -- install weight and import time ---------------------------------------------------
@@ -370,7 +354,7 @@ def measure(engine: str, server: str, jobs: int) -> dict[str, Any]:
         "install": install_weight(engine),
         "import_s": import_seconds(engine),
     }
-    with fresh_database(server, engine) as url:
+    with fresh_database(server, f"spike_{engine}") as url:
         result["coexistence"] = coexistence(url, engine)
         client = Client(engine, url)
         try:
